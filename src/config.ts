@@ -1,0 +1,300 @@
+/**
+ * Every setting of the server: one zod schema, read from the environment, with
+ * command-line flags on top. Errors name the variable and what is expected, and
+ * never echo a secret.
+ */
+import { parseArgs } from "node:util";
+import { z } from "zod";
+
+export const VERSION = "0.1.0";
+
+/** Every environment variable the server reads (the `--allow-env` list). */
+export const ENV_VARS = [
+  "PROXMOX_URL",
+  "PROXMOX_USER",
+  "PROXMOX_PASSWORD",
+  "PROXMOX_TOKEN_ID",
+  "PROXMOX_TOKEN_SECRET",
+  "PROXMOX_VERIFY_SSL",
+  "PROXMOX_CA_FILE",
+  "PROXMOX_TIMEOUT",
+  "MCP_TRANSPORT",
+  "MCP_HOST",
+  "MCP_PORT",
+  "MCP_AUTH_TOKEN",
+  "MCP_ALLOWED_HOSTS",
+  "MCP_READ_ONLY",
+  "MCP_TOOLSETS",
+  "LOG_LEVEL",
+] as const;
+
+type EnvName = typeof ENV_VARS[number];
+
+const bool = (name: EnvName) =>
+  z.enum(["1", "0", "true", "false", "yes", "no", "on", "off"], {
+    error: `${name} must be true or false`,
+  }).transform((v) => ["1", "true", "yes", "on"].includes(v));
+
+const SECRET_NAMES: ReadonlySet<string> = new Set([
+  "PROXMOX_PASSWORD",
+  "PROXMOX_TOKEN_SECRET",
+  "MCP_AUTH_TOKEN",
+]);
+
+const EnvSchema = z.object({
+  PROXMOX_URL: z.string().optional(),
+  PROXMOX_USER: z.string().regex(/^[^\s@]+@[^\s@]+$/, {
+    error: "PROXMOX_USER must look like user@realm (e.g. root@pam)",
+  }).optional(),
+  PROXMOX_PASSWORD: z.string().min(1, {
+    error: "PROXMOX_PASSWORD must not be empty",
+  }).optional(),
+  PROXMOX_TOKEN_ID: z.string().regex(
+    /^(?:[^\s@!]+@[^\s@!]+!)?[A-Za-z][A-Za-z0-9.\-_]+$/,
+    {
+      error:
+        "PROXMOX_TOKEN_ID must be user@realm!tokenid (or tokenid with PROXMOX_USER set)",
+    },
+  ).optional(),
+  PROXMOX_TOKEN_SECRET: z.string().min(1, {
+    error: "PROXMOX_TOKEN_SECRET must not be empty",
+  }).optional(),
+  PROXMOX_VERIFY_SSL: bool("PROXMOX_VERIFY_SSL").default(true),
+  PROXMOX_CA_FILE: z.string().min(1).optional(),
+  PROXMOX_TIMEOUT: z.coerce.number({
+    error: "PROXMOX_TIMEOUT must be a number of seconds",
+  }).positive({ error: "PROXMOX_TIMEOUT must be a positive number of seconds" })
+    .default(30),
+  MCP_TRANSPORT: z.enum(["stdio", "http", "sse"], {
+    error: "MCP_TRANSPORT must be one of stdio, http, sse",
+  }).default("stdio"),
+  MCP_HOST: z.string().min(1).default("127.0.0.1"),
+  MCP_PORT: z.coerce.number({ error: "MCP_PORT must be a port number" }).int({
+    error: "MCP_PORT must be a whole port number",
+  }).min(0, { error: "MCP_PORT must be 0-65535" }).max(65535, {
+    error: "MCP_PORT must be 0-65535",
+  }).default(8000),
+  MCP_AUTH_TOKEN: z.string().min(16, {
+    error: "MCP_AUTH_TOKEN must be at least 16 characters",
+  }).optional(),
+  MCP_ALLOWED_HOSTS: z.string().optional(),
+  MCP_READ_ONLY: bool("MCP_READ_ONLY").default(false),
+  MCP_TOOLSETS: z.string().optional(),
+  LOG_LEVEL: z.enum(["DEBUG", "INFO", "WARNING", "ERROR"], {
+    error: "LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR",
+  }).default("INFO"),
+});
+
+export type Auth =
+  | { kind: "password"; user: string; password: string }
+  | { kind: "token"; tokenId: string; secret: string };
+
+export interface Config {
+  /** Base URL of the Proxmox API, e.g. `https://pve:8006` (no `/api2/json`). */
+  proxmoxUrl: string;
+  auth: Auth;
+  verifySsl: boolean;
+  caFile?: string;
+  /** Per-request timeout in milliseconds. */
+  timeoutMs: number;
+  transport: "stdio" | "http" | "sse";
+  host: string;
+  port: number;
+  authToken?: string;
+  allowedHosts: string[];
+  readOnly: boolean;
+  /** Enabled toolsets; undefined means the defaults. */
+  toolsets?: string[];
+  logLevel: "DEBUG" | "INFO" | "WARNING" | "ERROR";
+  /** Run against the embedded simulator. */
+  demo: boolean;
+}
+
+/** A configuration problem: the message is safe to print. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+export const HELP = `proxmox-mcp ${VERSION} — MCP server for Proxmox VE
+
+Usage: proxmox-mcp [options]
+
+Options (each overrides its environment variable):
+  --transport stdio|http|sse   MCP_TRANSPORT (default stdio)
+  --host ADDR                  MCP_HOST (default 127.0.0.1)
+  --port N                     MCP_PORT (default 8000)
+  --read-only                  MCP_READ_ONLY: only tools that change nothing
+  --toolsets a,b               MCP_TOOLSETS: enabled toolsets (default all)
+  --demo                       serve an embedded simulated cluster (no Proxmox needed)
+  --help, --version
+
+Proxmox: PROXMOX_URL, PROXMOX_USER + PROXMOX_PASSWORD, or PROXMOX_TOKEN_ID +
+PROXMOX_TOKEN_SECRET; PROXMOX_VERIFY_SSL (default true), PROXMOX_CA_FILE,
+PROXMOX_TIMEOUT (seconds). HTTP: MCP_AUTH_TOKEN, MCP_ALLOWED_HOSTS. LOG_LEVEL.
+`;
+
+export type CliResult =
+  | { kind: "help" }
+  | { kind: "version" }
+  | { kind: "run"; config: Config };
+
+/**
+ * Parses flags and the environment into a Config. Throws ConfigError with one
+ * line naming the setting at fault.
+ */
+export function loadConfig(
+  args: string[],
+  env: Record<string, string | undefined>,
+  overrides: Partial<Config> = {},
+): CliResult {
+  let flags;
+  try {
+    flags = parseArgs({
+      args,
+      strict: true,
+      options: {
+        help: { type: "boolean", short: "h" },
+        version: { type: "boolean", short: "V" },
+        demo: { type: "boolean" },
+        "read-only": { type: "boolean" },
+        transport: { type: "string" },
+        host: { type: "string" },
+        port: { type: "string" },
+        toolsets: { type: "string" },
+      },
+    }).values;
+  } catch (e) {
+    throw new ConfigError(`${(e as Error).message}; see --help`);
+  }
+  if (flags.help) return { kind: "help" };
+  if (flags.version) return { kind: "version" };
+
+  const raw: Record<string, string | undefined> = {};
+  for (const name of ENV_VARS) {
+    const v = env[name];
+    if (v !== undefined && v !== "") raw[name] = v.trim();
+  }
+  if (flags.transport !== undefined) raw.MCP_TRANSPORT = flags.transport;
+  if (flags.host !== undefined) raw.MCP_HOST = flags.host;
+  if (flags.port !== undefined) raw.MCP_PORT = flags.port;
+  if (flags.toolsets !== undefined) raw.MCP_TOOLSETS = flags.toolsets;
+  if (flags["read-only"]) raw.MCP_READ_ONLY = "true";
+
+  const parsed = EnvSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const name = String(issue.path[0] ?? "configuration");
+    // zod may quote the received value: never print it for a secret.
+    const msg = SECRET_NAMES.has(name)
+      ? `${name} is invalid`
+      : issue.message.startsWith(name)
+      ? issue.message
+      : `${name}: ${issue.message}`;
+    throw new ConfigError(msg);
+  }
+  const e = parsed.data;
+  const demo = flags.demo === true;
+
+  let auth: Auth;
+  let proxmoxUrl = "";
+  if (demo) {
+    auth = { kind: "password", user: "root@pam", password: "demo" };
+  } else {
+    if (!e.PROXMOX_URL) {
+      throw new ConfigError(
+        "PROXMOX_URL is not set: expected the Proxmox address, e.g. https://pve.example.com:8006",
+      );
+    }
+    proxmoxUrl = parseProxmoxUrl(e.PROXMOX_URL);
+    const hasToken = e.PROXMOX_TOKEN_ID !== undefined ||
+      e.PROXMOX_TOKEN_SECRET !== undefined;
+    if (hasToken && e.PROXMOX_PASSWORD !== undefined) {
+      throw new ConfigError(
+        "Both PROXMOX_PASSWORD and PROXMOX_TOKEN_ID/PROXMOX_TOKEN_SECRET are set: configure one login method",
+      );
+    }
+    if (hasToken) {
+      if (!e.PROXMOX_TOKEN_ID || !e.PROXMOX_TOKEN_SECRET) {
+        throw new ConfigError(
+          "PROXMOX_TOKEN_ID and PROXMOX_TOKEN_SECRET must be set together",
+        );
+      }
+      let tokenId = e.PROXMOX_TOKEN_ID;
+      if (!tokenId.includes("!")) {
+        if (!e.PROXMOX_USER) {
+          throw new ConfigError(
+            "PROXMOX_TOKEN_ID has no user: set it as user@realm!tokenid or set PROXMOX_USER",
+          );
+        }
+        tokenId = `${e.PROXMOX_USER}!${tokenId}`;
+      }
+      auth = { kind: "token", tokenId, secret: e.PROXMOX_TOKEN_SECRET };
+    } else {
+      if (!e.PROXMOX_USER || !e.PROXMOX_PASSWORD) {
+        throw new ConfigError(
+          "No Proxmox login: set PROXMOX_USER and PROXMOX_PASSWORD, or PROXMOX_TOKEN_ID and PROXMOX_TOKEN_SECRET",
+        );
+      }
+      auth = {
+        kind: "password",
+        user: e.PROXMOX_USER,
+        password: e.PROXMOX_PASSWORD,
+      };
+    }
+  }
+
+  const config: Config = {
+    proxmoxUrl,
+    auth,
+    verifySsl: e.PROXMOX_VERIFY_SSL,
+    caFile: e.PROXMOX_CA_FILE,
+    timeoutMs: e.PROXMOX_TIMEOUT * 1000,
+    transport: e.MCP_TRANSPORT,
+    host: e.MCP_HOST,
+    port: e.MCP_PORT,
+    authToken: e.MCP_AUTH_TOKEN,
+    allowedHosts: (e.MCP_ALLOWED_HOSTS ?? "").split(",").map((s) => s.trim())
+      .filter(Boolean),
+    readOnly: e.MCP_READ_ONLY,
+    toolsets: e.MCP_TOOLSETS?.split(",").map((s) => s.trim()).filter(Boolean),
+    logLevel: e.LOG_LEVEL,
+    demo,
+    ...overrides,
+  };
+  if (
+    config.transport !== "stdio" && !config.authToken &&
+    !isLoopback(config.host)
+  ) {
+    throw new ConfigError(
+      `MCP_HOST is ${config.host}, beyond loopback: set MCP_AUTH_TOKEN before listening there`,
+    );
+  }
+  return { kind: "run", config };
+}
+
+/** True for addresses that only this machine can reach. */
+export function isLoopback(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, "");
+  return h === "localhost" || h === "::1" || /^127(\.\d{1,3}){3}$/.test(h);
+}
+
+function parseProxmoxUrl(value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError(
+      "Cannot parse PROXMOX_URL: expected e.g. https://pve.example.com:8006",
+    );
+  }
+  if (url.protocol !== "https:" && url.protocol !== "http:") {
+    throw new ConfigError("PROXMOX_URL must start with https:// (or http://)");
+  }
+  if (url.username || url.password) {
+    throw new ConfigError(
+      "PROXMOX_URL must not carry credentials: use PROXMOX_USER/PROXMOX_PASSWORD or a token",
+    );
+  }
+  const path = url.pathname.replace(/\/+$/, "").replace(/\/api2\/json$/, "");
+  return `${url.protocol}//${url.host}${path}`;
+}

@@ -1,0 +1,157 @@
+/**
+ * Proxmox tasks: UPID parsing and following a task to its end.
+ */
+import type { PveClient } from "./client.ts";
+
+export interface Upid {
+  upid: string;
+  node: string;
+  pid: number;
+  pstart: number;
+  starttime: number;
+  type: string;
+  id: string;
+  user: string;
+}
+
+const UPID_RE =
+  /^UPID:([a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?):([0-9A-Fa-f]{8}):([0-9A-Fa-f]{8,9}):([0-9A-Fa-f]{8}):([^:\s/]+):([^:\s/]*):([^:\s/]+):$/;
+
+/** Parses a UPID; null when it is not one. The node is the second field. */
+export function parseUpid(upid: string): Upid | null {
+  const m = UPID_RE.exec(upid);
+  if (!m) return null;
+  return {
+    upid,
+    node: m[1],
+    pid: parseInt(m[2], 16),
+    pstart: parseInt(m[3], 16),
+    starttime: parseInt(m[4], 16),
+    type: m[5],
+    id: m[6],
+    user: m[7],
+  };
+}
+
+export interface TaskStatus {
+  status: "running" | "stopped";
+  exitstatus?: string;
+}
+
+export interface TaskResult {
+  upid: string;
+  node: string;
+  type: string;
+  /** `running` when the wait timed out. */
+  status: "ok" | "warnings" | "error" | "running";
+  /** PVE's exit status (`OK`, `WARNINGS: 2`, or the error text). */
+  exitstatus?: string;
+  /** The last lines of the task log (on error, and when asked). */
+  log?: string[];
+  seconds: number;
+}
+
+export interface WaitOptions {
+  timeoutMs: number;
+  signal?: AbortSignal;
+  /** Called after every poll while the task runs. */
+  onProgress?: (info: { elapsedMs: number; line?: string }) => void | Promise<void>;
+  /** Log lines to return (default 10 on error, 0 on success). */
+  logLines?: number;
+  /** First poll interval in ms (default 100); grows to 2 s. */
+  pollMs?: number;
+}
+
+/** Whether an exit status means success (`OK` or `WARNINGS: n`). */
+export function taskSucceeded(exitstatus: string | undefined): boolean {
+  return exitstatus === "OK" || /^WARNINGS: \d+$/.test(exitstatus ?? "");
+}
+
+/** Polls a task on the node in its UPID until it ends or the wait times out. */
+export async function waitForTask(
+  pve: PveClient,
+  upid: string,
+  options: WaitOptions,
+): Promise<TaskResult> {
+  const parsed = parseUpid(upid);
+  if (!parsed) throw new TypeError(`Cannot parse UPID: ${upid}`);
+  const base = `/nodes/${parsed.node}/tasks/${encodeURIComponent(upid)}`;
+  const started = performance.now();
+  let delay = options.pollMs ?? 100;
+  while (true) {
+    const st = await pve.request<TaskStatus>(
+      "GET",
+      `${base}/status`,
+      undefined,
+      options.signal,
+    );
+    const elapsedMs = performance.now() - started;
+    if (st.status === "stopped") {
+      const ok = taskSucceeded(st.exitstatus);
+      const lines = options.logLines ?? (ok ? 0 : 10);
+      return {
+        upid,
+        node: parsed.node,
+        type: parsed.type,
+        status: st.exitstatus === "OK" ? "ok" : ok ? "warnings" : "error",
+        exitstatus: st.exitstatus,
+        log: lines > 0 ? await taskLogTail(pve, upid, lines) : undefined,
+        seconds: round1(elapsedMs / 1000),
+      };
+    }
+    if (elapsedMs >= options.timeoutMs) {
+      return {
+        upid,
+        node: parsed.node,
+        type: parsed.type,
+        status: "running",
+        seconds: round1(elapsedMs / 1000),
+      };
+    }
+    if (options.onProgress) {
+      const tail = await taskLogTail(pve, upid, 1).catch(() => []);
+      await options.onProgress({ elapsedMs, line: tail.at(-1) });
+    }
+    await sleep(
+      Math.min(delay, options.timeoutMs - elapsedMs),
+      options.signal,
+    );
+    delay = Math.min(delay * 1.5, 2000);
+  }
+}
+
+/** The last `lines` lines of a task's log. */
+export async function taskLogTail(
+  pve: PveClient,
+  upid: string,
+  lines: number,
+): Promise<string[]> {
+  const parsed = parseUpid(upid);
+  if (!parsed) throw new TypeError(`Cannot parse UPID: ${upid}`);
+  const base = `/nodes/${parsed.node}/tasks/${encodeURIComponent(upid)}/log`;
+  // The total comes with any page; read it first, then the tail.
+  const all = await pve.get<{ n: number; t: string }[]>(base, {
+    start: 0,
+    limit: 0,
+  });
+  return all.slice(-lines).map((l) => l.t);
+}
+
+function round1(n: number): number {
+  return Math.round(n * 10) / 10;
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const t = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, Math.max(0, ms));
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(signal!.reason);
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}

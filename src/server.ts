@@ -1,0 +1,100 @@
+/**
+ * createServer(): an McpServer with the selected tools. One wrapper registers
+ * every tool, so logging, timing and error handling cannot be bypassed.
+ */
+import { McpServer, type ServerContext } from "@modelcontextprotocol/server";
+import { z } from "zod";
+import { type Config, VERSION } from "./config.ts";
+import { logger } from "./log.ts";
+import type { PveClient } from "./proxmox/client.ts";
+import { PveError, ToolError } from "./proxmox/errors.ts";
+import { taskFollower, type ToolContext, type ToolDef } from "./tools/define.ts";
+import { selectTools } from "./tools/mod.ts";
+
+const log = logger("tool");
+
+export const INSTRUCTIONS =
+  "Proxmox VE cluster tools. Guests are addressed by vmid; the node is found automatically. " +
+  "Tools that start tasks wait for them (wait=false returns the UPID for proxmox_get_task).";
+
+export interface ServerDeps {
+  config: Config;
+  pve: PveClient;
+}
+
+type CallResult = {
+  content: { type: "text"; text: string }[];
+  structuredContent?: Record<string, unknown>;
+  isError?: boolean;
+};
+
+/** Runs one tool call: the single path every call takes. */
+export async function callTool(
+  tool: ToolDef,
+  args: Record<string, unknown>,
+  deps: ServerDeps,
+  ctx: ServerContext,
+): Promise<CallResult> {
+  const started = performance.now();
+  const token = ctx.mcpReq._meta?.progressToken;
+  const progress: ToolContext["progress"] = async (message, p, total) => {
+    if (token === undefined) return;
+    await ctx.mcpReq.notify({
+      method: "notifications/progress",
+      params: { progressToken: token, progress: p ?? 0, total, message },
+    }).catch(() => {});
+  };
+  const toolCtx: ToolContext = {
+    pve: deps.pve,
+    config: deps.config,
+    signal: ctx.mcpReq.signal,
+    progress,
+    task: taskFollower(deps.pve, ctx.mcpReq.signal, progress),
+  };
+  try {
+    const out = await tool.run(args, toolCtx);
+    const structured = JSON.parse(JSON.stringify(out)) as Record<string, unknown>;
+    log.info(`${tool.name} ok ${Math.round(performance.now() - started)}ms`);
+    return {
+      content: [{ type: "text", text: JSON.stringify(structured) }],
+      structuredContent: structured,
+    };
+  } catch (e) {
+    const ms = Math.round(performance.now() - started);
+    let text: string;
+    if (e instanceof ToolError) {
+      text = e.detail ? `${e.message}\n${JSON.stringify(e.detail)}` : e.message;
+    } else if (e instanceof PveError) {
+      text = e.message;
+    } else {
+      log.error(`${tool.name} failed unexpectedly`, {
+        error: (e as Error)?.message,
+        stack: (e as Error)?.stack,
+      });
+      text = `Internal error in ${tool.name}: ${
+        (e as Error)?.message ?? String(e)
+      }`;
+    }
+    log.info(`${tool.name} error ${ms}ms: ${text.split("\n")[0]}`);
+    return { content: [{ type: "text", text }], isError: true };
+  }
+}
+
+/** A new McpServer offering the tools the config selects. */
+export function createServer(deps: ServerDeps): McpServer {
+  const server = new McpServer(
+    { name: "proxmox-mcp", version: VERSION },
+    { instructions: INSTRUCTIONS },
+  );
+  for (const tool of selectTools(deps.config)) {
+    server.registerTool(tool.name, {
+      title: tool.title,
+      description: tool.description,
+      inputSchema: z.object(tool.input).strict(),
+      outputSchema: tool.output,
+      annotations: { ...tool.annotations },
+    }, (args: Record<string, unknown>, ctx: ServerContext) =>
+      callTool(tool, args, deps, ctx));
+  }
+  return server;
+}

@@ -1,0 +1,292 @@
+/**
+ * A stateful Proxmox VE 9.1 API simulator on Deno.serve: PVE's paths, the
+ * `{data}` envelope and error shapes, ticket and token auth, tasks with UPIDs,
+ * locks. Validates parameters against the official schema when given one.
+ */
+import { Router, type SimRequest } from "./router.ts";
+import { ALL_ROUTES } from "./routes/mod.ts";
+import type { ApiSchema } from "./schema.ts";
+import { seedCluster, type SeedOptions } from "./seed.ts";
+import { Cluster, SimError } from "./state.ts";
+
+export interface SimOptions extends SeedOptions {
+  port?: number;
+  hostname?: string;
+  /** PEM cert and key to serve HTTPS. */
+  tls?: { cert: string; key: string };
+  /** Official schema: validate every request with it (and count violations). */
+  schema?: ApiSchema | null;
+  /** Duration of one task step in ms (default 50). */
+  taskMs?: number;
+  /** Ticket lifetime in seconds (default 7200, as PVE). */
+  ticketLifetimeS?: number;
+  user?: string;
+  password?: string;
+  tokenId?: string;
+  tokenSecret?: string;
+  /** Delay of unauthorized answers in ms (PVE: about 3000; default 0). */
+  authFailDelayMs?: number;
+}
+
+export interface Violation {
+  method: string;
+  path: string;
+  errors: Record<string, string>;
+}
+
+export interface Credentials {
+  user: string;
+  password: string;
+  tokenId: string;
+  tokenSecret: string;
+}
+
+export interface Simulator extends AsyncDisposable {
+  url: string;
+  port: number;
+  credentials: Credentials;
+  cluster: Cluster;
+  /** Requests the official schema rejected. */
+  violations: Violation[];
+  /** Every request as `METHOD /template` with its parameters. */
+  requests: { method: string; path: string; params: Record<string, unknown> }[];
+  close(): Promise<void>;
+}
+
+const JSON_TYPE = "application/json;charset=UTF-8";
+const hex8 = (n: number) => n.toString(16).toUpperCase().padStart(8, "0");
+
+function randomB64(bytes: number): string {
+  const b = crypto.getRandomValues(new Uint8Array(bytes));
+  return btoa(String.fromCharCode(...b));
+}
+
+/** PVE's answer for an error: reason phrase = first line, message in body. */
+export function errorResponse(e: SimError): Response {
+  const msg = e.message.endsWith("\n") ? e.message : e.message + "\n";
+  const body: Record<string, unknown> = { data: null, message: msg };
+  if (e.errors) {
+    body.errors = Object.fromEntries(
+      Object.entries(e.errors).map(([k, v]) => [k, v.endsWith("\n") ? v : v + "\n"]),
+    );
+  }
+  return new Response(JSON.stringify(body), {
+    status: e.status,
+    statusText: msg.split("\n")[0],
+    headers: { "content-type": JSON_TYPE },
+  });
+}
+
+function emptyResponse(status: number, reason: string): Response {
+  return new Response(null, { status, statusText: reason });
+}
+
+/** Starts a simulator; close it with `await using` or close(). */
+export async function startSimulator(options: SimOptions = {}): Promise<Simulator> {
+  const cluster = new Cluster(options.taskMs ?? 50);
+  seedCluster(cluster, options);
+  const router = new Router(ALL_ROUTES);
+  const schema = options.schema ?? null;
+  const lifetimeMs = (options.ticketLifetimeS ?? 7200) * 1000;
+  const credentials: Credentials = {
+    user: options.user ?? "root@pam",
+    password: options.password ?? randomB64(12),
+    tokenId: options.tokenId ?? "root@pam!mcp",
+    tokenSecret: options.tokenSecret ?? crypto.randomUUID(),
+  };
+  const tickets = new Map<string, { user: string; csrf: string; at: number }>();
+  const violations: Violation[] = [];
+  const requests: Simulator["requests"] = [];
+  const authDelay = options.authFailDelayMs ?? 0;
+
+  const issueTicket = (user: string) => {
+    const now = Date.now();
+    const t = hex8(Math.floor(now / 1000));
+    const ticket = `PVE:${user}:${t}::${randomB64(48)}`;
+    const csrf = `${t}:${randomB64(32).replace(/=+$/, "")}`;
+    tickets.set(ticket, { user, csrf, at: now });
+    return {
+      ticket,
+      CSRFPreventionToken: csrf,
+      username: user,
+      clustername: cluster.clusterName,
+      cap: {
+        vms: { "VM.Audit": 1, "VM.PowerMgmt": 1, "VM.Allocate": 1 },
+        nodes: { "Sys.Audit": 1 },
+        storage: { "Datastore.Audit": 1 },
+      },
+    };
+  };
+
+  const validTicket = (ticket: string | undefined) => {
+    if (!ticket) return undefined;
+    const t = tickets.get(ticket);
+    if (!t) return undefined;
+    if (Date.now() - t.at >= lifetimeMs) {
+      tickets.delete(ticket);
+      return undefined;
+    }
+    return t;
+  };
+
+  const unauthorized = async (reason: string) => {
+    if (authDelay) await cluster.sleep(authDelay).catch(() => {});
+    return emptyResponse(401, reason);
+  };
+
+  async function handle(request: Request): Promise<Response> {
+    const url = new URL(request.url);
+    const prefix = "/api2/json";
+    if (!url.pathname.startsWith(prefix + "/")) {
+      return emptyResponse(501, `Unsupported format '${url.pathname.split("/")[2] ?? ""}'`);
+    }
+    const path = url.pathname.slice(prefix.length).replace(/\/+$/, "") || "/";
+    const method = request.method;
+    const params: Record<string, string | string[]> = {};
+    const add = (k: string, v: string) => {
+      if (k === "_dc") return;
+      const cur = params[k];
+      params[k] = cur === undefined ? v : Array.isArray(cur) ? [...cur, v] : [cur, v];
+    };
+    const body = await request.text();
+    if ((method === "GET" || method === "DELETE") && body.length > 0) {
+      return emptyResponse(501, `Unexpected content for method '${method}'`);
+    }
+    let json = false;
+    if (body) {
+      if ((request.headers.get("content-type") ?? "").includes("application/json")) {
+        json = true;
+        for (const [k, v] of Object.entries(JSON.parse(body))) {
+          (params as Record<string, unknown>)[k] = v as string;
+        }
+      } else {
+        for (const [k, v] of new URLSearchParams(body)) add(k, v);
+      }
+    }
+    // Query-string parameters win over body parameters.
+    const query: Record<string, string | string[]> = {};
+    for (const [k, v] of url.searchParams) {
+      if (k === "_dc") continue;
+      const cur = query[k];
+      query[k] = cur === undefined ? v : Array.isArray(cur) ? [...cur, v] : [cur, v];
+    }
+    Object.assign(params, query);
+
+    // Authentication.
+    let user = "";
+    let isToken = false;
+    const isTicketCall = path === "/access/ticket" ||
+      path === "/access/domains";
+    if (!isTicketCall) {
+      const authz = request.headers.get("authorization") ?? "";
+      const cookie = /(?:^|;\s*)PVEAuthCookie=([^;]+)/.exec(
+        request.headers.get("cookie") ?? "",
+      )?.[1];
+      if (cookie !== undefined) {
+        const t = validTicket(decodeURIComponent(cookie));
+        if (!t) return unauthorized("Authentication failed!");
+        if (
+          method !== "GET" &&
+          request.headers.get("csrfpreventiontoken") !== t.csrf
+        ) {
+          return unauthorized("Permission denied - invalid csrf token");
+        }
+        user = t.user;
+      } else if (/^PVEAPIToken[= ]/.test(authz)) {
+        const value = authz.slice("PVEAPIToken=".length);
+        const i = value.lastIndexOf("=");
+        const id = value.slice(0, i);
+        const secret = value.slice(i + 1);
+        if (id !== credentials.tokenId || secret !== credentials.tokenSecret) {
+          return unauthorized("Authentication failed!");
+        }
+        user = id;
+        isToken = true;
+      } else {
+        return unauthorized("No ticket");
+      }
+    }
+
+    const matched = router.match(method, path);
+    if (!matched) {
+      const reason = `Method '${method} ${path}' not implemented`;
+      return new Response(JSON.stringify({ data: null, message: reason }), {
+        status: 501,
+        statusText: reason,
+        headers: { "content-type": JSON_TYPE },
+      });
+    }
+    for (const [k, v] of Object.entries(matched.pathParams)) {
+      const given = params[k];
+      if (given !== undefined && given !== v) {
+        return errorResponse(SimError.param({
+          [k]: "duplicate parameter (already defined in URI) with conflicting values!",
+        }));
+      }
+      params[k] = v;
+    }
+    requests.push({ method, path: matched.route.path, params: { ...params } });
+    if (schema) {
+      const errors = schema.validate(method, matched.route.path, params, { json });
+      if (errors) {
+        violations.push({ method, path: matched.route.path, errors });
+        return errorResponse(SimError.param(errors));
+      }
+    }
+    const req: SimRequest = { method, path, params, user, isToken, cluster };
+    try {
+      // Calls for a node are proxied to it: unknown or offline nodes fail.
+      if (matched.pathParams.node !== undefined) cluster.node(matched.pathParams.node);
+      if (path === "/access/ticket" && method === "POST") {
+        const username = String(params.username ?? "");
+        const password = String(params.password ?? "");
+        const renew = validTicket(password);
+        const ok = username === credentials.user &&
+          (password === credentials.password || renew?.user === username);
+        if (!ok) {
+          if (authDelay) await cluster.sleep(authDelay).catch(() => {});
+          throw new SimError(401, "authentication failure");
+        }
+        return ok200(issueTicket(username));
+      }
+      return ok200(await matched.route.handler(req));
+    } catch (e) {
+      if (e instanceof SimError) return errorResponse(e);
+      const msg = e instanceof Error ? e.message : String(e);
+      return errorResponse(new SimError(500, msg));
+    }
+  }
+
+  const server = Deno.serve({
+    hostname: options.hostname ?? "127.0.0.1",
+    port: options.port ?? 0,
+    onListen: () => {},
+    ...(options.tls ? { cert: options.tls.cert, key: options.tls.key } : {}),
+  }, handle);
+  const port = server.addr.port;
+  const host = options.hostname ?? "127.0.0.1";
+  let closed = false;
+  const close = async () => {
+    if (closed) return;
+    closed = true;
+    cluster.close();
+    await server.shutdown();
+  };
+  return {
+    url: `${options.tls ? "https" : "http"}://${host === "0.0.0.0" ? "127.0.0.1" : host}:${port}`,
+    port,
+    credentials,
+    cluster,
+    violations,
+    requests,
+    close,
+    [Symbol.asyncDispose]: close,
+  };
+}
+
+function ok200(data: unknown): Response {
+  return new Response(JSON.stringify({ data: data ?? null }), {
+    status: 200,
+    headers: { "content-type": JSON_TYPE },
+  });
+}

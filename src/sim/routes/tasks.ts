@@ -1,0 +1,105 @@
+/** Task endpoints: always addressed to the node inside the UPID. */
+import { bool, int, type Route, type SimRequest, str } from "../router.ts";
+import { SimError, type Task } from "../state.ts";
+
+function taskOf(req: SimRequest): Task {
+  const upid = str(req, "upid")!;
+  const node = str(req, "node")!;
+  req.cluster.node(node);
+  if (!/^UPID:/.test(upid) || upid.split(":").length !== 9) {
+    throw SimError.param({ upid: "unable to parse worker upid" });
+  }
+  const t = req.cluster.tasks.get(upid);
+  if (!t || t.node !== node) throw SimError.param({ upid: "no such task" });
+  return t;
+}
+
+function listEntry(t: Task): Record<string, unknown> {
+  const e: Record<string, unknown> = {
+    upid: t.upid,
+    node: t.node,
+    pid: t.pid,
+    pstart: t.pstart,
+    starttime: t.starttime,
+    type: t.type,
+    id: t.id,
+    user: t.tokenid ? `${t.user}!${t.tokenid}` : t.user,
+  };
+  if (t.status === "stopped") {
+    e.endtime = t.endtime;
+    e.status = t.exitstatus;
+  }
+  return e;
+}
+
+export const TASK_ROUTES: Route[] = [
+  {
+    method: "GET",
+    path: "/nodes/{node}/tasks/{upid}/status",
+    handler: (req) => {
+      const t = taskOf(req);
+      const e: Record<string, unknown> = {
+        upid: t.upid,
+        node: t.node,
+        pid: t.pid,
+        pstart: t.pstart,
+        starttime: t.starttime,
+        type: t.type,
+        id: t.id,
+        user: t.user,
+        status: t.status,
+      };
+      if (t.tokenid) e.tokenid = t.tokenid;
+      if (t.status === "stopped") e.exitstatus = t.exitstatus;
+      return e;
+    },
+  },
+  {
+    method: "GET",
+    path: "/nodes/{node}/tasks/{upid}/log",
+    handler: (req) => {
+      const t = taskOf(req);
+      const start = int(req, "start") ?? 0;
+      const limit = int(req, "limit") ?? 50;
+      if (bool(req, "download")) return t.log.join("\n");
+      const lines = t.log.length ? t.log : ["no content"];
+      const slice = limit === 0 ? lines.slice(start) : lines.slice(start, start + limit);
+      return slice.map((text, i) => ({ n: start + i + 1, t: text }));
+    },
+  },
+  {
+    method: "DELETE",
+    path: "/nodes/{node}/tasks/{upid}",
+    handler: (req) => {
+      const t = taskOf(req);
+      if (t.status === "running") {
+        t.status = "stopped";
+        t.exitstatus = "unexpected status";
+        t.log.push("received interrupt", "TASK ERROR: interrupted by signal");
+        t.endtime = Math.floor(Date.now() / 1000);
+      }
+      return null;
+    },
+  },
+  {
+    method: "GET",
+    path: "/nodes/{node}/tasks",
+    handler: (req) => {
+      const node = str(req, "node")!;
+      req.cluster.node(node);
+      const vmid = str(req, "vmid");
+      const start = int(req, "start") ?? 0;
+      const limit = int(req, "limit") ?? 50;
+      const list = [...req.cluster.tasks.values()]
+        .filter((t) => t.node === node && (vmid === undefined || t.id === vmid))
+        .sort((a, b) => b.starttime - a.starttime || b.pid - a.pid);
+      return list.slice(start, start + limit).map(listEntry);
+    },
+  },
+  {
+    method: "GET",
+    path: "/cluster/tasks",
+    handler: (req) =>
+      [...req.cluster.tasks.values()].sort((a, b) => b.pid - a.pid).slice(0, 50).map(listEntry),
+  },
+];

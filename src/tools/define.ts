@@ -1,0 +1,136 @@
+/**
+ * Tools as data: every tool is declared with defineTool() and registered by
+ * one wrapper (server.ts) that logs, times and turns errors into results.
+ */
+import { z } from "zod";
+import type { Config } from "../config.ts";
+import type { PveClient } from "../proxmox/client.ts";
+import { ToolError } from "../proxmox/errors.ts";
+import { type TaskResult, waitForTask } from "../proxmox/tasks.ts";
+
+export interface Annotations {
+  readOnlyHint: boolean;
+  destructiveHint: boolean;
+  idempotentHint: boolean;
+  openWorldHint: boolean;
+}
+
+export interface ToolContext {
+  pve: PveClient;
+  config: Config;
+  signal: AbortSignal;
+  /** Sends an MCP progress notification when the client asked for them. */
+  progress(message: string, progress?: number, total?: number): Promise<void>;
+  /** Follows a task (see TaskOptions); throws ToolError when it failed. */
+  task(upid: string, options: TaskOptions): Promise<TaskOutcome>;
+}
+
+export interface TaskOptions {
+  wait: boolean;
+  /** Seconds to wait before returning the UPID as still running. */
+  timeoutS: number;
+  /** What the task does, for messages: "start VM 100". */
+  what: string;
+  /** Progress step label, e.g. "clone" (multi-step tools). */
+  step?: string;
+}
+
+// deno-lint-ignore no-explicit-any
+export interface ToolDef<I extends z.ZodRawShape = any, O extends z.ZodType = any> {
+  name: string;
+  toolset: string;
+  title: string;
+  description: string;
+  input: I;
+  output: O;
+  annotations: Annotations;
+  run(args: z.infer<z.ZodObject<I>>, ctx: ToolContext): Promise<z.infer<O>>;
+}
+
+/** Declares a tool; the registry test checks every field. */
+export function defineTool<I extends z.ZodRawShape, O extends z.ZodType>(
+  def: ToolDef<I, O>,
+): ToolDef<I, O> {
+  return def;
+}
+
+// Shared input pieces: short descriptions keep tools/list small.
+export const Vmid = z.number().int().min(100).max(999999999).describe(
+  "VM/CT ID",
+);
+export const NodeName = z.string().regex(/^[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?$/)
+  .describe("Node (auto when omitted)");
+export const Wait = z.boolean().default(true).describe(
+  "Wait for the task to end",
+);
+export const TimeoutS = (seconds: number) =>
+  z.number().int().min(1).max(3600).default(seconds).describe(
+    "Max seconds to wait",
+  );
+
+/** What a tool that starts a task returns. */
+export const TaskOutcome = z.object({
+  upid: z.string(),
+  status: z.enum(["ok", "warnings", "running"]),
+  exitstatus: z.string().optional(),
+  seconds: z.number().optional(),
+  log: z.array(z.string()).optional(),
+  note: z.string().optional(),
+});
+export type TaskOutcome = z.infer<typeof TaskOutcome>;
+
+/** Turns a finished or timed-out task into an outcome, or a ToolError. */
+export function outcomeOf(r: TaskResult, what: string): TaskOutcome {
+  if (r.status === "error") {
+    throw new ToolError(
+      `Task failed: ${what}: ${r.exitstatus ?? "unknown error"}`,
+      { upid: r.upid, exitstatus: r.exitstatus, log: r.log },
+    );
+  }
+  if (r.status === "running") {
+    return {
+      upid: r.upid,
+      status: "running",
+      seconds: r.seconds,
+      note:
+        `Still running after ${r.seconds} s; follow it with proxmox_get_task`,
+    };
+  }
+  return {
+    upid: r.upid,
+    status: r.status,
+    exitstatus: r.status === "warnings" ? r.exitstatus : undefined,
+    seconds: r.seconds,
+  };
+}
+
+/** Builds the ctx.task implementation over a PveClient. */
+export function taskFollower(
+  pve: PveClient,
+  signal: AbortSignal,
+  progress: ToolContext["progress"],
+): ToolContext["task"] {
+  return async (upid, options) => {
+    if (!options.wait) {
+      return {
+        upid,
+        status: "running",
+        note: "Started; follow it with proxmox_get_task",
+      };
+    }
+    const started = performance.now();
+    const r = await waitForTask(pve, upid, {
+      timeoutMs: options.timeoutS * 1000,
+      signal,
+      onProgress: ({ elapsedMs, line }) =>
+        progress(
+          `${options.step ? options.step + ": " : ""}${options.what}: running ${
+            Math.round(elapsedMs / 1000)
+          } s${line ? ` — ${line}` : ""}`,
+          Math.round(performance.now() - started),
+        ),
+    });
+    pve.invalidate();
+    return outcomeOf(r, options.what);
+  };
+}

@@ -1,0 +1,52 @@
+/** Cluster nodes. */
+import { z } from "zod";
+import { defineTool } from "./define.ts";
+
+const GIB = 1024 ** 3;
+const gib = (b: unknown): number | undefined =>
+  typeof b === "number" ? Math.round((b / GIB) * 10) / 10 : undefined;
+const pct = (f: unknown): number | undefined =>
+  typeof f === "number" ? Math.round(f * 1000) / 10 : undefined;
+
+export const listNodes = defineTool({
+  name: "proxmox_list_nodes",
+  toolset: "nodes",
+  title: "List cluster nodes",
+  description:
+    "Nodes with status, CPU %, memory and disk (GiB), uptime. Offline nodes are listed as offline.",
+  input: {},
+  output: z.object({
+    nodes: z.array(z.object({
+      node: z.string(),
+      status: z.string(),
+      cpu_pct: z.number().optional(),
+      cores: z.number().optional(),
+      mem_gib: z.number().optional(),
+      maxmem_gib: z.number().optional(),
+      disk_gib: z.number().optional(),
+      maxdisk_gib: z.number().optional(),
+      uptime_s: z.number().optional(),
+    })),
+  }),
+  annotations: {
+    readOnlyHint: true,
+    destructiveHint: false,
+    idempotentHint: true,
+    openWorldHint: true,
+  },
+  async run(_args, { pve }) {
+    const list = await pve.get<Record<string, unknown>[]>("/nodes");
+    const nodes = list.map((n) => ({
+      node: String(n.node),
+      status: String(n.status ?? "unknown"),
+      cpu_pct: pct(n.cpu),
+      cores: n.maxcpu as number | undefined,
+      mem_gib: gib(n.mem),
+      maxmem_gib: gib(n.maxmem),
+      disk_gib: gib(n.disk),
+      maxdisk_gib: gib(n.maxdisk),
+      uptime_s: n.uptime as number | undefined,
+    })).sort((a, b) => a.node.localeCompare(b.node));
+    return { nodes };
+  },
+});

@@ -1,0 +1,156 @@
+/**
+ * Test harness: a simulator validated against the official PVE schema, and
+ * the real entry point (src/main.ts) driven by the SDK Client over stdio.
+ */
+import { Client } from "@modelcontextprotocol/client";
+import { StdioClientTransport } from "@modelcontextprotocol/client/stdio";
+import assert from "node:assert/strict";
+import { ENV_VARS } from "../src/config.ts";
+import { type SimOptions, type Simulator, startSimulator } from "../src/sim/mod.ts";
+import { type ApiSchema, loadApiSchema } from "../src/sim/schema.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+export const MAIN = `${ROOT}src/main.ts`;
+
+let schemaPromise: Promise<ApiSchema | null> | undefined;
+let warned = false;
+
+/** The official schema, or null (with one visible warning) when absent. */
+export async function officialSchema(): Promise<ApiSchema | null> {
+  schemaPromise ??= loadApiSchema(
+    Deno.env.get("PVE_API_SCHEMA") ??
+      `${ROOT}../shared/pve-api/pve-api-schema.json`,
+  );
+  const s = await schemaPromise;
+  if (!s && !warned) {
+    warned = true;
+    console.warn(
+      "SKIPPED: official schema checks (../shared/pve-api/pve-api-schema.json not found; set PVE_API_SCHEMA)",
+    );
+  }
+  return s;
+}
+
+export interface TestSim extends Simulator {
+  /** Asserts that no request broke the official schema. */
+  assertNoViolations(): void;
+}
+
+/**
+ * A simulator on an ephemeral loopback port that checks every request against
+ * the official schema; closing it asserts there were no violations.
+ */
+export async function startSim(options: SimOptions = {}): Promise<TestSim> {
+  const schema = await officialSchema();
+  const sim = await startSimulator({ port: 0, taskMs: 20, schema, ...options });
+  const assertNoViolations = () =>
+    assert.deepEqual(sim.violations, [], "requests that break the official PVE schema");
+  const close = async () => {
+    await sim.close();
+    assertNoViolations();
+  };
+  return { ...sim, close, assertNoViolations, [Symbol.asyncDispose]: close };
+}
+
+export interface ServerOptions {
+  env?: Record<string, string>;
+  args?: string[];
+  /** Extra deno permission flags (e.g. --allow-read=<ca file>). */
+  permissions?: string[];
+}
+
+export interface Connected extends AsyncDisposable {
+  client: Client;
+  /** Everything the server wrote to stderr so far. */
+  stderr(): string;
+  close(): Promise<void>;
+}
+
+/** Environment for a server that logs in to `sim` (ticket by default). */
+export function simEnv(
+  sim: Simulator,
+  auth: "ticket" | "token" = "ticket",
+): Record<string, string> {
+  return auth === "ticket"
+    ? {
+      PROXMOX_URL: sim.url,
+      PROXMOX_USER: sim.credentials.user,
+      PROXMOX_PASSWORD: sim.credentials.password,
+    }
+    : {
+      PROXMOX_URL: sim.url,
+      PROXMOX_TOKEN_ID: sim.credentials.tokenId,
+      PROXMOX_TOKEN_SECRET: sim.credentials.tokenSecret,
+    };
+}
+
+/** Spawns src/main.ts with minimal permissions and connects the SDK Client. */
+export async function connect(options: ServerOptions = {}): Promise<Connected> {
+  const transport = new StdioClientTransport({
+    command: Deno.execPath(),
+    args: [
+      "run",
+      "--no-prompt",
+      `--allow-env=${ENV_VARS.join(",")}`,
+      "--allow-net",
+      ...(options.permissions ?? []),
+      MAIN,
+      ...(options.args ?? []),
+    ],
+    env: {
+      PATH: Deno.env.get("PATH") ?? "",
+      HOME: Deno.env.get("HOME") ?? "",
+      DENO_DIR: Deno.env.get("DENO_DIR") ?? "",
+      ...options.env,
+    },
+    stderr: "pipe",
+  });
+  let err = "";
+  transport.stderr?.on("data", (c: Uint8Array) => {
+    err += new TextDecoder().decode(c);
+  });
+  const client = new Client({ name: "proxmox-mcp-tests", version: "1.0.0" });
+  await client.connect(transport);
+  const close = async () => {
+    await client.close();
+  };
+  return { client, stderr: () => err, close, [Symbol.asyncDispose]: close };
+}
+
+export interface ToolResult {
+  isError?: boolean;
+  text: string;
+  // deno-lint-ignore no-explicit-any
+  data: any;
+}
+
+/** Calls a tool and returns its text and structured content. */
+export async function call(
+  client: Client,
+  name: string,
+  args: Record<string, unknown> = {},
+  options: { onprogress?: (p: { progress: number; message?: string }) => void } = {},
+): Promise<ToolResult> {
+  const r = await client.callTool(
+    { name, arguments: args },
+    options.onprogress ? { onprogress: options.onprogress, timeout: 60_000 } : { timeout: 60_000 },
+  );
+  const content = r.content as { type: string; text: string }[];
+  return {
+    isError: r.isError as boolean | undefined,
+    text: content.map((c) => c.text).join("\n"),
+    data: r.structuredContent,
+  };
+}
+
+/** Calls a tool and asserts success. */
+export async function callOk(
+  client: Client,
+  name: string,
+  args: Record<string, unknown> = {},
+  // deno-lint-ignore no-explicit-any
+): Promise<any> {
+  const r = await call(client, name, args);
+  assert.ok(!r.isError, `${name} failed: ${r.text}`);
+  return r.data;
+}
