@@ -75,7 +75,9 @@ function lineSink(record: LogRecord): void {
     `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`
   ).join(" ");
   write(
-    `${new Date(record.timestamp).toISOString()} ${record.level.toUpperCase()} ${
+    `${
+      new Date(record.timestamp).toISOString()
+    } ${record.level.toUpperCase()} ${
       record.category.slice(1).join(".") || "main"
     }: ${renderMessage(record)}${extra ? " " + extra : ""}`,
   );

@@ -8,7 +8,12 @@ import { type Config, VERSION } from "./config.ts";
 import { logger } from "./log.ts";
 import type { PveClient } from "./proxmox/client.ts";
 import { PveError, ToolError } from "./proxmox/errors.ts";
-import { taskFollower, type ToolContext, type ToolDef } from "./tools/define.ts";
+import {
+  compactStandardSchema,
+  taskFollower,
+  type ToolContext,
+  type ToolDef,
+} from "./tools/define.ts";
 import { selectTools } from "./tools/mod.ts";
 
 const log = logger("tool");
@@ -53,7 +58,10 @@ export async function callTool(
   };
   try {
     const out = await tool.run(args, toolCtx);
-    const structured = JSON.parse(JSON.stringify(out)) as Record<string, unknown>;
+    const structured = JSON.parse(JSON.stringify(out)) as Record<
+      string,
+      unknown
+    >;
     log.info(`${tool.name} ok ${Math.round(performance.now() - started)}ms`);
     return {
       content: [{ type: "text", text: JSON.stringify(structured) }],
@@ -87,14 +95,18 @@ export function createServer(deps: ServerDeps): McpServer {
     { instructions: INSTRUCTIONS },
   );
   for (const tool of selectTools(deps.config)) {
-    server.registerTool(tool.name, {
-      title: tool.title,
-      description: tool.description,
-      inputSchema: z.object(tool.input).strict(),
-      outputSchema: tool.output,
-      annotations: { ...tool.annotations },
-    }, (args: Record<string, unknown>, ctx: ServerContext) =>
-      callTool(tool, args, deps, ctx));
+    server.registerTool(
+      tool.name,
+      {
+        title: tool.title,
+        description: tool.description,
+        inputSchema: compactStandardSchema(z.object(tool.input).strict()),
+        outputSchema: tool.output,
+        annotations: { ...tool.annotations },
+      },
+      (args: Record<string, unknown>, ctx: ServerContext) =>
+        callTool(tool, args, deps, ctx),
+    );
   }
   return server;
 }

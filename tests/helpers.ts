@@ -6,7 +6,11 @@ import { Client } from "@modelcontextprotocol/client";
 import { StdioClientTransport } from "@modelcontextprotocol/client/stdio";
 import assert from "node:assert/strict";
 import { ENV_VARS } from "../src/config.ts";
-import { type SimOptions, type Simulator, startSimulator } from "../src/sim/mod.ts";
+import {
+  type SimOptions,
+  type Simulator,
+  startSimulator,
+} from "../src/sim/mod.ts";
 import { type ApiSchema, loadApiSchema } from "../src/sim/schema.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -24,6 +28,7 @@ export async function officialSchema(): Promise<ApiSchema | null> {
   const s = await schemaPromise;
   if (!s && !warned) {
     warned = true;
+    // deno-lint-ignore no-console
     console.warn(
       "SKIPPED: official schema checks (../shared/pve-api/pve-api-schema.json not found; set PVE_API_SCHEMA)",
     );
@@ -44,7 +49,11 @@ export async function startSim(options: SimOptions = {}): Promise<TestSim> {
   const schema = await officialSchema();
   const sim = await startSimulator({ port: 0, taskMs: 20, schema, ...options });
   const assertNoViolations = () =>
-    assert.deepEqual(sim.violations, [], "requests that break the official PVE schema");
+    assert.deepEqual(
+      sim.violations,
+      [],
+      "requests that break the official PVE schema",
+    );
   const close = async () => {
     await sim.close();
     assertNoViolations();
@@ -129,11 +138,15 @@ export async function call(
   client: Client,
   name: string,
   args: Record<string, unknown> = {},
-  options: { onprogress?: (p: { progress: number; message?: string }) => void } = {},
+  options: {
+    onprogress?: (p: { progress: number; message?: string }) => void;
+  } = {},
 ): Promise<ToolResult> {
   const r = await client.callTool(
     { name, arguments: args },
-    options.onprogress ? { onprogress: options.onprogress, timeout: 60_000 } : { timeout: 60_000 },
+    options.onprogress
+      ? { onprogress: options.onprogress, timeout: 60_000 }
+      : { timeout: 60_000 },
   );
   const content = r.content as { type: string; text: string }[];
   return {

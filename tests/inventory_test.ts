@@ -8,13 +8,27 @@ Deno.test("inventory tools over stdio with ticket auth", async () => {
   await using s = await connect({ env: simEnv(sim, "ticket") });
   const { tools } = await s.client.listTools();
   const names = tools.map((t) => t.name);
-  for (const n of ["proxmox_list_nodes", "proxmox_list_vms", "proxmox_get_vm_stats"]) {
+  for (
+    const n of [
+      "proxmox_list_nodes",
+      "proxmox_list_vms",
+      "proxmox_get_vm_stats",
+    ]
+  ) {
     assert.ok(names.includes(n), `${n} listed`);
   }
-  assert.equal(sim.requests.length, 0, "no PVE request before the first tool call");
+  assert.equal(
+    sim.requests.length,
+    0,
+    "no PVE request before the first tool call",
+  );
 
   const nodes = await callOk(s.client, "proxmox_list_nodes");
-  assert.deepEqual(nodes.nodes.map((n: { node: string }) => n.node), ["pve1", "pve2", "pve3"]);
+  assert.deepEqual(nodes.nodes.map((n: { node: string }) => n.node), [
+    "pve1",
+    "pve2",
+    "pve3",
+  ]);
   const pve3 = nodes.nodes.find((n: { node: string }) => n.node === "pve3");
   assert.equal(pve3.status, "offline");
   assert.equal(pve3.cpu_pct, undefined);
@@ -23,7 +37,8 @@ Deno.test("inventory tools over stdio with ticket auth", async () => {
   assert.equal(pve1.cores, 16);
   assert.equal(pve1.maxmem_gib, 64);
 
-  const before = sim.requests.filter((r) => r.path === "/cluster/resources").length;
+  const before =
+    sim.requests.filter((r) => r.path === "/cluster/resources").length;
   const all = await callOk(s.client, "proxmox_list_vms");
   assert.equal(
     sim.requests.filter((r) => r.path === "/cluster/resources").length - before,
@@ -48,7 +63,10 @@ Deno.test("inventory tools over stdio with ticket auth", async () => {
     status: "stopped",
   });
   assert.deepEqual(lxcStopped.rows.map((r: unknown[]) => r[0]), [201]);
-  const byName = await callOk(s.client, "proxmox_list_vms", { name: "DB", node: "pve1" });
+  const byName = await callOk(s.client, "proxmox_list_vms", {
+    name: "DB",
+    node: "pve1",
+  });
   assert.deepEqual(byName.rows.map((r: unknown[]) => r[0]), [101]);
 
   const stats = await callOk(s.client, "proxmox_get_vm_stats", { vmid: 100 });
@@ -66,14 +84,23 @@ Deno.test("inventory tools over stdio with ticket auth", async () => {
 
 Deno.test("inventory with an API token, and the DEBUG log holds no secret", async () => {
   await using sim = await startSim();
-  await using s = await connect({ env: { ...simEnv(sim, "token"), LOG_LEVEL: "DEBUG" } });
+  await using s = await connect({
+    env: { ...simEnv(sim, "token"), LOG_LEVEL: "DEBUG" },
+  });
   const vms = await callOk(s.client, "proxmox_list_vms", { node: "pve2" });
   assert.ok(vms.rows.every((r: unknown[]) => r[2] === "pve2"));
   assert.ok(vms.count >= 3);
   await callOk(s.client, "proxmox_get_vm_stats", { vmid: 200, node: "pve1" });
   const log = s.stderr();
-  assert.match(log, /"msg":"PVE request"/, "DEBUG traces PVE requests as JSON lines");
-  assert.ok(!log.includes(sim.credentials.tokenSecret), "token secret not in the log");
+  assert.match(
+    log,
+    /"msg":"PVE request"/,
+    "DEBUG traces PVE requests as JSON lines",
+  );
+  assert.ok(
+    !log.includes(sim.credentials.tokenSecret),
+    "token secret not in the log",
+  );
 });
 
 Deno.test("https with PROXMOX_CA_FILE verifies the simulator's certificate", async () => {
@@ -91,7 +118,10 @@ Deno.test("https with PROXMOX_CA_FILE verifies the simulator's certificate", asy
     await using bad = await connect({ env: simEnv(sim) });
     const r = await call(bad.client, "proxmox_list_nodes");
     assert.equal(r.isError, true);
-    assert.match(r.text, /TLS verification of https:\/\/127\.0\.0\.1:\d+ failed/);
+    assert.match(
+      r.text,
+      /TLS verification of https:\/\/127\.0\.0\.1:\d+ failed/,
+    );
     assert.match(r.text, /PROXMOX_CA_FILE/);
 
     // PROXMOX_VERIFY_SSL=false works, with a warning at start.
@@ -112,7 +142,10 @@ Deno.test("errors come back as isError results with PVE's words", async () => {
   const unknown = await call(s.client, "proxmox_get_vm_stats", { vmid: 4242 });
   assert.equal(unknown.isError, true);
   assert.match(unknown.text, /Guest 4242 does not exist.*proxmox_list_vms/);
-  const wrongNode = await call(s.client, "proxmox_get_vm_stats", { vmid: 100, node: "pve2" });
+  const wrongNode = await call(s.client, "proxmox_get_vm_stats", {
+    vmid: 100,
+    node: "pve2",
+  });
   assert.equal(wrongNode.isError, true);
   assert.match(wrongNode.text, /on node 'pve1', not 'pve2'/);
   const invalid = await call(s.client, "proxmox_get_vm_stats", { vmid: 5 });
@@ -144,11 +177,18 @@ Deno.test("an unreachable Proxmox is an isError result, not a crash", async () =
   const port = (l.addr as Deno.NetAddr).port;
   l.close();
   await using s = await connect({
-    env: { PROXMOX_URL: `http://127.0.0.1:${port}`, PROXMOX_USER: "root@pam", PROXMOX_PASSWORD: "x-secret" },
+    env: {
+      PROXMOX_URL: `http://127.0.0.1:${port}`,
+      PROXMOX_USER: "root@pam",
+      PROXMOX_PASSWORD: "x-secret",
+    },
   });
   const r = await call(s.client, "proxmox_list_nodes");
   assert.equal(r.isError, true);
-  assert.match(r.text, new RegExp(`Cannot reach Proxmox at http://127.0.0.1:${port}`));
+  assert.match(
+    r.text,
+    new RegExp(`Cannot reach Proxmox at http://127.0.0.1:${port}`),
+  );
   // The server is still alive afterwards.
   const again = await call(s.client, "proxmox_list_vms");
   assert.equal(again.isError, true);

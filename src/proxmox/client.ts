@@ -179,10 +179,16 @@ export class PveClient {
     const tries = old ? [old.ticket, auth.password] : [auth.password];
     let last: PveError | undefined;
     for (const password of tries) {
-      const res = await this.#call("POST", "/access/ticket", {
-        username: auth.user,
-        password,
-      }, signal, true);
+      const res = await this.#call(
+        "POST",
+        "/access/ticket",
+        {
+          username: auth.user,
+          password,
+        },
+        signal,
+        true,
+      );
       if (res.status === 200) {
         const data = (JSON.parse(res.body) as {
           data: { ticket: string; CSRFPreventionToken: string };
@@ -192,7 +198,10 @@ export class PveClient {
           csrf: data.CSRFPreventionToken,
           at: Date.now(),
         };
-        log.debug("Logged in", { user: auth.user, renewed: password !== auth.password });
+        log.debug("Logged in", {
+          user: auth.user,
+          renewed: password !== auth.password,
+        });
         return;
       }
       try {
@@ -303,13 +312,19 @@ export class PveClient {
     }
     return new PveError({
       ...base,
-      pveMessage: `Cannot reach Proxmox at ${this.baseUrl} (${firstLine(text)})`,
+      pveMessage: `Cannot reach Proxmox at ${this.baseUrl} (${
+        firstLine(text)
+      })`,
       hint: "Check PROXMOX_URL and that the host is up",
     });
   }
 
   #unwrap<T>(method: string, path: string, res: RawResponse): T {
-    let json: { data?: unknown; message?: string; errors?: Record<string, string> } | undefined;
+    let json: {
+      data?: unknown;
+      message?: string;
+      errors?: Record<string, string>;
+    } | undefined;
     try {
       json = res.body ? JSON.parse(res.body) : undefined;
     } catch {
@@ -335,7 +350,8 @@ export class PveClient {
         ? "Check PROXMOX_TOKEN_ID and PROXMOX_TOKEN_SECRET"
         : "The login was refused: check PROXMOX_USER and PROXMOX_PASSWORD";
     } else if (res.status === 403) {
-      hint = "The Proxmox user or token lacks this privilege: grant it in Datacenter > Permissions";
+      hint =
+        "The Proxmox user or token lacks this privilege: grant it in Datacenter > Permissions";
     } else if (res.status === 595 || res.status === 596) {
       hint = "A node is unreachable: check the cluster's node status";
     }
@@ -404,9 +420,10 @@ function nodeHttpsSender(): Sender {
     return await new Promise<RawResponse>((resolve, reject) => {
       const req = https.request(url, {
         method,
-        headers: body === undefined
-          ? headers
-          : { ...headers, "Content-Length": String(new TextEncoder().encode(body).length) },
+        headers: body === undefined ? headers : {
+          ...headers,
+          "Content-Length": String(new TextEncoder().encode(body).length),
+        },
         agent,
         signal,
       }, (res) => {

@@ -55,7 +55,9 @@ export interface WaitOptions {
   timeoutMs: number;
   signal?: AbortSignal;
   /** Called after every poll while the task runs. */
-  onProgress?: (info: { elapsedMs: number; line?: string }) => void | Promise<void>;
+  onProgress?: (
+    info: { elapsedMs: number; line?: string },
+  ) => void | Promise<void>;
   /** Log lines to return (default 10 on error, 0 on success). */
   logLines?: number;
   /** First poll interval in ms (default 100); grows to 2 s. */

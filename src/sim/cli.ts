@@ -20,7 +20,9 @@ const tls = values.https ? await selfSignedCert() : undefined;
 const sim = await startSimulator({
   port: Number(values.port),
   taskMs: Number(values["task-ms"]),
-  ticketLifetimeS: values["ticket-lifetime"] ? Number(values["ticket-lifetime"]) : undefined,
+  ticketLifetimeS: values["ticket-lifetime"]
+    ? Number(values["ticket-lifetime"])
+    : undefined,
   schema: await loadApiSchema().catch(() => null),
   tls: tls ? { cert: tls.cert, key: tls.key } : undefined,
 });

@@ -13,5 +13,9 @@ export async function startDemo(): Promise<Demo> {
   // The official schema validates requests when it is at hand (PVE_API_SCHEMA).
   const schema = await loadApiSchema().catch(() => null);
   const sim = await startSimulator({ port: 0, taskMs: 400, schema });
-  return { url: sim.url, user: sim.credentials.user, password: sim.credentials.password };
+  return {
+    url: sim.url,
+    user: sim.credentials.user,
+    password: sim.credentials.password,
+  };
 }

@@ -67,7 +67,9 @@ export function errorResponse(e: SimError): Response {
   const body: Record<string, unknown> = { data: null, message: msg };
   if (e.errors) {
     body.errors = Object.fromEntries(
-      Object.entries(e.errors).map(([k, v]) => [k, v.endsWith("\n") ? v : v + "\n"]),
+      Object.entries(e.errors).map((
+        [k, v],
+      ) => [k, v.endsWith("\n") ? v : v + "\n"]),
     );
   }
   return new Response(JSON.stringify(body), {
@@ -82,7 +84,10 @@ function emptyResponse(status: number, reason: string): Response {
 }
 
 /** Starts a simulator; close it with `await using` or close(). */
-export async function startSimulator(options: SimOptions = {}): Promise<Simulator> {
+// deno-lint-ignore require-await
+export async function startSimulator(
+  options: SimOptions = {},
+): Promise<Simulator> {
   const cluster = new Cluster(options.taskMs ?? 50);
   seedCluster(cluster, options);
   const router = new Router(ALL_ROUTES);
@@ -138,7 +143,10 @@ export async function startSimulator(options: SimOptions = {}): Promise<Simulato
     const url = new URL(request.url);
     const prefix = "/api2/json";
     if (!url.pathname.startsWith(prefix + "/")) {
-      return emptyResponse(501, `Unsupported format '${url.pathname.split("/")[2] ?? ""}'`);
+      return emptyResponse(
+        501,
+        `Unsupported format '${url.pathname.split("/")[2] ?? ""}'`,
+      );
     }
     const path = url.pathname.slice(prefix.length).replace(/\/+$/, "") || "/";
     const method = request.method;
@@ -146,7 +154,11 @@ export async function startSimulator(options: SimOptions = {}): Promise<Simulato
     const add = (k: string, v: string) => {
       if (k === "_dc") return;
       const cur = params[k];
-      params[k] = cur === undefined ? v : Array.isArray(cur) ? [...cur, v] : [cur, v];
+      params[k] = cur === undefined
+        ? v
+        : Array.isArray(cur)
+        ? [...cur, v]
+        : [cur, v];
     };
     const body = await request.text();
     if ((method === "GET" || method === "DELETE") && body.length > 0) {
@@ -154,7 +166,9 @@ export async function startSimulator(options: SimOptions = {}): Promise<Simulato
     }
     let json = false;
     if (body) {
-      if ((request.headers.get("content-type") ?? "").includes("application/json")) {
+      if (
+        (request.headers.get("content-type") ?? "").includes("application/json")
+      ) {
         json = true;
         for (const [k, v] of Object.entries(JSON.parse(body))) {
           (params as Record<string, unknown>)[k] = v as string;
@@ -168,7 +182,11 @@ export async function startSimulator(options: SimOptions = {}): Promise<Simulato
     for (const [k, v] of url.searchParams) {
       if (k === "_dc") continue;
       const cur = query[k];
-      query[k] = cur === undefined ? v : Array.isArray(cur) ? [...cur, v] : [cur, v];
+      query[k] = cur === undefined
+        ? v
+        : Array.isArray(cur)
+        ? [...cur, v]
+        : [cur, v];
     }
     Object.assign(params, query);
 
@@ -220,14 +238,17 @@ export async function startSimulator(options: SimOptions = {}): Promise<Simulato
       const given = params[k];
       if (given !== undefined && given !== v) {
         return errorResponse(SimError.param({
-          [k]: "duplicate parameter (already defined in URI) with conflicting values!",
+          [k]:
+            "duplicate parameter (already defined in URI) with conflicting values!",
         }));
       }
       params[k] = v;
     }
     requests.push({ method, path: matched.route.path, params: { ...params } });
     if (schema) {
-      const errors = schema.validate(method, matched.route.path, params, { json });
+      const errors = schema.validate(method, matched.route.path, params, {
+        json,
+      });
       if (errors) {
         violations.push({ method, path: matched.route.path, errors });
         return errorResponse(SimError.param(errors));
@@ -236,7 +257,9 @@ export async function startSimulator(options: SimOptions = {}): Promise<Simulato
     const req: SimRequest = { method, path, params, user, isToken, cluster };
     try {
       // Calls for a node are proxied to it: unknown or offline nodes fail.
-      if (matched.pathParams.node !== undefined) cluster.node(matched.pathParams.node);
+      if (matched.pathParams.node !== undefined) {
+        cluster.node(matched.pathParams.node);
+      }
       if (path === "/access/ticket" && method === "POST") {
         const username = String(params.username ?? "");
         const password = String(params.password ?? "");
@@ -273,7 +296,9 @@ export async function startSimulator(options: SimOptions = {}): Promise<Simulato
     await server.shutdown();
   };
   return {
-    url: `${options.tls ? "https" : "http"}://${host === "0.0.0.0" ? "127.0.0.1" : host}:${port}`,
+    url: `${options.tls ? "https" : "http"}://${
+      host === "0.0.0.0" ? "127.0.0.1" : host
+    }:${port}`,
     port,
     credentials,
     cluster,

@@ -82,7 +82,9 @@ export function str(req: SimRequest, name: string): string | undefined {
 export function need(req: SimRequest, name: string): string {
   const v = str(req, name);
   if (v === undefined) {
-    throw SimError.param({ [name]: "property is missing and it is not optional" });
+    throw SimError.param({
+      [name]: "property is missing and it is not optional",
+    });
   }
   return v;
 }
@@ -91,7 +93,9 @@ export function int(req: SimRequest, name: string): number | undefined {
   const v = str(req, name);
   if (v === undefined) return undefined;
   if (!/^[+-]?\d+$/.test(v)) {
-    throw SimError.param({ [name]: `type check ('integer') failed - got '${v}'` });
+    throw SimError.param({
+      [name]: `type check ('integer') failed - got '${v}'`,
+    });
   }
   return parseInt(v, 10);
 }
@@ -101,7 +105,9 @@ export function bool(req: SimRequest, name: string): boolean | undefined {
   if (v === undefined) return undefined;
   if (v === true || v === "1" || v === 1) return true;
   if (v === false || v === "0" || v === 0) return false;
-  throw SimError.param({ [name]: `type check ('boolean') failed - got '${v}'` });
+  throw SimError.param({
+    [name]: `type check ('boolean') failed - got '${v}'`,
+  });
 }
 
 export function vmidOf(req: SimRequest): number {

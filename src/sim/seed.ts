@@ -34,7 +34,8 @@ export const OS_RELEASE = {
     'NAME="Alpine Linux"\nID=alpine\nVERSION_ID=3.20.3\nPRETTY_NAME="Alpine Linux v3.20"\n',
   rocky:
     'NAME="Rocky Linux"\nVERSION="9.4 (Blue Onyx)"\nID="rocky"\nID_LIKE="rhel centos fedora"\nVERSION_ID="9.4"\n',
-  arch: 'NAME="Arch Linux"\nPRETTY_NAME="Arch Linux"\nID=arch\nBUILD_ID=rolling\n',
+  arch:
+    'NAME="Arch Linux"\nPRETTY_NAME="Arch Linux"\nID=arch\nBUILD_ID=rolling\n',
 } as const;
 
 export type Distro = keyof typeof OS_RELEASE;
@@ -102,12 +103,17 @@ export function newGuest(
     type: init.type,
     node: init.node,
     status: running ? "running" : "stopped",
-    qmpstatus: init.type === "qemu" ? (running ? "running" : "stopped") : undefined,
+    qmpstatus: init.type === "qemu"
+      ? (running ? "running" : "stopped")
+      : undefined,
     config: init.config,
     pending: {},
     pendingDelete: [],
     snapshots: new Map(),
-    firewall: { rules: [], options: { enable: 0, policy_in: "DROP", policy_out: "ACCEPT" } },
+    firewall: {
+      rules: [],
+      options: { enable: 0, policy_in: "DROP", policy_out: "ACCEPT" },
+    },
     guestOs: init.guestOs,
     startedAt: running ? Date.now() - 3 * 86400_000 : undefined,
     load: {
@@ -145,7 +151,9 @@ function qemu(
     memory: String(opts.memory ?? 2048),
     ostype: "l26",
     scsihw: "virtio-scsi-single",
-    scsi0: `local-lvm:${base}-${vmid}-disk-0,iothread=1,size=${opts.disk ?? "32G"}`,
+    scsi0: `local-lvm:${base}-${vmid}-disk-0,iothread=1,size=${
+      opts.disk ?? "32G"
+    }`,
     net0: `virtio=${mac},bridge=vmbr0,firewall=1`,
     boot: "order=scsi0;net0",
     smbios1: `uuid=${crypto.randomUUID()}`,
@@ -162,7 +170,12 @@ function qemu(
     status: opts.status,
     config,
     guestOs: opts.distro
-      ? makeGuestOs(opts.distro, opts.ip ?? `192.168.1.${vmid % 250}`, mac, opts.agentRunning ?? true)
+      ? makeGuestOs(
+        opts.distro,
+        opts.ip ?? `192.168.1.${vmid % 250}`,
+        mac,
+        opts.agentRunning ?? true,
+      )
       : undefined,
   });
 }
@@ -320,20 +333,26 @@ export function seedCluster(c: Cluster, options: SeedOptions = {}): void {
   c.guests.get(101)!.config.tags = "prod;db";
 
   // Extra guests for benchmarks: small VMs spread over the online nodes.
-  const online = [...c.nodes.values()].filter((n) => n.online).map((n) => n.node);
+  const online = [...c.nodes.values()].filter((n) => n.online).map((n) =>
+    n.node
+  );
   for (let i = 0; i < (options.extraGuests ?? 0); i++) {
     const vmid = 10000 + i;
     const node = online[i % online.length];
     const g = i % 3 === 0
       ? lxc(vmid, node, `ct-${vmid}`, i % 2 ? "running" : "stopped")
-      : qemu(vmid, node, `vm-${vmid}`, { status: i % 2 ? "running" : "stopped" });
+      : qemu(vmid, node, `vm-${vmid}`, {
+        status: i % 2 ? "running" : "stopped",
+      });
     c.guests.set(vmid, g);
   }
 
   // Volumes: guest disks, ISOs, container templates, one backup.
   for (const g of c.guests.values()) {
     for (const [k, v] of Object.entries(g.config)) {
-      if (!/^(scsi|virtio|sata|ide)\d+$|^rootfs$/.test(k) || typeof v !== "string") continue;
+      if (
+        !/^(scsi|virtio|sata|ide)\d+$|^rootfs$/.test(k) || typeof v !== "string"
+      ) continue;
       if (v.includes("media=cdrom") && !v.includes("cloudinit")) continue;
       const [volid, ...rest] = v.split(",");
       const size = rest.find((p) => p.startsWith("size="))?.slice(5) ?? "4M";

@@ -148,7 +148,11 @@ export interface Task {
 export class SimError extends Error {
   readonly status: number;
   readonly errors?: Record<string, string>;
-  constructor(status: number, message: string, errors?: Record<string, string>) {
+  constructor(
+    status: number,
+    message: string,
+    errors?: Record<string, string>,
+  ) {
     super(message);
     this.status = status;
     this.errors = errors;
@@ -221,7 +225,10 @@ export class Cluster {
   /** Throws `VM is locked (x)` / `CT is locked (x)` when locked. */
   checkLock(g: Guest): void {
     if (g.lock) {
-      throw new SimError(500, `${g.type === "qemu" ? "VM" : "CT"} is locked (${g.lock})`);
+      throw new SimError(
+        500,
+        `${g.type === "qemu" ? "VM" : "CT"} is locked (${g.lock})`,
+      );
     }
   }
 
@@ -339,7 +346,11 @@ export class Cluster {
 
 const CLOSED = "simulator closed";
 
-export function configMissing(node: string, type: GuestType, vmid: number): string {
+export function configMissing(
+  node: string,
+  type: GuestType,
+  vmid: number,
+): string {
   return `Configuration file 'nodes/${node}/${
     type === "qemu" ? "qemu-server" : "lxc"
   }/${vmid}.conf' does not exist`;
@@ -357,7 +368,12 @@ export function parseSize(s: string): number {
 
 /** bytes → `32G` style as PVE prints sizes. */
 export function formatSize(bytes: number): string {
-  for (const [u, m] of [["T", 1024 ** 4], ["G", 1024 ** 3], ["M", 1024 ** 2], ["K", 1024]] as const) {
+  for (
+    const [u, m] of [["T", 1024 ** 4], ["G", 1024 ** 3], ["M", 1024 ** 2], [
+      "K",
+      1024,
+    ]] as const
+  ) {
     if (bytes >= m && bytes % m === 0) return `${bytes / m}${u}`;
   }
   return String(bytes);
@@ -380,7 +396,8 @@ export function parsePropString(
   return out;
 }
 
-export const DISK_KEY = /^(scsi|virtio|sata|ide|efidisk|tpmstate)\d+$|^rootfs$|^mp\d+$/;
+export const DISK_KEY =
+  /^(scsi|virtio|sata|ide|efidisk|tpmstate)\d+$|^rootfs$|^mp\d+$/;
 
 /** Sum of a guest's disk sizes (cdroms excluded), bytes. */
 export function guestMaxDisk(g: Guest): number {
@@ -390,7 +407,9 @@ export function guestMaxDisk(g: Guest): number {
 }
 
 /** The QEMU boot disk key, from `boot: order=...` or the first disk. */
-export function bootDisk(config: Record<string, ConfigValue>): string | undefined {
+export function bootDisk(
+  config: Record<string, ConfigValue>,
+): string | undefined {
   const isDisk = (k: string) =>
     /^(scsi|virtio|sata|ide)\d+$/.test(k) &&
     typeof config[k] === "string" &&

@@ -10,10 +10,17 @@ export interface SimTls {
 }
 
 async function openssl(args: string[], cwd: string): Promise<void> {
-  const out = await new Deno.Command("openssl", { args, cwd, stdout: "null", stderr: "piped" })
+  const out = await new Deno.Command("openssl", {
+    args,
+    cwd,
+    stdout: "null",
+    stderr: "piped",
+  })
     .output();
   if (!out.success) {
-    throw new Error(`openssl ${args[0]} failed: ${new TextDecoder().decode(out.stderr)}`);
+    throw new Error(
+      `openssl ${args[0]} failed: ${new TextDecoder().decode(out.stderr)}`,
+    );
   }
 }
 
@@ -21,20 +28,52 @@ async function openssl(args: string[], cwd: string): Promise<void> {
 export async function selfSignedCert(): Promise<SimTls> {
   const dir = await Deno.makeTempDir({ prefix: "pve-sim-tls-" });
   await openssl([
-    "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-    "-keyout", "ca.key", "-out", "ca.pem", "-subj", "/CN=PVE Sim Root CA",
+    "req",
+    "-x509",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-days",
+    "2",
+    "-keyout",
+    "ca.key",
+    "-out",
+    "ca.pem",
+    "-subj",
+    "/CN=PVE Sim Root CA",
   ], dir);
   await Deno.writeTextFile(
     `${dir}/ext.cnf`,
     "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
   );
   await openssl([
-    "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
-    "-subj", "/CN=localhost",
+    "req",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-keyout",
+    "server.key",
+    "-out",
+    "server.csr",
+    "-subj",
+    "/CN=localhost",
   ], dir);
   await openssl([
-    "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-    "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf",
+    "x509",
+    "-req",
+    "-in",
+    "server.csr",
+    "-CA",
+    "ca.pem",
+    "-CAkey",
+    "ca.key",
+    "-CAcreateserial",
+    "-out",
+    "server.pem",
+    "-days",
+    "2",
+    "-extfile",
+    "ext.cnf",
   ], dir);
   return {
     cert: await Deno.readTextFile(`${dir}/server.pem`),

@@ -97,7 +97,10 @@ export function statusCurrent(g: Guest): Record<string, unknown> {
   e.ha = { managed: 0 };
   if (g.type === "qemu") {
     e.qmpstatus = g.qmpstatus ?? g.status;
-    if (g.config.agent !== undefined && !/^(enabled=)?0/.test(String(g.config.agent))) {
+    if (
+      g.config.agent !== undefined &&
+      !/^(enabled=)?0/.test(String(g.config.agent))
+    ) {
       e.agent = 1;
     }
     if (g.status === "running") {

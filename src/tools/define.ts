@@ -35,8 +35,12 @@ export interface TaskOptions {
   step?: string;
 }
 
-// deno-lint-ignore no-explicit-any
-export interface ToolDef<I extends z.ZodRawShape = any, O extends z.ZodType = any> {
+export interface ToolDef<
+  // deno-lint-ignore no-explicit-any
+  I extends z.ZodRawShape = any,
+  // deno-lint-ignore no-explicit-any
+  O extends z.ZodType = any,
+> {
   name: string;
   toolset: string;
   title: string;
@@ -58,8 +62,10 @@ export function defineTool<I extends z.ZodRawShape, O extends z.ZodType>(
 export const Vmid = z.number().int().min(100).max(999999999).describe(
   "VM/CT ID",
 );
-export const NodeName = z.string().regex(/^[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?$/)
-  .describe("Node (auto when omitted)");
+export const NodeName = z.string().regex(
+  /^[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?$/,
+  { error: "Not a valid node name" },
+);
 export const Wait = z.boolean().default(true).describe(
   "Wait for the task to end",
 );
@@ -133,4 +139,59 @@ export function taskFollower(
     pve.invalidate();
     return outcomeOf(r, options.what);
   };
+}
+
+/**
+ * The JSON Schema a model sees, kept small: no `$schema`, no regex patterns
+ * or huge bounds (zod still enforces them), no `additionalProperties: false`.
+ */
+export function compactJsonSchema(
+  schema: Record<string, unknown>,
+): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(schema)) {
+    if (k === "$schema" || k === "pattern" || k === "additionalProperties") {
+      continue;
+    }
+    if ((k === "maximum" || k === "minimum") && Math.abs(Number(v)) >= 1e6) {
+      continue;
+    }
+    if (k === "properties" && v && typeof v === "object") {
+      out[k] = Object.fromEntries(
+        Object.entries(v).map((
+          [p, s],
+        ) => [p, compactJsonSchema(s as Record<string, unknown>)]),
+      );
+    } else if (
+      k === "items" && v && typeof v === "object" && !Array.isArray(v)
+    ) {
+      out[k] = compactJsonSchema(v as Record<string, unknown>);
+    } else if ((k === "anyOf" || k === "oneOf") && Array.isArray(v)) {
+      out[k] = v.map((s) => compactJsonSchema(s as Record<string, unknown>));
+    } else out[k] = v;
+  }
+  return out;
+}
+
+/** A zod schema whose advertised JSON Schema is compacted. */
+export function compactStandardSchema<T extends z.ZodType>(schema: T): T {
+  const std = schema["~standard"];
+  let input: Record<string, unknown> | undefined;
+  const wrapped = {
+    "~standard": {
+      ...std,
+      jsonSchema: {
+        input: () =>
+          input ??= compactJsonSchema(
+            z.toJSONSchema(schema, {
+              target: "draft-2020-12",
+              io: "input",
+            }) as Record<string, unknown>,
+          ),
+        output: () =>
+          z.toJSONSchema(schema, { target: "draft-2020-12", io: "output" }),
+      },
+    },
+  };
+  return wrapped as unknown as T;
 }

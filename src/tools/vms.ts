@@ -8,7 +8,8 @@ const round = (n: number, d = 1): number => {
   const f = 10 ** d;
   return Math.round(n * f) / f;
 };
-const num = (v: unknown): number => typeof v === "number" ? v : Number(v ?? 0) || 0;
+const num = (v: unknown): number =>
+  typeof v === "number" ? v : Number(v ?? 0) || 0;
 
 export const LIST_COLUMNS = [
   "vmid",
@@ -87,7 +88,9 @@ function average(points: RrdPoint[], key: keyof RrdPoint): number | undefined {
   const vals = points.map((p) => p[key]).filter((v): v is number =>
     typeof v === "number"
   );
-  return vals.length ? vals.reduce((a, b) => a + b, 0) / vals.length : undefined;
+  return vals.length
+    ? vals.reduce((a, b) => a + b, 0) / vals.length
+    : undefined;
 }
 
 export const getVmStats = defineTool({

@@ -14,7 +14,8 @@ export const CLUSTER_ROUTES: Route[] = [
   {
     method: "GET",
     path: "/nodes",
-    handler: ({ cluster }) => [...cluster.nodes.values()].map((n) => nodeEntry(cluster, n)),
+    handler: ({ cluster }) =>
+      [...cluster.nodes.values()].map((n) => nodeEntry(cluster, n)),
   },
   {
     method: "GET",
@@ -33,9 +34,19 @@ export const CLUSTER_ROUTES: Route[] = [
           model: "AMD EPYC 7302P 16-Core Processor",
           mhz: "3000.000",
         },
-        memory: { total: n.maxmem, used: e.mem, free: n.maxmem - e.mem, available: n.maxmem - e.mem },
+        memory: {
+          total: n.maxmem,
+          used: e.mem,
+          free: n.maxmem - e.mem,
+          available: n.maxmem - e.mem,
+        },
         swap: { total: 8 * 1024 ** 3, used: 0, free: 8 * 1024 ** 3 },
-        rootfs: { total: n.maxdisk, used: e.disk, free: n.maxdisk - e.disk, avail: n.maxdisk - e.disk },
+        rootfs: {
+          total: n.maxdisk,
+          used: e.disk,
+          free: n.maxdisk - e.disk,
+          avail: n.maxdisk - e.disk,
+        },
         loadavg: ["0.42", "0.37", "0.30"],
         pveversion: "pve-manager/9.1.1/42db4a6cf33dac83",
         kversion: "Linux 6.17.2-1-pve #1 SMP PREEMPT_DYNAMIC PMX 6.17.2-1",

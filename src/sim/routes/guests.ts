@@ -11,7 +11,14 @@ function rrd(req: SimRequest, type: GuestType) {
   const g = guestOf(req, type);
   const s = guestStats(g);
   const tf = str(req, "timeframe") ?? "hour";
-  const step = { hour: 60, day: 60, week: 1800, month: 1800, year: 21600, decade: 86400 * 7 }[tf] ?? 60;
+  const step = {
+    hour: 60,
+    day: 60,
+    week: 1800,
+    month: 1800,
+    year: 21600,
+    decade: 86400 * 7,
+  }[tf] ?? 60;
   const count = tf === "hour" ? 60 : tf === "week" ? 336 : 1440;
   const now = Math.floor(Date.now() / 1000 / step) * step;
   const points = [];
@@ -70,7 +77,11 @@ function forType(type: GuestType): Route[] {
         if (snap !== undefined) {
           const s = g.snapshots.get(snap);
           if (!s) throw new SimError(500, `snapshot '${snap}' does not exist`);
-          return { ...s.config, snaptime: s.snaptime, ...(s.parent ? { parent: s.parent } : {}) };
+          return {
+            ...s.config,
+            snaptime: s.snaptime,
+            ...(s.parent ? { parent: s.parent } : {}),
+          };
         }
         return configView(g, current);
       },
@@ -80,12 +91,20 @@ function forType(type: GuestType): Route[] {
       path: `${base}/{vmid}/pending`,
       handler: (req) => {
         const g = guestOf(req, type);
-        const keys = new Set([...Object.keys(g.config), ...Object.keys(g.pending), ...g.pendingDelete]);
+        const keys = new Set([
+          ...Object.keys(g.config),
+          ...Object.keys(g.pending),
+          ...g.pendingDelete,
+        ]);
         keys.delete("digest");
         return [...keys].sort().map((key) => {
           const e: Record<string, unknown> = { key };
-          if (key in g.config) e.value = key === "cipassword" ? "**********" : g.config[key];
-          if (key in g.pending) e.pending = key === "cipassword" ? "**********" : g.pending[key];
+          if (key in g.config) {
+            e.value = key === "cipassword" ? "**********" : g.config[key];
+          }
+          if (key in g.pending) {
+            e.pending = key === "cipassword" ? "**********" : g.pending[key];
+          }
           if (g.pendingDelete.includes(key)) e.delete = 1;
           return e;
         });

@@ -63,7 +63,9 @@ export const TASK_ROUTES: Route[] = [
       const limit = int(req, "limit") ?? 50;
       if (bool(req, "download")) return t.log.join("\n");
       const lines = t.log.length ? t.log : ["no content"];
-      const slice = limit === 0 ? lines.slice(start) : lines.slice(start, start + limit);
+      const slice = limit === 0
+        ? lines.slice(start)
+        : lines.slice(start, start + limit);
       return slice.map((text, i) => ({ n: start + i + 1, t: text }));
     },
   },
@@ -100,6 +102,7 @@ export const TASK_ROUTES: Route[] = [
     method: "GET",
     path: "/cluster/tasks",
     handler: (req) =>
-      [...req.cluster.tasks.values()].sort((a, b) => b.pid - a.pid).slice(0, 50).map(listEntry),
+      [...req.cluster.tasks.values()].sort((a, b) => b.pid - a.pid).slice(0, 50)
+        .map(listEntry),
   },
 ];

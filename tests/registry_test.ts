@@ -1,0 +1,103 @@
+/** The tool surface: every tool declared completely, and snapshotted. */
+import assert from "node:assert/strict";
+import { z } from "zod";
+import { ALL_TOOLS, selectTools, TOOLSETS } from "../src/tools/mod.ts";
+import { callOk, connect, simEnv, startSim } from "./helpers.ts";
+
+const SNAPSHOT = new URL("./snapshots/tools_list.json", import.meta.url);
+
+Deno.test("every tool has the prefix, a toolset, all four annotations and an output schema", () => {
+  const names = new Set<string>();
+  const toolsets = new Set(TOOLSETS.map((t) => t.id));
+  for (const t of ALL_TOOLS) {
+    assert.match(t.name, /^proxmox_[a-z_]+$/, `${t.name}: proxmox_ prefix`);
+    assert.ok(!names.has(t.name), `${t.name}: duplicate name`);
+    names.add(t.name);
+    assert.ok(
+      toolsets.has(t.toolset),
+      `${t.name}: unknown toolset ${t.toolset}`,
+    );
+    assert.ok(
+      t.title.length > 0 && t.description.length > 0,
+      `${t.name}: title and description`,
+    );
+    for (
+      const hint of [
+        "readOnlyHint",
+        "destructiveHint",
+        "idempotentHint",
+        "openWorldHint",
+      ] as const
+    ) {
+      assert.equal(
+        typeof t.annotations[hint],
+        "boolean",
+        `${t.name}: ${hint} set explicitly`,
+      );
+    }
+    assert.ok(
+      t.output instanceof z.ZodObject,
+      `${t.name}: output schema is an object`,
+    );
+    if (t.annotations.readOnlyHint) {
+      assert.equal(
+        t.annotations.destructiveHint,
+        false,
+        `${t.name}: read-only is not destructive`,
+      );
+    }
+  }
+});
+
+Deno.test("read-only mode keeps only read-only tools and wins over toolsets", () => {
+  const ro = selectTools({ readOnly: true });
+  assert.ok(ro.length > 0);
+  assert.ok(ro.every((t) => t.annotations.readOnlyHint));
+  const some = selectTools({ readOnly: true, toolsets: ["nodes"] });
+  assert.deepEqual(some.map((t) => t.name), ["proxmox_list_nodes"]);
+  assert.throws(
+    () => selectTools({ readOnly: false, toolsets: ["nope"] }),
+    /Unknown toolset 'nope'/,
+  );
+});
+
+Deno.test("tools/list matches the snapshot (UPDATE_SNAPSHOTS=1 to accept a change)", async () => {
+  await using sim = await startSim();
+  await using s = await connect({ env: simEnv(sim) });
+  const { tools } = await s.client.listTools();
+  assert.equal(tools.length, ALL_TOOLS.length);
+  const text = JSON.stringify(tools, null, 1) + "\n";
+  if (Deno.env.get("UPDATE_SNAPSHOTS") === "1") {
+    await Deno.writeTextFile(SNAPSHOT, text);
+  }
+  const expected = await Deno.readTextFile(SNAPSHOT).catch(() => "");
+  assert.equal(
+    text,
+    expected,
+    "tools/list changed: review and run with UPDATE_SNAPSHOTS=1",
+  );
+  // What a model sees of each tool stays small (README: ≤ 300 bytes on average).
+  const sizes = tools.map((t) =>
+    JSON.stringify({
+      name: t.name,
+      description: t.description,
+      inputSchema: t.inputSchema,
+    }).length
+  );
+  const avg = sizes.reduce((a, b) => a + b, 0) / sizes.length;
+  assert.ok(avg <= 300, `average ${avg} bytes per tool`);
+});
+
+Deno.test("MCP_READ_ONLY hides every tool that changes something", async () => {
+  await using sim = await startSim();
+  await using s = await connect({
+    env: { ...simEnv(sim), MCP_READ_ONLY: "true" },
+  });
+  const { tools } = await s.client.listTools();
+  assert.equal(
+    tools.length,
+    ALL_TOOLS.filter((t) => t.annotations.readOnlyHint).length,
+  );
+  assert.ok(tools.every((t) => t.annotations?.readOnlyHint === true));
+  await callOk(s.client, "proxmox_list_nodes");
+});
