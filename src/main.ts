@@ -1,13 +1,22 @@
 /**
- * CLI entry: flags + environment → Config → PveClient → server → transport.
- * The only place that exits the process.
+ * CLI entry: flags + environment → Config → transport. The only place that
+ * exits the process. Start-up is measured (bench/cold_start.ts): this module
+ * loads only the config; the SDK, the tools and the Proxmox client load behind
+ * the first reply (src/app.ts).
  */
-import { ConfigError, ENV_VARS, HELP, loadConfig, VERSION } from "./config.ts";
-import { addSecret, logger, setupLogging } from "./log.ts";
-import { PveClient } from "./proxmox/client.ts";
+import {
+  type Config,
+  ConfigError,
+  ENV_VARS,
+  HELP,
+  loadConfig,
+  VERSION,
+} from "./config.ts";
+
+const encoder = new TextEncoder();
 
 function fail(message: string, code = 2): never {
-  Deno.stderr.writeSync(new TextEncoder().encode(`proxmox-mcp: ${message}\n`));
+  Deno.stderr.writeSync(encoder.encode(`proxmox-mcp: ${message}\n`));
   Deno.exit(code);
 }
 
@@ -17,61 +26,40 @@ function readEnv(): Record<string, string | undefined> {
   return env;
 }
 
+async function readCa(config: Config): Promise<string | undefined> {
+  if (!config.caFile) return undefined;
+  try {
+    return await Deno.readTextFile(config.caFile);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotCapable) throw e;
+    throw new ConfigError(
+      `Cannot read PROXMOX_CA_FILE ${config.caFile}: ${(e as Error).message}`,
+    );
+  }
+}
+
 async function main(): Promise<void> {
   const parsed = loadConfig(Deno.args, readEnv());
   if (parsed.kind === "help") {
-    Deno.stdout.writeSync(new TextEncoder().encode(HELP));
+    Deno.stdout.writeSync(encoder.encode(HELP));
     return;
   }
   if (parsed.kind === "version") {
-    Deno.stdout.writeSync(new TextEncoder().encode(`proxmox-mcp ${VERSION}\n`));
+    Deno.stdout.writeSync(encoder.encode(`proxmox-mcp ${VERSION}\n`));
     return;
   }
   const config = parsed.config;
-  setupLogging(config.logLevel);
-  const log = logger("main");
-  const auth = config.auth;
-  addSecret(auth.kind === "password" ? auth.password : auth.secret);
-  addSecret(config.authToken);
-
-  let caCert: string | undefined;
-  if (config.caFile) {
-    try {
-      caCert = await Deno.readTextFile(config.caFile);
-    } catch (e) {
-      if (e instanceof Deno.errors.NotCapable) throw e;
-      throw new ConfigError(
-        `Cannot read PROXMOX_CA_FILE ${config.caFile}: ${(e as Error).message}`,
-      );
-    }
-  }
-  if (config.demo) {
-    const { startDemo } = await import("./sim/demo.ts");
-    const sim = await startDemo();
-    config.proxmoxUrl = sim.url;
-    config.auth = { kind: "password", user: sim.user, password: sim.password };
-    addSecret(sim.password);
-    log.info(`Demo: simulated Proxmox VE cluster at ${sim.url}`);
-  }
-  if (!config.verifySsl && config.proxmoxUrl.startsWith("https:")) {
-    log.warning(
-      `PROXMOX_VERIFY_SSL=false: the certificate of ${config.proxmoxUrl} is not checked`,
-    );
-  }
-  const pve = new PveClient({
-    baseUrl: config.proxmoxUrl,
-    auth: config.auth,
-    verifySsl: config.verifySsl,
-    caCert,
-    timeoutMs: config.timeoutMs,
-  });
-  const deps = { config, pve };
+  const caCert = await readCa(config);
+  const load = async () => (await import("./app.ts")).boot(config, caCert);
   if (config.transport === "stdio") {
-    const { runStdio } = await import("./transports/stdio.ts");
-    runStdio(deps);
+    const { serveStdio } = await import("./transports/stdio.ts");
+    // The demo's simulator must be up before the first reply's tools run.
+    const ready = config.demo ? load() : undefined;
+    if (ready) await ready;
+    await serveStdio({ config, load: () => ready ?? load() });
   } else {
     const { runHttp } = await import("./transports/http.ts");
-    await runHttp(deps);
+    await runHttp(await load());
   }
 }
 

@@ -101,7 +101,7 @@ export function createServer(deps: ServerDeps): McpServer {
         title: tool.title,
         description: tool.description,
         inputSchema: compactStandardSchema(z.object(tool.input).strict()),
-        outputSchema: tool.output,
+        outputSchema: compactStandardSchema(tool.output),
         annotations: { ...tool.annotations },
       },
       (args: Record<string, unknown>, ctx: ServerContext) =>

@@ -188,8 +188,13 @@ export function compactStandardSchema<T extends z.ZodType>(schema: T): T {
               io: "input",
             }) as Record<string, unknown>,
           ),
-        output: () =>
-          z.toJSONSchema(schema, { target: "draft-2020-12", io: "output" }),
+        output: () => {
+          const { $schema: _, ...rest } = z.toJSONSchema(schema, {
+            target: "draft-2020-12",
+            io: "output",
+          }) as Record<string, unknown>;
+          return rest;
+        },
       },
     },
   };
