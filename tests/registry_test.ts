@@ -1,10 +1,12 @@
 /** The tool surface: every tool declared completely, and snapshotted. */
 import assert from "node:assert/strict";
 import { z } from "zod";
+import { buildCatalog } from "../src/catalog.ts";
 import { ALL_TOOLS, selectTools, TOOLSETS } from "../src/tools/mod.ts";
 import { callOk, connect, simEnv, startSim } from "./helpers.ts";
 
 const SNAPSHOT = new URL("./snapshots/tools_list.json", import.meta.url);
+const CATALOG = new URL("../src/tools/catalog.json", import.meta.url);
 
 Deno.test("every tool has the prefix, a toolset, all four annotations and an output schema", () => {
   const names = new Set<string>();
@@ -61,7 +63,14 @@ Deno.test("read-only mode keeps only read-only tools and wins over toolsets", ()
   );
 });
 
-Deno.test("tools/list matches the snapshot (UPDATE_SNAPSHOTS=1 to accept a change)", async () => {
+Deno.test("tools/list matches the snapshot (UPDATE_SNAPSHOTS=1 accepts a change and refreshes src/tools/catalog.json)", async () => {
+  if (Deno.env.get("UPDATE_SNAPSHOTS") === "1") {
+    // The stdio transport answers tools/list from the catalog: refresh it first.
+    await Deno.writeTextFile(
+      CATALOG,
+      JSON.stringify(await buildCatalog(), null, 1) + "\n",
+    );
+  }
   await using sim = await startSim();
   await using s = await connect({ env: simEnv(sim) });
   const { tools } = await s.client.listTools();
