@@ -252,14 +252,21 @@ export class PveClient {
       body = encoded;
       headers["Content-Type"] = "application/x-www-form-urlencoded";
     }
-    const timeout = AbortSignal.timeout(this.#timeoutMs);
-    const sig = signal ? AbortSignal.any([signal, timeout]) : timeout;
+    // A timer cleared on completion: AbortSignal.timeout() would keep every
+    // request's signal alive for the whole timeout (memory grows with rate).
+    const timeout = new AbortController();
+    const timer = setTimeout(() => timeout.abort(), this.#timeoutMs);
+    const sig = signal
+      ? AbortSignal.any([signal, timeout.signal])
+      : timeout.signal;
     const started = performance.now();
     let res: RawResponse;
     try {
       res = await this.#send(method, url, headers, body, sig);
     } catch (e) {
-      throw this.#networkError(e, method, path, timeout.aborted);
+      throw this.#networkError(e, method, path, timeout.signal.aborted);
+    } finally {
+      clearTimeout(timer);
     }
     log.debug("PVE request", {
       method,

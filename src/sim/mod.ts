@@ -24,6 +24,8 @@ export interface SimOptions extends SeedOptions {
   password?: string;
   tokenId?: string;
   tokenSecret?: string;
+  /** Keep a log of requests in `requests` (default true; off for soak runs). */
+  recordRequests?: boolean;
   /** Delay of unauthorized answers in ms (PVE: about 3000; default 0). */
   authFailDelayMs?: number;
 }
@@ -103,6 +105,7 @@ export async function startSimulator(
   const violations: Violation[] = [];
   const requests: Simulator["requests"] = [];
   const authDelay = options.authFailDelayMs ?? 0;
+  const record = options.recordRequests ?? true;
 
   const issueTicket = (user: string) => {
     const now = Date.now();
@@ -244,7 +247,13 @@ export async function startSimulator(
       }
       params[k] = v;
     }
-    requests.push({ method, path: matched.route.path, params: { ...params } });
+    if (record) {
+      requests.push({
+        method,
+        path: matched.route.path,
+        params: { ...params },
+      });
+    }
     if (schema) {
       const errors = schema.validate(method, matched.route.path, params, {
         json,

@@ -1,0 +1,57 @@
+/** Shared pieces of the benchmarks: spawning the real server over stdio. */
+import { Client } from "@modelcontextprotocol/client";
+import { StdioClientTransport } from "@modelcontextprotocol/client/stdio";
+import { ENV_VARS } from "../src/config.ts";
+
+export const ROOT = new URL("..", import.meta.url).pathname;
+
+export interface Spawned {
+  client: Client;
+  pid: number;
+  close(): Promise<void>;
+}
+
+/** src/main.ts over stdio with the SDK client, as a user would run it. */
+export async function spawnServer(
+  env: Record<string, string>,
+): Promise<Spawned> {
+  const transport = new StdioClientTransport({
+    command: Deno.execPath(),
+    args: [
+      "run",
+      "--no-prompt",
+      `--allow-env=${ENV_VARS.join(",")}`,
+      "--allow-net",
+      `${ROOT}src/main.ts`,
+    ],
+    env: {
+      PATH: Deno.env.get("PATH") ?? "",
+      HOME: Deno.env.get("HOME") ?? "",
+      ...env,
+    },
+    stderr: "ignore",
+  });
+  const client = new Client({ name: "bench", version: "1" });
+  await client.connect(transport);
+  return { client, pid: transport.pid!, close: () => client.close() };
+}
+
+/** Resident memory of a process in KiB (Linux). */
+export function rssKiB(pid: number): number {
+  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+export function percentile(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(s.length * p))];
+}
+
+export function print(line: string): void {
+  Deno.stdout.writeSync(new TextEncoder().encode(line + "\n"));
+}

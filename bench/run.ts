@@ -1,0 +1,70 @@
+/**
+ * `deno task bench`: every benchmark, each printing its ratio against a
+ * baseline measured in the same run. Results are recorded in bench/RESULTS.md.
+ */
+import { print } from "./common.ts";
+import { coldStart } from "./cold_start.ts";
+import { listVmsBench } from "./list_vms.ts";
+import { memoryBench } from "./memory.ts";
+import { toolSizes } from "./tool_size.ts";
+
+const only = Deno.args[0];
+const want = (name: string) => !only || only === name;
+
+if (want("cold")) {
+  const r = await coldStart();
+  print(
+    `cold start to tools/list: bare deno ${
+      r.baseline.toFixed(1)
+    } ms, proxmox-mcp ${r.server.toFixed(1)} ms, ratio ${
+      r.ratio.toFixed(2)
+    } (target <= 3)`,
+  );
+}
+if (want("size")) {
+  const sizes = toolSizes();
+  const avg = sizes.reduce((a, s) => a + s.bytes, 0) / sizes.length;
+  const max = sizes.reduce((a, s) => (s.bytes > a.bytes ? s : a));
+  print(
+    `tool size: ${sizes.length} tools, average ${
+      avg.toFixed(0)
+    } bytes (largest ${max.name} ${max.bytes}), ratio to the 300-byte target ${
+      (avg / 300).toFixed(2)
+    }, to the peers' 460 ${(avg / 460).toFixed(2)}`,
+  );
+}
+if (want("list")) {
+  const r = await listVmsBench();
+  print(
+    `list_vms on 5000 guests: ${r.requests} PVE request(s), ${
+      r.bytesPerGuest.toFixed(1)
+    } bytes/guest (target <= 60), ${r.ms.toFixed(1)} ms per call vs ${
+      r.baselineMs.toFixed(1)
+    } ms for list_nodes (ratio ${(r.ms / r.baselineMs).toFixed(2)})`,
+  );
+}
+if (want("memory")) {
+  const r = await memoryBench();
+  print(
+    `memory over 10000 calls: heap after GC ${
+      r.heap1k.toFixed(1)
+    } MiB at 1000, ${r.heapEnd.toFixed(1)} MiB at 10000, ratio ${
+      r.heapRatio.toFixed(3)
+    }; stdio server RSS ${r.rss1k.toFixed(0)} -> ${r.rssEnd.toFixed(0)} MiB`,
+  );
+}
+if (want("http")) {
+  try {
+    const { httpBench } = await import("./http.ts");
+    const r = await httpBench();
+    print(
+      `http: ${r.callsPerS.toFixed(0)} tool calls/s (target >= 1000), p99 ${
+        r.p99.toFixed(1)
+      } ms (target <= 20), baseline bare Deno.serve ${
+        r.baselinePerS.toFixed(0)
+      } req/s, ratio ${(r.callsPerS / r.baselinePerS).toFixed(2)}`,
+    );
+  } catch (e) {
+    print(`http: not measured (${(e as Error).message})`);
+  }
+}
