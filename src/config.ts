@@ -207,10 +207,11 @@ export function loadConfig(
     const issue = parsed.error.issues[0];
     const name = String(issue.path[0] ?? "configuration");
     // zod may quote the received value: never print it for a secret.
-    const msg = SECRET_NAMES.has(name)
-      ? `${name} is invalid`
-      : issue.message.startsWith(name)
+    // Our own messages never quote values; zod's might.
+    const msg = issue.message.startsWith(name)
       ? issue.message
+      : SECRET_NAMES.has(name)
+      ? `${name} is invalid`
       : `${name}: ${issue.message}`;
     throw new ConfigError(msg);
   }

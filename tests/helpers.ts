@@ -17,6 +17,31 @@ const ROOT = new URL("..", import.meta.url).pathname;
 export const MAIN = `${ROOT}src/main.ts`;
 
 let schemaPromise: Promise<ApiSchema | null> | undefined;
+const liveSims = new Set<Simulator>();
+
+/**
+ * Asserts that a server's log holds none of the secrets in play: its own
+ * environment's and every live simulator's (passwords, token secrets, tickets,
+ * CSRF tokens). Servers run at DEBUG in tests unless told otherwise, so this
+ * checks the most talkative log of every e2e run.
+ */
+export function assertNoSecrets(
+  log: string,
+  env: Record<string, string> = {},
+): void {
+  const secrets = [
+    env.PROXMOX_PASSWORD,
+    env.PROXMOX_TOKEN_SECRET,
+    env.MCP_AUTH_TOKEN,
+    ...[...liveSims].flatMap((s) => s.secrets()),
+  ].filter((s): s is string => !!s && s.length >= 6);
+  for (const s of secrets) {
+    assert.ok(
+      !log.includes(s),
+      `a secret (${s.slice(0, 4)}…) appears in the server's log`,
+    );
+  }
+}
 let warned = false;
 
 /** The official schema, or null (with one visible warning) when absent. */
@@ -48,6 +73,7 @@ export interface TestSim extends Simulator {
 export async function startSim(options: SimOptions = {}): Promise<TestSim> {
   const schema = await officialSchema();
   const sim = await startSimulator({ port: 0, taskMs: 20, schema, ...options });
+  liveSims.add(sim);
   const assertNoViolations = () =>
     assert.deepEqual(
       sim.violations,
@@ -55,6 +81,7 @@ export async function startSim(options: SimOptions = {}): Promise<TestSim> {
       "requests that break the official PVE schema",
     );
   const close = async () => {
+    liveSims.delete(sim);
     await sim.close();
     assertNoViolations();
   };
@@ -110,6 +137,7 @@ export async function connect(options: ServerOptions = {}): Promise<Connected> {
       PATH: Deno.env.get("PATH") ?? "",
       HOME: Deno.env.get("HOME") ?? "",
       DENO_DIR: Deno.env.get("DENO_DIR") ?? "",
+      LOG_LEVEL: "DEBUG",
       ...options.env,
     },
     stderr: "pipe",
@@ -122,6 +150,7 @@ export async function connect(options: ServerOptions = {}): Promise<Connected> {
   await client.connect(transport);
   const close = async () => {
     await client.close();
+    assertNoSecrets(err, options.env);
   };
   return { client, stderr: () => err, close, [Symbol.asyncDispose]: close };
 }

@@ -50,6 +50,8 @@ export interface Simulator extends AsyncDisposable {
   cluster: Cluster;
   /** Requests the official schema rejected. */
   violations: Violation[];
+  /** Every secret it knows: password, token secret, tickets, CSRF tokens. */
+  secrets(): string[];
   /** Every request as `METHOD /template` with its parameters. */
   requests: { method: string; path: string; params: Record<string, unknown> }[];
   close(): Promise<void>;
@@ -102,6 +104,7 @@ export async function startSimulator(
     tokenSecret: options.tokenSecret ?? crypto.randomUUID(),
   };
   const tickets = new Map<string, { user: string; csrf: string; at: number }>();
+  const issued = new Map<string, string>();
   const violations: Violation[] = [];
   const requests: Simulator["requests"] = [];
   const authDelay = options.authFailDelayMs ?? 0;
@@ -113,6 +116,7 @@ export async function startSimulator(
     const ticket = `PVE:${user}:${t}::${randomB64(48)}`;
     const csrf = `${t}:${randomB64(32).replace(/=+$/, "")}`;
     tickets.set(ticket, { user, csrf, at: now });
+    issued.set(ticket, csrf);
     return {
       ticket,
       CSRFPreventionToken: csrf,
@@ -313,6 +317,11 @@ export async function startSimulator(
     cluster,
     violations,
     requests,
+    secrets: () => [
+      credentials.password,
+      credentials.tokenSecret,
+      ...[...issued].flatMap(([t, csrf]) => [t, csrf]),
+    ],
     close,
     [Symbol.asyncDispose]: close,
   };

@@ -1,0 +1,192 @@
+/** Start-up: configuration errors, flags, permissions (the real entry point). */
+import assert from "node:assert/strict";
+import { ENV_VARS, loadConfig } from "../src/config.ts";
+import { addSecret, redact, scrub } from "../src/log.ts";
+import { assertNoSecrets, MAIN } from "./helpers.ts";
+
+const BASE = {
+  PROXMOX_URL: "https://pve.example.com:8006",
+  PROXMOX_USER: "root@pam",
+  PROXMOX_PASSWORD: "s3cret-passw0rd",
+};
+
+async function start(
+  env: Record<string, string>,
+  args: string[] = [],
+  permissions = [`--allow-env=${ENV_VARS.join(",")}`, "--allow-net"],
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--no-prompt", ...permissions, MAIN, ...args],
+    env: { PATH: Deno.env.get("PATH") ?? "", ...env },
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return {
+    code: out.code,
+    stdout: dec.decode(out.stdout),
+    stderr: dec.decode(out.stderr),
+  };
+}
+
+Deno.test("a bad or missing setting stops the process with one line naming it, exit code 2", async () => {
+  const cases: [Record<string, string>, RegExp][] = [
+    [
+      { PROXMOX_USER: "root@pam", PROXMOX_PASSWORD: "x" },
+      /PROXMOX_URL is not set/,
+    ],
+    [{ ...BASE, PROXMOX_URL: "pve.example.com" }, /Cannot parse PROXMOX_URL/],
+    [
+      { ...BASE, PROXMOX_URL: "ftp://pve:8006" },
+      /PROXMOX_URL must start with https:\/\//,
+    ],
+    [
+      { ...BASE, PROXMOX_VERIFY_SSL: "maybe" },
+      /PROXMOX_VERIFY_SSL must be true or false/,
+    ],
+    [{ ...BASE, MCP_PORT: "http" }, /MCP_PORT must be a port number/],
+    [
+      { ...BASE, MCP_TRANSPORT: "carrier-pigeon" },
+      /MCP_TRANSPORT must be one of stdio, http, sse/,
+    ],
+    [
+      { ...BASE, PROXMOX_USER: "root" },
+      /PROXMOX_USER must look like user@realm/,
+    ],
+    [{ PROXMOX_URL: BASE.PROXMOX_URL }, /No Proxmox login/],
+    [{
+      ...BASE,
+      PROXMOX_TOKEN_ID: "root@pam!mcp",
+      PROXMOX_TOKEN_SECRET: "tok-secret-1234",
+    }, /Both PROXMOX_PASSWORD and/],
+    [
+      { PROXMOX_URL: BASE.PROXMOX_URL, PROXMOX_TOKEN_ID: "root@pam!mcp" },
+      /must be set together/,
+    ],
+    [{ ...BASE, MCP_TOOLSETS: "nodes,bogus" }, /Unknown toolset 'bogus'/],
+    [
+      { ...BASE, MCP_TRANSPORT: "http", MCP_HOST: "0.0.0.0" },
+      /beyond loopback: set MCP_AUTH_TOKEN/,
+    ],
+    [
+      { ...BASE, MCP_AUTH_TOKEN: "short" },
+      /^proxmox-mcp: MCP_AUTH_TOKEN must be at least 16 characters$/m,
+    ],
+    [
+      { ...BASE, PROXMOX_CA_FILE: "/nonexistent/ca.pem" },
+      /Cannot read PROXMOX_CA_FILE \/nonexistent\/ca.pem/,
+    ],
+  ];
+  for (const [env, expected] of cases) {
+    const r = await start(env, [], [
+      `--allow-env=${ENV_VARS.join(",")}`,
+      "--allow-net",
+      "--allow-read",
+    ]);
+    assert.equal(
+      r.code,
+      2,
+      `exit code for ${JSON.stringify(env)}: ${r.stderr}`,
+    );
+    assert.match(r.stderr, expected);
+    assert.equal(
+      r.stderr.trim().split("\n").length,
+      1,
+      `one line: ${r.stderr}`,
+    );
+    assert.equal(r.stdout, "", "nothing on the protocol channel");
+    for (const secret of ["s3cret-passw0rd", "tok-secret-1234", "short"]) {
+      if (env.MCP_AUTH_TOKEN === secret || env.PROXMOX_PASSWORD === secret) {
+        assert.ok(
+          !r.stderr.includes(`: ${secret}`) &&
+            !r.stderr.includes(`'${secret}'`),
+          "secret echoed",
+        );
+      }
+    }
+  }
+});
+
+Deno.test("flags override the environment; --help and --version answer on stdout", async () => {
+  const help = await start({}, ["--help"]);
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /--read-only/);
+  const version = await start({}, ["--version"]);
+  assert.match(version.stdout, /^proxmox-mcp \d+\.\d+\.\d+\n$/);
+  const bad = await start(BASE, ["--bogus"]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /bogus.*see --help/);
+
+  const r = loadConfig([
+    "--transport",
+    "http",
+    "--port",
+    "9123",
+    "--read-only",
+    "--toolsets",
+    "nodes,vms",
+  ], {
+    ...BASE,
+    MCP_TRANSPORT: "stdio",
+    MCP_PORT: "8000",
+  });
+  assert.equal(r.kind, "run");
+  if (r.kind === "run") {
+    assert.equal(r.config.transport, "http");
+    assert.equal(r.config.port, 9123);
+    assert.equal(r.config.readOnly, true);
+    assert.deepEqual(r.config.toolsets, ["nodes", "vms"]);
+    assert.equal(r.config.verifySsl, true, "TLS verified by default");
+    assert.equal(r.config.proxmoxUrl, "https://pve.example.com:8006");
+  }
+  const token = loadConfig([], {
+    PROXMOX_URL: "https://pve:8006/api2/json/",
+    PROXMOX_USER: "svc@pve",
+    PROXMOX_TOKEN_ID: "mcp",
+    PROXMOX_TOKEN_SECRET: "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee",
+  });
+  assert.ok(token.kind === "run" && token.config.auth.kind === "token");
+  if (token.kind === "run" && token.config.auth.kind === "token") {
+    assert.equal(token.config.auth.tokenId, "svc@pve!mcp");
+    assert.equal(token.config.proxmoxUrl, "https://pve:8006");
+  }
+});
+
+Deno.test("a permission the process lacks gives one clear line, not a stack trace", async () => {
+  const r = await start(BASE, [], ["--allow-net"]);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /^proxmox-mcp: Missing permission: .*PROXMOX_URL/);
+  assert.doesNotMatch(r.stderr, /at .*\.ts:\d+/);
+});
+
+Deno.test("log redaction: secret-named keys and registered secret values", () => {
+  addSecret("hunter2-hunter2");
+  assert.equal(
+    scrub("login with hunter2-hunter2 ok"),
+    "login with [redacted] ok",
+  );
+  assert.deepEqual(
+    redact({
+      password: "p",
+      CSRFPreventionToken: "c",
+      cipassword: "x",
+      sshkeys: "k",
+      vmid: 100,
+      nested: { ticket: "t" },
+    }),
+    {
+      password: "[redacted]",
+      CSRFPreventionToken: "[redacted]",
+      cipassword: "[redacted]",
+      sshkeys: "[redacted]",
+      vmid: 100,
+      nested: { ticket: "[redacted]" },
+    },
+  );
+  assert.throws(
+    () => assertNoSecrets("oops s3cret-passw0rd", BASE),
+    /a secret/,
+  );
+});
