@@ -88,6 +88,38 @@ export async function callTool(
   }
 }
 
+type Registration = {
+  title: string;
+  description: string;
+  inputSchema: z.ZodType<Record<string, unknown>>;
+  outputSchema: z.ZodType;
+  annotations: ToolDef["annotations"];
+};
+const registrations = new WeakMap<ToolDef, Registration>();
+
+/**
+ * What registerTool needs, built once per tool: the HTTP transport creates a
+ * server per request, so this must not rebuild schemas every time.
+ */
+function registration(tool: ToolDef): Registration {
+  let r = registrations.get(tool);
+  if (!r) {
+    r = {
+      title: tool.title,
+      description: tool.description,
+      inputSchema: compactStandardSchema(
+        z.object(tool.input).strict(),
+      ) as z.ZodType<
+        Record<string, unknown>
+      >,
+      outputSchema: compactStandardSchema(tool.output),
+      annotations: { ...tool.annotations },
+    };
+    registrations.set(tool, r);
+  }
+  return r;
+}
+
 /** A new McpServer offering the tools the config selects. */
 export function createServer(deps: ServerDeps): McpServer {
   const server = new McpServer(
@@ -97,13 +129,7 @@ export function createServer(deps: ServerDeps): McpServer {
   for (const tool of selectTools(deps.config)) {
     server.registerTool(
       tool.name,
-      {
-        title: tool.title,
-        description: tool.description,
-        inputSchema: compactStandardSchema(z.object(tool.input).strict()),
-        outputSchema: compactStandardSchema(tool.output),
-        annotations: { ...tool.annotations },
-      },
+      registration(tool),
       (args: Record<string, unknown>, ctx: ServerContext) =>
         callTool(tool, args, deps, ctx),
     );
