@@ -77,6 +77,8 @@ export interface Guest {
     options: Record<string, ConfigValue>;
   };
   guestOs?: GuestOs;
+  /** A guest OS that ignores ACPI shutdown (clean shutdowns time out). */
+  ignoresShutdown?: boolean;
   /** ms timestamp of the last start. */
   startedAt?: number;
   /** Usage while running (fractions and bytes). */

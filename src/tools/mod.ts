@@ -3,8 +3,17 @@
  * tools a server offers. Read-only mode is derived from each tool's
  * readOnlyHint and wins over every other filter.
  */
+import { createLxc, createVmFromTemplate } from "./create.ts";
 import type { ToolDef } from "./define.ts";
+import {
+  deleteVm,
+  migrateVm,
+  startVm,
+  stopVm,
+  updateVm,
+} from "./lifecycle.ts";
 import { listNodes } from "./nodes.ts";
+import { getTask } from "./tasks.ts";
 import { getVmStats, listVms } from "./vms.ts";
 
 export interface Toolset {
@@ -27,6 +36,14 @@ export const ALL_TOOLS: readonly ToolDef[] = [
   listNodes,
   listVms,
   getVmStats,
+  startVm,
+  stopVm,
+  createVmFromTemplate,
+  createLxc,
+  updateVm,
+  migrateVm,
+  deleteVm,
+  getTask,
 ];
 
 export interface ToolFilter {

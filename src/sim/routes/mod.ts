@@ -1,11 +1,19 @@
 /** Every simulator route. Each area has its own file; add yours here. */
 import type { Route } from "../router.ts";
 import { CLUSTER_ROUTES } from "./cluster.ts";
+import { CLONE_ROUTES, lxcCreateRoute } from "./create.ts";
 import { GUEST_ROUTES } from "./guests.ts";
+import { LIFECYCLE_ROUTES } from "./lifecycle.ts";
+import { LIFECYCLE_AGENT_ROUTES } from "./lifecycle_agent.ts";
 import { TASK_ROUTES } from "./tasks.ts";
 
 export const ALL_ROUTES: Route[] = [
   ...CLUSTER_ROUTES,
   ...GUEST_ROUTES,
   ...TASK_ROUTES,
+  ...LIFECYCLE_ROUTES,
+  ...CLONE_ROUTES,
+  lxcCreateRoute(),
+  // Last: routes/agent.ts's own agent endpoints win once it exists.
+  ...LIFECYCLE_AGENT_ROUTES,
 ];
