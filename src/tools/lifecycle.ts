@@ -5,7 +5,7 @@
  */
 import { z } from "zod";
 import type { GuestRef, PveClient } from "../proxmox/client.ts";
-import { PveError, ToolError } from "../proxmox/errors.ts";
+import { ToolError } from "../proxmox/errors.ts";
 import {
   defineTool,
   NodeName,
@@ -40,8 +40,9 @@ export interface Hint {
   text: string;
 }
 
+/** PVE's words with per-parameter errors, or a task failure's message. */
 function messageOf(e: unknown): string {
-  return e instanceof PveError ? e.pveMessage : (e as Error)?.message ?? "";
+  return e instanceof Error ? e.message : String(e ?? "");
 }
 
 /**

@@ -13,6 +13,12 @@ import {
   updateVm,
 } from "./lifecycle.ts";
 import { listNodes } from "./nodes.ts";
+import {
+  createSnapshot,
+  deleteSnapshot,
+  listSnapshots,
+  rollbackSnapshot,
+} from "./snapshots.ts";
 import { getTask } from "./tasks.ts";
 import { getVmStats, listVms } from "./vms.ts";
 
@@ -44,6 +50,10 @@ export const ALL_TOOLS: readonly ToolDef[] = [
   migrateVm,
   deleteVm,
   getTask,
+  createSnapshot,
+  listSnapshots,
+  rollbackSnapshot,
+  deleteSnapshot,
 ];
 
 export interface ToolFilter {

@@ -5,12 +5,14 @@ import { CLONE_ROUTES, lxcCreateRoute } from "./create.ts";
 import { GUEST_ROUTES } from "./guests.ts";
 import { LIFECYCLE_ROUTES } from "./lifecycle.ts";
 import { LIFECYCLE_AGENT_ROUTES } from "./lifecycle_agent.ts";
+import { SNAPSHOT_ROUTES } from "./snapshots.ts";
 import { TASK_ROUTES } from "./tasks.ts";
 
 export const ALL_ROUTES: Route[] = [
   ...CLUSTER_ROUTES,
   ...GUEST_ROUTES,
   ...TASK_ROUTES,
+  ...SNAPSHOT_ROUTES,
   ...LIFECYCLE_ROUTES,
   ...CLONE_ROUTES,
   lxcCreateRoute(),
