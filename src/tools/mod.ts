@@ -19,6 +19,7 @@ import {
   listSnapshots,
   rollbackSnapshot,
 } from "./snapshots.ts";
+import { listContent, listStorage } from "./storage.ts";
 import { getTask } from "./tasks.ts";
 import { getVmStats, listVms } from "./vms.ts";
 
@@ -54,6 +55,8 @@ export const ALL_TOOLS: readonly ToolDef[] = [
   listSnapshots,
   rollbackSnapshot,
   deleteSnapshot,
+  listStorage,
+  listContent,
 ];
 
 export interface ToolFilter {

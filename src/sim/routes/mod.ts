@@ -6,6 +6,7 @@ import { GUEST_ROUTES } from "./guests.ts";
 import { LIFECYCLE_ROUTES } from "./lifecycle.ts";
 import { LIFECYCLE_AGENT_ROUTES } from "./lifecycle_agent.ts";
 import { SNAPSHOT_ROUTES } from "./snapshots.ts";
+import { STORAGE_ROUTES } from "./storage.ts";
 import { TASK_ROUTES } from "./tasks.ts";
 
 export const ALL_ROUTES: Route[] = [
@@ -16,6 +17,7 @@ export const ALL_ROUTES: Route[] = [
   ...LIFECYCLE_ROUTES,
   ...CLONE_ROUTES,
   lxcCreateRoute(),
+  ...STORAGE_ROUTES,
   // Last: routes/agent.ts's own agent endpoints win once it exists.
   ...LIFECYCLE_AGENT_ROUTES,
 ];
