@@ -144,6 +144,7 @@ Deno.test("linked clones share the template's base disk, which then cannot be de
     password: "my-own-password",
   });
   assert.equal(out.password, undefined, "a given password is not echoed");
+  assert.ok(!s.stderr().includes("my-own-password"), "nor logged");
   assert.equal(out.name, "Copy-of-VM-debian-12-cloud", "PVE's default name");
   assert.equal(out.disk, "scsi0 3G");
   assert.match(out.note, /scsi0 is already 3G: not shrunk/);

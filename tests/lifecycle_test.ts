@@ -41,6 +41,15 @@ Deno.test("start_vm starts a stopped VM and container; an already running guest 
   assert.equal(ctAgain.note, "Already running");
   assert.equal(starts(), before, "no start request for a running guest");
 
+  // A paused VM is resumed; a clean shutdown of it needs force.
+  sim.cluster.guests.get(101)!.qmpstatus = "paused";
+  const paused = await call(s.client, "proxmox_stop_vm", { vmid: 101 });
+  assert.equal(paused.isError, true);
+  assert.match(paused.text, /VM 101 \(db-01\) is paused.*force: true/);
+  const resumed = await callOk(s.client, "proxmox_start_vm", { vmid: 101 });
+  assert.match(resumed.task.upid, /:qmresume:101:/);
+  assert.equal(sim.cluster.guests.get(101)!.qmpstatus, "running");
+
   const tpl = await call(s.client, "proxmox_start_vm", { vmid: 9000 });
   assert.equal(tpl.isError, true);
   assert.match(tpl.text, /VM 9000 \(debian-12-cloud\) is a template/);
