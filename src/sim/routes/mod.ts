@@ -1,7 +1,9 @@
 /** Every simulator route. Each area has its own file; add yours here. */
 import type { Route } from "../router.ts";
+import { AGENT_ROUTES } from "./agent.ts";
 import { CLUSTER_ROUTES } from "./cluster.ts";
 import { CLONE_ROUTES, lxcCreateRoute } from "./create.ts";
+import { FIREWALL_ROUTES } from "./firewall.ts";
 import { GUEST_ROUTES } from "./guests.ts";
 import { LIFECYCLE_ROUTES } from "./lifecycle.ts";
 import { LIFECYCLE_AGENT_ROUTES } from "./lifecycle_agent.ts";
@@ -18,6 +20,8 @@ export const ALL_ROUTES: Route[] = [
   ...CLONE_ROUTES,
   lxcCreateRoute(),
   ...STORAGE_ROUTES,
+  ...AGENT_ROUTES,
+  ...FIREWALL_ROUTES,
   // Last: routes/agent.ts's own agent endpoints win once it exists.
   ...LIFECYCLE_AGENT_ROUTES,
 ];
