@@ -118,6 +118,8 @@ export interface Volume {
   subtype?: GuestType;
   /** For backups: what was backed up. */
   backup?: { type: GuestType; config: Record<string, ConfigValue> };
+  /** For backups: the `.log` file vzdump writes beside the archive. */
+  log?: string;
 }
 
 export interface SimNode {

@@ -3,6 +3,7 @@
  * tools a server offers. Read-only mode is derived from each tool's
  * readOnlyHint and wins over every other filter.
  */
+import { createBackup, listBackups, restoreBackup } from "./backups.ts";
 import { createLxc, createVmFromTemplate } from "./create.ts";
 import type { ToolDef } from "./define.ts";
 import {
@@ -55,6 +56,9 @@ export const ALL_TOOLS: readonly ToolDef[] = [
   listSnapshots,
   rollbackSnapshot,
   deleteSnapshot,
+  createBackup,
+  listBackups,
+  restoreBackup,
   listStorage,
   listContent,
 ];

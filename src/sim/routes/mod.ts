@@ -1,6 +1,7 @@
 /** Every simulator route. Each area has its own file; add yours here. */
 import type { Route } from "../router.ts";
 import { AGENT_ROUTES } from "./agent.ts";
+import { BACKUP_ROUTES, RESTORE_ROUTES, restoreLxc } from "./backup.ts";
 import { CLUSTER_ROUTES } from "./cluster.ts";
 import { CLONE_ROUTES, lxcCreateRoute } from "./create.ts";
 import { FIREWALL_ROUTES } from "./firewall.ts";
@@ -18,7 +19,11 @@ export const ALL_ROUTES: Route[] = [
   ...SNAPSHOT_ROUTES,
   ...LIFECYCLE_ROUTES,
   ...CLONE_ROUTES,
-  lxcCreateRoute(),
+  // Creates a CT, or restores one (restore=1) with backup.ts's handler.
+  lxcCreateRoute(restoreLxc),
+  // Restores a VM (archive); plain VM creation is not simulated yet.
+  ...RESTORE_ROUTES,
+  ...BACKUP_ROUTES,
   ...STORAGE_ROUTES,
   ...AGENT_ROUTES,
   ...FIREWALL_ROUTES,

@@ -1,0 +1,368 @@
+/** e2e: the guest-agent tools over stdio against the simulator's scripted guests. */
+import assert from "node:assert/strict";
+import { call, callOk, connect, simEnv, startSim } from "./helpers.ts";
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+Deno.test("execute_command returns exit codes, stdout, stderr and stdin; strings run by /bin/sh -c, argv as given", async () => {
+  await using sim = await startSim();
+  await using s = await connect({ env: simEnv(sim) });
+
+  const r = await callOk(s.client, "proxmox_execute_command", {
+    vmid: 100,
+    command: "echo hello; echo oops >&2; exit 3",
+  });
+  assert.equal(r.exitcode, 3);
+  assert.equal(r.stdout, "hello\n");
+  assert.equal(r.stderr, "oops\n");
+  assert.equal(r.stdout_truncated, false);
+  const exec = sim.requests.filter((q) => q.path.endsWith("/agent/exec"));
+  assert.deepEqual(exec.at(-1)!.params.command, [
+    "/bin/sh",
+    "-c",
+    "echo hello; echo oops >&2; exit 3",
+  ]);
+
+  const ok = await callOk(s.client, "proxmox_execute_command", {
+    vmid: 100,
+    command: ["uname", "-r"],
+  });
+  assert.equal(ok.exitcode, 0);
+  assert.equal(ok.stdout, "6.1.0-27-amd64\n");
+  assert.equal(ok.stderr, "");
+
+  // stdin (input-data), byte for byte, non-ASCII included.
+  const cat = await callOk(s.client, "proxmox_execute_command", {
+    vmid: 101,
+    command: "cat",
+    stdin: "héllo ✓\nline 2\n",
+  });
+  assert.equal(cat.stdout, "héllo ✓\nline 2\n");
+
+  // A missing program in a shell: exit 127 with the shell's words.
+  const missing = await callOk(s.client, "proxmox_execute_command", {
+    vmid: 103,
+    command: "apt-get update",
+  });
+  assert.equal(missing.exitcode, 127);
+  assert.equal(missing.stderr, "sh: apt-get: not found\n");
+  const dash = await callOk(s.client, "proxmox_execute_command", {
+    vmid: 100,
+    command: "cat /etc/nope",
+  });
+  assert.equal(dash.exitcode, 1);
+  assert.equal(dash.stderr, "cat: /etc/nope: No such file or directory\n");
+
+  // A missing program as argv[0]: the agent cannot start it.
+  const spawn = await call(s.client, "proxmox_execute_command", {
+    vmid: 100,
+    command: ["no-such-program"],
+  });
+  assert.ok(spawn.isError);
+  assert.match(spawn.text, /^Agent error: .*no-such-program.*No such file/);
+});
+
+Deno.test("execute_command caps output per stream, keeping head and tail", async () => {
+  await using sim = await startSim();
+  await using s = await connect({ env: simEnv(sim) });
+  const r = await callOk(s.client, "proxmox_execute_command", {
+    vmid: 100,
+    command: "seq 1 20000",
+    max_output: 1000,
+  });
+  assert.equal(r.exitcode, 0);
+  assert.equal(r.stdout_truncated, true);
+  assert.ok(r.stdout.length < 1100, `kept ${r.stdout.length} chars`);
+  assert.ok(r.stdout.startsWith("1\n2\n3\n"));
+  assert.ok(r.stdout.endsWith("19999\n20000\n"));
+  assert.match(r.stdout, /\[… \d+ chars omitted …\]/);
+  // The default cap keeps one call small too.
+  const d = await callOk(s.client, "proxmox_execute_command", {
+    vmid: 100,
+    command: ["seq", "100000"],
+  });
+  assert.equal(d.stdout_truncated, true);
+  assert.ok(d.stdout.length <= 8100);
+});
+
+Deno.test("execute_command stops waiting at timeout_s with isError and the guest pid", async () => {
+  await using sim = await startSim();
+  await using s = await connect({ env: simEnv(sim) });
+  const t0 = performance.now();
+  const r = await call(s.client, "proxmox_execute_command", {
+    vmid: 100,
+    command: "sleep 30; echo late",
+    timeout_s: 1,
+  });
+  const took = performance.now() - t0;
+  assert.ok(r.isError);
+  assert.match(
+    r.text,
+    /still running in VM 100 after 1(\.\d)? s \(guest pid \d+\)/,
+  );
+  assert.match(r.text, /raise timeout_s/);
+  assert.ok(took < 4000, `returned after ${took} ms`);
+  // The process is still there in the guest.
+  const os = sim.cluster.guests.get(100)!.guestOs!;
+  assert.equal([...os.processes.values()].length, 1);
+});
+
+Deno.test("read_file_vm and write_file_vm round-trip text and binary, with PVE's limit and truncated flag", async () => {
+  await using sim = await startSim();
+  await using s = await connect({ env: simEnv(sim) });
+  const os = sim.cluster.guests.get(101)!.guestOs!;
+
+  const text = "hello\nwörld ✓\n";
+  const w = await callOk(s.client, "proxmox_write_file_vm", {
+    vmid: 101,
+    path: "/root/note.txt",
+    content: text,
+  });
+  assert.equal(w.bytes, enc.encode(text).length);
+  assert.equal(dec.decode(os.files.get("/root/note.txt")), text);
+  const r = await callOk(s.client, "proxmox_read_file_vm", {
+    vmid: 101,
+    path: "/root/note.txt",
+  });
+  assert.deepEqual(r, {
+    vmid: 101,
+    path: "/root/note.txt",
+    encoding: "utf-8",
+    content: text,
+    size: enc.encode(text).length,
+    truncated: false,
+  });
+
+  const bin = new Uint8Array([0, 1, 2, 0x80, 0xfe, 0xff, 0x0a]);
+  const b64 = btoa(String.fromCharCode(...bin));
+  await callOk(s.client, "proxmox_write_file_vm", {
+    vmid: 101,
+    path: "/tmp/blob.bin",
+    content: b64,
+    base64: true,
+  });
+  assert.deepEqual(os.files.get("/tmp/blob.bin"), bin);
+  const rb = await callOk(s.client, "proxmox_read_file_vm", {
+    vmid: 101,
+    path: "/tmp/blob.bin",
+  });
+  assert.equal(rb.encoding, "base64");
+  assert.equal(rb.content, b64);
+  assert.equal(rb.size, bin.length);
+
+  const part = await callOk(s.client, "proxmox_read_file_vm", {
+    vmid: 101,
+    path: "/etc/os-release",
+    max_bytes: 10,
+  });
+  assert.equal(part.truncated, true);
+  assert.equal(part.size, 10);
+  assert.equal(part.content, "PRETTY_NAM");
+
+  const missing = await call(s.client, "proxmox_read_file_vm", {
+    vmid: 101,
+    path: "/etc/nope",
+  });
+  assert.ok(missing.isError);
+  assert.equal(
+    missing.text,
+    "Agent error: failed to open file '/etc/nope' (mode: 'r'): No such file or directory (VM 101)",
+  );
+
+  // 46080 bytes is 61440 base64 characters: PVE's limit, still accepted.
+  await callOk(s.client, "proxmox_write_file_vm", {
+    vmid: 101,
+    path: "/tmp/max.txt",
+    content: "a".repeat(46080),
+  });
+  assert.equal(os.files.get("/tmp/max.txt")!.length, 46080);
+  const writes = sim.requests.filter((q) => q.path.endsWith("/file-write"))
+    .length;
+  const big = await call(s.client, "proxmox_write_file_vm", {
+    vmid: 101,
+    path: "/tmp/big.txt",
+    content: "a".repeat(46081),
+  });
+  assert.ok(big.isError);
+  assert.match(big.text, /61440 base64 characters \(46080 bytes\)/);
+  assert.equal(
+    sim.requests.filter((q) => q.path.endsWith("/file-write")).length,
+    writes,
+    "refused before any file-write request",
+  );
+});
+
+Deno.test("install_software runs the apt recipe on Debian and apk on Alpine with progress; unknown distros are refused", async () => {
+  await using sim = await startSim();
+  await using s = await connect({ env: simEnv(sim) });
+  const progress: string[] = [];
+  const r = await call(s.client, "proxmox_install_software", {
+    vmid: 100,
+    software: "nginx",
+  }, { onprogress: (p) => progress.push(p.message ?? "") });
+  assert.ok(!r.isError, r.text);
+  assert.equal(r.data.package_manager, "apt");
+  assert.equal(r.data.distro, "Debian GNU/Linux 12 (bookworm)");
+  assert.equal(r.data.exitcode, 0);
+  assert.match(r.data.output_tail, /Setting up nginx \(1\.22\.1/);
+  assert.match(r.data.output_tail, /Created symlink/, "stderr is in the tail");
+  assert.match(progress[0], /Installing nginx in VM 100 .* with apt/);
+  assert.ok(progress.some((m) => /running \d+ s/.test(m)), progress.join("|"));
+  const debian = sim.cluster.guests.get(100)!.guestOs!;
+  assert.ok(debian.files.has("/usr/sbin/nginx"));
+  assert.ok(
+    debian.files.has(
+      "/etc/systemd/system/multi-user.target.wants/nginx.service",
+    ),
+  );
+  const exec = sim.requests.filter((q) => q.path.endsWith("/agent/exec")).at(
+    -1,
+  )!;
+  assert.deepEqual((exec.params.command as string[]).slice(0, 2), [
+    "/bin/sh",
+    "-c",
+  ]);
+  assert.match(
+    (exec.params.command as string[])[2],
+    /^exec 2>&1; export DEBIAN_FRONTEND=noninteractive; apt-get update && apt-get install -y nginx/,
+  );
+
+  const a = await callOk(s.client, "proxmox_install_software", {
+    vmid: 103,
+    software: "docker",
+  });
+  assert.equal(a.package_manager, "apk");
+  assert.match(a.output_tail, /Installing docker \(26\.1\.5-r0\)/);
+  const alpine = sim.cluster.guests.get(103)!.guestOs!;
+  assert.ok(alpine.files.has("/usr/bin/docker"));
+  assert.ok(alpine.files.has("/etc/runlevels/default/docker"));
+
+  const up = await callOk(s.client, "proxmox_install_software", {
+    vmid: 101,
+    software: "update",
+  });
+  assert.equal(up.package_manager, "apt");
+  assert.match(up.output_tail, /Setting up openssl/);
+
+  // The RHEL family, once its VM runs.
+  const rocky = sim.cluster.guests.get(106)!;
+  rocky.status = "running";
+  rocky.startedAt = Date.now() - 60_000;
+  const d = await callOk(s.client, "proxmox_install_software", {
+    vmid: 106,
+    software: "docker",
+  });
+  assert.equal(d.package_manager, "dnf");
+  assert.match(d.output_tail, /Complete!/);
+  assert.ok(
+    rocky.guestOs!.files.has("/etc/yum.repos.d/docker-ce.repo"),
+    "the docker-ce repository was added",
+  );
+
+  const execs = sim.requests.filter((q) => q.path.endsWith("/agent/exec"))
+    .length;
+  const arch = await call(s.client, "proxmox_install_software", {
+    vmid: 105,
+    software: "nginx",
+  });
+  assert.ok(arch.isError);
+  assert.match(
+    arch.text,
+    /^Unsupported distribution in VM 105: Arch Linux \(ID=arch\); .*Debian\/Ubuntu \(apt\), the RHEL family \(dnf\/yum\) and Alpine \(apk\)/,
+  );
+  assert.equal(
+    sim.requests.filter((q) => q.path.endsWith("/agent/exec")).length,
+    execs,
+    "nothing ran in the unknown guest",
+  );
+});
+
+Deno.test("agent errors come in PVE's order and words with what to do; containers are refused before any agent call", async () => {
+  await using sim = await startSim();
+  await using s = await connect({ env: simEnv(sim) });
+  const cases: [number, RegExp][] = [
+    // 102: no agent and stopped: the agent check comes first.
+    [
+      102,
+      /^No QEMU guest agent configured \(VM 102\): enable the agent option/,
+    ],
+    [106, /^VM 106 is not running: start it first/],
+    [
+      104,
+      /^QEMU guest agent is not running \(VM 104\): install and start qemu-guest-agent/,
+    ],
+  ];
+  for (const [vmid, re] of cases) {
+    for (
+      const [tool, args] of [
+        ["proxmox_execute_command", { command: ["true"] }],
+        ["proxmox_read_file_vm", { path: "/etc/hostname" }],
+        ["proxmox_write_file_vm", { path: "/tmp/x", content: "x" }],
+        ["proxmox_install_software", { software: "nginx" }],
+      ] as const
+    ) {
+      const r = await call(s.client, tool, { vmid, ...args });
+      assert.ok(r.isError, `${tool} ${vmid}`);
+      assert.match(r.text, re, `${tool} ${vmid}`);
+    }
+  }
+
+  const before = sim.requests.length;
+  const ct = await call(s.client, "proxmox_execute_command", {
+    vmid: 200,
+    command: "uptime",
+  });
+  assert.ok(ct.isError);
+  assert.match(
+    ct.text,
+    /^Guest 200 is an LXC container; the QEMU guest agent exists only for VMs: run commands in it with 'pct exec 200 -- <command>' on node pve1, or over SSH/,
+  );
+  assert.ok(
+    sim.requests.slice(before).every((q) => !q.path.includes("/agent/")),
+    "no agent request for a container",
+  );
+});
+
+Deno.test("the INFO log of an exec and a file write names tool, vmid and a redacted command, never file contents or stdin", async () => {
+  await using sim = await startSim();
+  await using s = await connect({
+    env: { ...simEnv(sim), LOG_LEVEL: "INFO" },
+  });
+  await callOk(s.client, "proxmox_write_file_vm", {
+    vmid: 100,
+    path: "/root/app.env",
+    content: "DB_PASSWORD=content-never-logged-42\n",
+  });
+  await callOk(s.client, "proxmox_execute_command", {
+    vmid: 100,
+    command:
+      "cat > /dev/null; echo --password=hunter2-never-logged > /dev/null",
+    stdin: "stdin-never-logged-77",
+  });
+  // The file really was written.
+  assert.equal(
+    dec.decode(
+      sim.cluster.guests.get(100)!.guestOs!.files.get("/root/app.env"),
+    ),
+    "DB_PASSWORD=content-never-logged-42\n",
+  );
+  const log = s.stderr();
+  assert.match(
+    log,
+    / INFO guest: guest file write tool=proxmox_write_file_vm vmid=100 path=\/root\/app\.env bytes=36/,
+  );
+  assert.match(
+    log,
+    / INFO guest: guest exec tool=proxmox_execute_command vmid=100 command=\/bin\/sh -c "cat > \/dev\/null; echo --password=\[redacted\] > \/dev\/null" stdin_bytes=21/,
+  );
+  assert.match(
+    log,
+    / INFO guest: guest exec ended tool=proxmox_execute_command vmid=100 pid=\d+ exitcode=0/,
+  );
+  for (
+    const secret of ["content-never-logged", "hunter2", "stdin-never-logged"]
+  ) {
+    assert.ok(!log.includes(secret), `${secret} is not in the log`);
+  }
+});
