@@ -134,6 +134,29 @@ Deno.test("a cloning VM is locked (clone): other tools get PVE's lock error unti
   assert.equal(sim.cluster.guests.get(150)!.status, "stopped");
 });
 
+Deno.test("a clone that outlives timeout_s returns its UPID as running and says what was not done", async () => {
+  await using sim = await startSim();
+  await using s = await connect({ env: simEnv(sim) });
+  sim.cluster.taskMs = 1500;
+  const out = await callOk(s.client, "proxmox_create_vm_from_template", {
+    template: 9000,
+    start: true,
+    timeout_s: 1,
+  });
+  assert.equal(out.vmid, 107);
+  assert.equal(out.state, "locked (clone)");
+  assert.equal(out.password, undefined, "no password: none was set");
+  assert.equal(out.tasks.length, 1);
+  assert.equal(out.tasks[0].status, "running");
+  assert.match(out.tasks[0].upid, /:qmclone:9000:/);
+  assert.match(out.note, /proxmox_get_task.*NOT applied to VM 107/);
+  assert.equal(sim.cluster.guests.get(107)!.lock, "clone");
+  const t = await callOk(s.client, "proxmox_get_task", {
+    upid: out.tasks[0].upid,
+  });
+  assert.equal(t.status, "running");
+});
+
 Deno.test("linked clones share the template's base disk, which then cannot be deleted (task error with log tail)", async () => {
   await using sim = await startSim();
   await using s = await connect({ env: simEnv(sim) });
