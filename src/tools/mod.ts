@@ -7,6 +7,12 @@ import { createBackup, listBackups, restoreBackup } from "./backups.ts";
 import { createLxc, createVmFromTemplate } from "./create.ts";
 import type { ToolDef } from "./define.ts";
 import {
+  executeCommand,
+  installSoftware,
+  readFileVm,
+  writeFileVm,
+} from "./guest.ts";
+import {
   deleteVm,
   migrateVm,
   startVm,
@@ -61,6 +67,10 @@ export const ALL_TOOLS: readonly ToolDef[] = [
   restoreBackup,
   listStorage,
   listContent,
+  executeCommand,
+  readFileVm,
+  writeFileVm,
+  installSoftware,
 ];
 
 export interface ToolFilter {
