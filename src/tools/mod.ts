@@ -6,6 +6,7 @@
 import { createBackup, listBackups, restoreBackup } from "./backups.ts";
 import { createLxc, createVmFromTemplate } from "./create.ts";
 import type { ToolDef } from "./define.ts";
+import { addFirewallRule, listFirewallRules } from "./firewall.ts";
 import {
   executeCommand,
   installSoftware,
@@ -71,6 +72,8 @@ export const ALL_TOOLS: readonly ToolDef[] = [
   readFileVm,
   writeFileVm,
   installSoftware,
+  listFirewallRules,
+  addFirewallRule,
 ];
 
 export interface ToolFilter {

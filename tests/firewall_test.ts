@@ -1,0 +1,224 @@
+/** e2e: the guest firewall tools over stdio against the simulator. */
+import assert from "node:assert/strict";
+import { call, callOk, connect, simEnv, startSim } from "./helpers.ts";
+
+Deno.test("add_firewall_rule on a VM stores the rule enabled at the asked position, warns while the firewall is off, and can switch it on", async () => {
+  await using sim = await startSim();
+  await using s = await connect({ env: simEnv(sim) });
+  const fw = () => sim.cluster.guests.get(100)!.firewall;
+
+  const ssh = await callOk(s.client, "proxmox_add_firewall_rule", {
+    vmid: 100,
+    type: "in",
+    action: "accept",
+    proto: "tcp",
+    dport: "22",
+    source: "10.0.0.0/24",
+    comment: "ssh from mgmt",
+  });
+  assert.equal(ssh.added, true);
+  assert.deepEqual(ssh.rule, {
+    pos: 0,
+    type: "in",
+    action: "ACCEPT",
+    enable: 1,
+    proto: "tcp",
+    dport: "22",
+    source: "10.0.0.0/24",
+    comment: "ssh from mgmt",
+  });
+  assert.equal(ssh.firewall_enabled, false);
+  assert.match(
+    ssh.warning,
+    /^The firewall of guest 100 is off, so this rule has no effect yet: repeat this call with enable_firewall: true/,
+  );
+  assert.equal(fw().rules[0].enable, 1, "stored enabled (PVE's default is 0)");
+  const post = sim.requests.find((q) =>
+    q.method === "POST" && q.path.endsWith("/firewall/rules")
+  )!;
+  assert.equal(post.params.enable, "1");
+
+  // PVE prepends; the tool moves the rule where it was asked to go.
+  const telnet = await callOk(s.client, "proxmox_add_firewall_rule", {
+    vmid: 100,
+    type: "in",
+    action: "DROP",
+    proto: "tcp",
+    dport: "23",
+    position: 1,
+  });
+  assert.equal(telnet.rule.pos, 1);
+  assert.equal(telnet.rule.dport, "23");
+  const web = await callOk(s.client, "proxmox_add_firewall_rule", {
+    vmid: 100,
+    type: "in",
+    action: "ACCEPT",
+    macro: "web",
+    position: 1,
+  });
+  assert.equal(web.rule.pos, 1);
+  assert.equal(web.rule.macro, "Web", "PVE's preferred macro name");
+  const last = await callOk(s.client, "proxmox_add_firewall_rule", {
+    vmid: 100,
+    type: "out",
+    action: "REJECT",
+    dest: "+blocklist",
+    log: "info",
+    position: 99,
+  });
+  assert.equal(last.rule.pos, 3);
+  assert.deepEqual(fw().rules.map((r) => r.dport ?? r.macro ?? r.dest), [
+    "22",
+    "Web",
+    "23",
+    "+blocklist",
+  ]);
+  assert.ok(
+    sim.requests.some((q) =>
+      q.method === "PUT" && q.path.endsWith("/firewall/rules/{pos}") &&
+      q.params.moveto !== undefined
+    ),
+    "moved with moveto",
+  );
+
+  const list = await callOk(s.client, "proxmox_list_firewall_rules", {
+    vmid: 100,
+  });
+  assert.equal(list.firewall_enabled, false);
+  assert.equal(list.policy_in, "DROP");
+  assert.deepEqual(list.rules.map((r: { pos: number }) => r.pos), [0, 1, 2, 3]);
+  assert.equal(list.rules[3].log, "info");
+
+  // The same rule again with enable_firewall: not added twice, firewall on.
+  const again = await callOk(s.client, "proxmox_add_firewall_rule", {
+    vmid: 100,
+    type: "in",
+    action: "ACCEPT",
+    proto: "tcp",
+    dport: "22",
+    source: "10.0.0.0/24",
+    comment: "ssh from mgmt",
+    enable_firewall: true,
+  });
+  assert.equal(again.added, false);
+  assert.equal(again.rules, 4);
+  assert.equal(again.rule.pos, 0);
+  assert.equal(again.firewall_enabled, true);
+  assert.match(again.warning, /^Switched the guest firewall on/);
+  assert.equal(fw().options.enable, 1);
+  assert.equal(
+    (await callOk(s.client, "proxmox_list_firewall_rules", { vmid: 100 }))
+      .firewall_enabled,
+    true,
+  );
+});
+
+Deno.test("add_firewall_rule and list_firewall_rules work the same on a container", async () => {
+  await using sim = await startSim();
+  await using s = await connect({ env: simEnv(sim) });
+  const dns = await callOk(s.client, "proxmox_add_firewall_rule", {
+    vmid: 200,
+    type: "out",
+    action: "ACCEPT",
+    proto: "udp",
+    dport: "53,853",
+    dest: "mgmt-net",
+    iface: "net0",
+  });
+  assert.equal(dns.rule.dest, "mgmt-net");
+  assert.equal(dns.rule.iface, "net0");
+  const off = await callOk(s.client, "proxmox_add_firewall_rule", {
+    vmid: 200,
+    type: "group",
+    action: "webserver",
+    enable: false,
+    comment: "later",
+  });
+  assert.equal(off.rule.enable, 0);
+  assert.equal(off.rule.type, "group");
+  const ct = sim.cluster.guests.get(200)!;
+  assert.deepEqual(ct.firewall.rules.map((r) => [r.type, r.action, r.enable]), [
+    ["group", "webserver", 0],
+    ["out", "ACCEPT", 1],
+  ]);
+  assert.ok(
+    sim.requests.some((q) =>
+      q.path === "/nodes/{node}/lxc/{vmid}/firewall/rules"
+    ),
+  );
+  const list = await callOk(s.client, "proxmox_list_firewall_rules", {
+    vmid: 200,
+  });
+  assert.equal(list.rules.length, 2);
+  assert.equal(list.rules[1].dport, "53,853");
+  assert.equal(list.firewall_enabled, false);
+});
+
+Deno.test("invalid rule fields are refused before any Proxmox request; PVE's own refusals keep its words", async () => {
+  await using sim = await startSim();
+  await using s = await connect({ env: simEnv(sim) });
+  const base = { vmid: 100, type: "in", action: "ACCEPT" };
+  const bad: [Record<string, unknown>, RegExp][] = [
+    [
+      { action: "ALLOW" },
+      /unknown action 'ALLOW' for type in: use ACCEPT, DROP or REJECT/,
+    ],
+    [{ type: "forward" }, /type/],
+    [{ proto: "tcp", dport: "99999" }, /invalid port '99999'/],
+    [{ proto: "tcp", dport: "90:80" }, /backwards range '90:80'/],
+    [{ proto: "tcp", dport: "22,,80" }, /invalid port ''/],
+    [{ dport: "22" }, /dport needs proto/],
+    [{ proto: "icmp", sport: "22" }, /protocol 'icmp' does not support ports/],
+    [{ proto: "999" }, /0 to 255/],
+    [{ iface: "eth0" }, /Use netN/],
+    [{ source: "10.0.0.1/24" }, /host bits set/],
+    [{ source: "10.0.0.1,::1" }, /IPv4 and IPv6 mixed/],
+    [
+      { source: "10.0.0.1", dest: "fe80::1" },
+      /IPv4 and IPv6 mixed in one rule/,
+    ],
+    [{ source: "10.0.0.300" }, /invalid address/],
+    [{ dest: "+bad name" }, /invalid IP set/],
+    [{ comment: "two\nlines" }, /One line/],
+    [
+      { type: "group", action: "webserver", proto: "tcp" },
+      /group rule takes only/,
+    ],
+    [{ log: "loud" }, /log/],
+    [{ position: -1 }, /0 to 10000/],
+  ];
+  const before = sim.requests.length;
+  for (const [args, re] of bad) {
+    const r = await call(s.client, "proxmox_add_firewall_rule", {
+      ...base,
+      ...args,
+    });
+    assert.ok(r.isError, JSON.stringify(args));
+    assert.match(r.text, re, JSON.stringify(args));
+  }
+  assert.equal(sim.requests.length, before, "no request reached the simulator");
+  assert.equal(sim.cluster.guests.get(100)!.firewall.rules.length, 0);
+
+  // Well-formed but unknown to PVE: refused by PVE, in PVE's words.
+  const alias = await call(s.client, "proxmox_add_firewall_rule", {
+    ...base,
+    source: "nosuch-alias",
+  });
+  assert.ok(alias.isError);
+  assert.match(
+    alias.text,
+    /Proxmox answered 400 .*source: no such alias 'nosuch-alias'/,
+  );
+  const macro = await call(s.client, "proxmox_add_firewall_rule", {
+    ...base,
+    macro: "SSH",
+    proto: "tcp",
+    dport: "2222",
+  });
+  assert.ok(macro.isError);
+  assert.match(
+    macro.text,
+    /dport: parameter 'dport' already define in macro \(value = '22'\)/,
+  );
+  assert.equal(sim.cluster.guests.get(100)!.firewall.rules.length, 0);
+});
