@@ -19,8 +19,9 @@ import { selectTools } from "./tools/mod.ts";
 const log = logger("tool");
 
 export const INSTRUCTIONS =
-  "Proxmox VE cluster tools. Guests are addressed by vmid; the node is found automatically. " +
-  "Tools that start tasks wait for them (wait=false returns the UPID for proxmox_get_task).";
+  "Proxmox VE cluster tools. Guests are addressed by vmid; the node is found automatically when omitted. " +
+  "Tools that start a Proxmox task wait for it to end (wait=true, up to timeout_s seconds) and report progress; " +
+  "wait=false, or a task still running at timeout_s, returns its UPID to follow with proxmox_get_task.";
 
 export interface ServerDeps {
   config: Config;

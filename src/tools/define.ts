@@ -59,20 +59,15 @@ export function defineTool<I extends z.ZodRawShape, O extends z.ZodType>(
 }
 
 // Shared input pieces: short descriptions keep tools/list small.
-export const Vmid = z.number().int().min(100).max(999999999).describe(
-  "VM/CT ID",
-);
+export const Vmid = z.number().int().min(100).max(999999999);
 export const NodeName = z.string().regex(
   /^[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?$/,
   { error: "Not a valid node name" },
 );
-export const Wait = z.boolean().default(true).describe(
-  "Wait for the task to end",
-);
-export const TimeoutS = (seconds: number) =>
-  z.number().int().min(1).max(3600).default(seconds).describe(
-    "Max seconds to wait",
-  );
+// The server's instructions explain wait and timeout_s once for every tool.
+export const Wait = z.boolean().default(true);
+export const TimeoutS = (seconds: number): z.ZodDefault<z.ZodNumber> =>
+  z.number().int().min(1).max(3600).default(seconds);
 
 /** What a tool that starts a task returns. */
 export const TaskOutcome = z.object({
@@ -142,20 +137,31 @@ export function taskFollower(
 }
 
 /**
- * The JSON Schema a model sees, kept small: no `$schema`, no regex patterns
- * or huge bounds (zod still enforces them), no `additionalProperties: false`.
+ * Keywords left out of what a model sees (zod still enforces every one): the
+ * model reads names, types, enums and defaults; bounds and patterns only cost
+ * context, and a wrong value comes back as a clear error.
  */
+const DROPPED_KEYWORDS = new Set([
+  "$schema",
+  "pattern",
+  "additionalProperties",
+  "minimum",
+  "maximum",
+  "exclusiveMinimum",
+  "exclusiveMaximum",
+  "minLength",
+  "maxLength",
+  "minItems",
+  "maxItems",
+]);
+
+/** The JSON Schema a model sees, kept small (see DROPPED_KEYWORDS). */
 export function compactJsonSchema(
   schema: Record<string, unknown>,
 ): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(schema)) {
-    if (k === "$schema" || k === "pattern" || k === "additionalProperties") {
-      continue;
-    }
-    if ((k === "maximum" || k === "minimum") && Math.abs(Number(v)) >= 1e6) {
-      continue;
-    }
+    if (DROPPED_KEYWORDS.has(k)) continue;
     if (k === "properties" && v && typeof v === "object") {
       out[k] = Object.fromEntries(
         Object.entries(v).map((
