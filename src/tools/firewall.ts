@@ -117,8 +117,8 @@ export function addressSpecError(spec: string): string | undefined {
 function checked(
   check: (v: string) => string | undefined,
 ): z.ZodType<string> {
-  return z.string().superRefine((v, ctx) => {
-    const msg = v.length > 512 ? "At most 512 characters" : check(v);
+  return z.string().min(1).max(512).superRefine((v, ctx) => {
+    const msg = check(v);
     if (msg) ctx.addIssue({ code: "custom", message: msg });
   });
 }
@@ -214,7 +214,7 @@ export const listFirewallRules = defineTool({
   toolset: "firewall",
   title: "List guest firewall rules",
   description:
-    "A VM's or container's firewall rules in order, and whether its firewall is on.",
+    "A VM/CT's firewall rules in order, and whether its firewall is on.",
   input: { vmid: Vmid },
   output: z.object({
     vmid: z.number(),
@@ -310,13 +310,13 @@ export const addFirewallRule = defineTool({
   toolset: "firewall",
   title: "Add a guest firewall rule",
   description:
-    "Add a firewall rule to a VM or container. Ports: 22, 80:85, http, lists; addresses: IP, CIDR, alias, +ipset.",
+    "Add a VM/CT firewall rule. Ports: 22, 80:85, http, lists; addresses: IP, CIDR, alias, +ipset.",
   input: {
     vmid: Vmid,
     type: z.enum(["in", "out", "group"]),
-    action: z.string().regex(NAME_RE).refine((a) => a.length <= 20, {
-      error: "At most 20 characters",
-    }).describe("ACCEPT, DROP, REJECT or a security group"),
+    action: z.string().regex(NAME_RE).max(20).describe(
+      "ACCEPT, DROP, REJECT or a security group",
+    ),
     proto: z.string().regex(/^([a-z][a-z0-9.+-]{0,31}|\d{1,3})$/i)
       .refine((p) => !/^\d+$/.test(p) || Number(p) <= 255, {
         error: "Protocol numbers go from 0 to 255",
@@ -333,9 +333,7 @@ export const addFirewallRule = defineTool({
     }).optional(),
     log: z.enum(LOG_LEVELS).optional(),
     enable: z.boolean().default(true),
-    position: z.number().int().refine((n) => n >= 0 && n <= 10000, {
-      error: "Expected 0 to 10000",
-    }).optional(),
+    position: z.number().int().min(0).max(10000).optional(),
     enable_firewall: z.boolean().optional(),
   },
   output: z.object({

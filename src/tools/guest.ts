@@ -25,13 +25,6 @@ const STDIN_MAX_BYTES = 65536;
 // ---------------------------------------------------------------------------
 // Helpers shared by the tools
 
-/** A string zod bounds; the bound is left out of the advertised schema. */
-function text(max: number, min = 0): z.ZodType<string> {
-  return z.string().refine((s) => s.length >= min && s.length <= max, {
-    error: `Expected ${min} to ${max} characters`,
-  });
-}
-
 /** The VM behind a vmid; containers get an error that says what to use. */
 async function qemuGuest(pve: PveClient, vmid: number): Promise<GuestRef> {
   const g = await pve.locate(vmid);
@@ -293,16 +286,13 @@ export const executeCommand = defineTool({
   input: {
     vmid: Vmid,
     command: z.union([
-      text(16384, 1),
-      z.array(text(16384)).refine((a) => a.length >= 1 && a.length <= 256, {
-        error: "Expected 1 to 256 arguments",
-      }),
+      z.string().min(1).max(16384),
+      z.array(z.string().max(16384)).min(1).max(256),
     ]),
-    stdin: text(STDIN_MAX_BYTES).optional(),
+    stdin: z.string().max(STDIN_MAX_BYTES).optional(),
     timeout_s: TimeoutS(60),
-    max_output: z.number().int().refine((n) => n >= 200 && n <= 1_000_000, {
-      error: "Expected 200 to 1000000",
-    }).default(8000).describe("Chars per stream"),
+    max_output: z.number().int().min(200).max(1_000_000).default(8000)
+      .describe("Chars per stream"),
   },
   output: z.object({
     vmid: z.number(),
@@ -366,7 +356,7 @@ export const executeCommand = defineTool({
 // ---------------------------------------------------------------------------
 // proxmox_read_file_vm / proxmox_write_file_vm
 
-const GuestPath = text(4096, 1).refine((p) => !p.includes("\0"), {
+const GuestPath = z.string().min(1).max(4096).refine((p) => !p.includes("\0"), {
   error: "Path contains a NUL character",
 });
 
@@ -379,9 +369,7 @@ export const readFileVm = defineTool({
   input: {
     vmid: Vmid,
     path: GuestPath,
-    max_bytes: z.number().int().refine((n) => n >= 1 && n <= 16777216, {
-      error: "Expected 1 to 16777216",
-    }).default(32768),
+    max_bytes: z.number().int().min(1).max(16777216).default(32768),
   },
   output: z.object({
     vmid: z.number(),

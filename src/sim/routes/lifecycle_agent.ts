@@ -1,53 +1,13 @@
 /**
- * The guest addresses the lifecycle tools read after a start (issue 3):
- * QEMU `agent/ping` and `agent/network-get-interfaces` (SEMANTICS §4.11) and
- * LXC `interfaces` (§5).
- *
- * NOTE for the guest-agent area (issue 6, routes/agent.ts): these two agent
- * endpoints are only the minimum lifecycle needs. They are registered last in
- * routes/mod.ts, and the Router takes the first match, so agent.ts's own
- * versions win once it exists; then these two can be deleted.
+ * The guest addresses the lifecycle tools read after a start (issue 3): LXC
+ * `interfaces` (§5). The QEMU side (`agent/ping`,
+ * `agent/network-get-interfaces`, with the same boot delay) lives in
+ * routes/agent.ts with the other guest-agent endpoints.
  */
-import { int, type Route, type SimRequest, str } from "../router.ts";
-import { type Guest, parsePropString, SimError } from "../state.ts";
-
-/** Task steps a booting guest needs before its agent answers. */
-const AGENT_BOOT_STEPS = 3;
-
-/** The §4.11 preconditions, in PVE's order; returns the guest. */
-function agentGuest(req: SimRequest): Guest {
-  const c = req.cluster;
-  const g = c.guest(str(req, "node")!, "qemu", int(req, "vmid")!);
-  if (g.config.agent === undefined) {
-    throw new SimError(500, "No QEMU guest agent configured");
-  }
-  if (g.status !== "running") {
-    throw new SimError(500, `VM ${g.vmid} is not running`);
-  }
-  const booted = Date.now() - (g.startedAt ?? 0) >=
-    AGENT_BOOT_STEPS * c.taskMs;
-  if (!g.guestOs?.agentRunning || !booted || g.qmpstatus === "paused") {
-    throw new SimError(500, "QEMU guest agent is not running");
-  }
-  return g;
-}
+import { int, type Route, str } from "../router.ts";
+import { parsePropString, SimError } from "../state.ts";
 
 export const LIFECYCLE_AGENT_ROUTES: Route[] = [
-  {
-    method: "POST",
-    path: "/nodes/{node}/qemu/{vmid}/agent/ping",
-    handler: (req) => {
-      agentGuest(req);
-      return { result: {} };
-    },
-  },
-  {
-    method: "GET",
-    path: "/nodes/{node}/qemu/{vmid}/agent/network-get-interfaces",
-    handler: (req) => ({
-      result: structuredClone(agentGuest(req).guestOs!.interfaces),
-    }),
-  },
   {
     method: "GET",
     path: "/nodes/{node}/lxc/{vmid}/interfaces",

@@ -27,6 +27,5 @@ export const ALL_ROUTES: Route[] = [
   ...STORAGE_ROUTES,
   ...AGENT_ROUTES,
   ...FIREWALL_ROUTES,
-  // Last: routes/agent.ts's own agent endpoints win once it exists.
   ...LIFECYCLE_AGENT_ROUTES,
 ];
