@@ -146,12 +146,41 @@ Deno.test("add_firewall_rule and list_firewall_rules work the same on a containe
       q.path === "/nodes/{node}/lxc/{vmid}/firewall/rules"
     ),
   );
+  const range = await callOk(s.client, "proxmox_add_firewall_rule", {
+    vmid: 200,
+    type: "in",
+    action: "DROP",
+    source: "192.168.5.10-192.168.5.20",
+  });
+  assert.equal(range.rule.source, "192.168.5.10-192.168.5.20");
+  assert.doesNotMatch(range.warning, /firewall=1/);
   const list = await callOk(s.client, "proxmox_list_firewall_rules", {
     vmid: 200,
   });
-  assert.equal(list.rules.length, 2);
-  assert.equal(list.rules[1].dport, "53,853");
+  assert.equal(list.rules.length, 3);
+  assert.equal(list.rules[2].dport, "53,853");
   assert.equal(list.firewall_enabled, false);
+
+  // Rules only filter NICs with firewall=1: say so.
+  const nic = await callOk(s.client, "proxmox_add_firewall_rule", {
+    vmid: 200,
+    type: "in",
+    action: "ACCEPT",
+    iface: "net1",
+  });
+  assert.match(nic.warning, /Guest 200 has no net1 \(it has net0\)/);
+  const proxy = sim.cluster.guests.get(202)!;
+  proxy.config.net0 = String(proxy.config.net0).replace("firewall=1,", "");
+  const bare = await callOk(s.client, "proxmox_add_firewall_rule", {
+    vmid: 202,
+    type: "in",
+    action: "ACCEPT",
+    macro: "HTTP",
+  });
+  assert.match(
+    bare.warning,
+    /No network device of guest 202 has firewall=1, so the firewall filters nothing/,
+  );
 });
 
 Deno.test("invalid rule fields are refused before any Proxmox request; PVE's own refusals keep its words", async () => {

@@ -1,5 +1,7 @@
 /** e2e: the guest-agent tools over stdio against the simulator's scripted guests. */
 import assert from "node:assert/strict";
+import { makeGuestOs } from "../src/sim/seed.ts";
+import { recipeFor, redactCommand } from "../src/tools/guest.ts";
 import { call, callOk, connect, simEnv, startSim } from "./helpers.ts";
 
 const enc = new TextEncoder();
@@ -365,4 +367,104 @@ Deno.test("the INFO log of an exec and a file write names tool, vmid and a redac
   ) {
     assert.ok(!log.includes(secret), `${secret} is not in the log`);
   }
+});
+
+Deno.test("on a Windows guest a string command runs through cmd /c, and install_software says it needs os-release", async () => {
+  await using sim = await startSim();
+  const win = sim.cluster.guests.get(102)!;
+  win.config.agent = "1";
+  win.status = "running";
+  win.qmpstatus = "running";
+  win.startedAt = Date.now() - 60_000;
+  win.guestOs = makeGuestOs("debian", "192.168.1.102", "BC:24:11:AA:01:02");
+  win.guestOs.files.clear();
+  await using s = await connect({ env: simEnv(sim) });
+  const r = await callOk(s.client, "proxmox_execute_command", {
+    vmid: 102,
+    command: "echo hello",
+  });
+  assert.equal(r.exitcode, 0);
+  assert.equal(r.stdout, "hello\r\n");
+  const exec = sim.requests.filter((q) => q.path.endsWith("/agent/exec")).at(
+    -1,
+  )!;
+  assert.deepEqual(exec.params.command, ["cmd", "/c", "echo hello"]);
+  const inst = await call(s.client, "proxmox_install_software", {
+    vmid: 102,
+    software: "nginx",
+  });
+  assert.ok(inst.isError);
+  assert.match(
+    inst.text,
+    /^Cannot read \/etc\/os-release in VM 102 \(Agent error: failed to open file .*\): proxmox_install_software supports Linux guests/,
+  );
+});
+
+Deno.test("install recipes are fixed strings chosen by comparing os-release with constants", () => {
+  const hostile = {
+    ID: "ubuntu",
+    ID_LIKE: "debian",
+    PRETTY_NAME: "$(reboot)",
+    VERSION_ID: "24.04; rm -rf /",
+  };
+  const apt = recipeFor(hostile, "docker")!;
+  assert.equal(apt.manager, "apt");
+  assert.equal(
+    apt.script,
+    "exec 2>&1; export DEBIAN_FRONTEND=noninteractive; apt-get update && apt-get install -y docker.io && systemctl enable --now docker",
+  );
+  const centos7 = recipeFor(
+    { ID: "centos", ID_LIKE: "rhel fedora", VERSION_ID: "7" },
+    "nginx",
+  )!;
+  assert.equal(centos7.manager, "yum");
+  assert.equal(
+    centos7.script,
+    "exec 2>&1; yum -y install nginx && systemctl enable --now nginx",
+  );
+  const fedora = recipeFor({ ID: "fedora", VERSION_ID: "41" }, "docker")!;
+  assert.equal(fedora.manager, "dnf");
+  assert.match(fedora.script, /linux\/fedora\/docker-ce\.repo/);
+  const rhel = recipeFor(
+    { ID: "rhel", ID_LIKE: "fedora", VERSION_ID: "9.4" },
+    "docker",
+  )!;
+  assert.match(rhel.script, /linux\/rhel\/docker-ce\.repo/);
+  assert.equal(
+    recipeFor({ ID: "alpine", VERSION_ID: "3.20.3" }, "update")!.script,
+    "exec 2>&1; apk update && apk upgrade",
+  );
+  for (
+    const other of [
+      { ID: "arch" },
+      { ID: "opensuse-leap", ID_LIKE: "suse" },
+      {},
+    ] as Record<string, string>[]
+  ) {
+    assert.equal(recipeFor(other, "nginx"), undefined);
+  }
+});
+
+Deno.test("logged commands have their secrets masked", () => {
+  assert.equal(
+    redactCommand(["mysql", "--password=s3cret", "-u", "root"]),
+    "mysql --password=[redacted] -u root",
+  );
+  assert.equal(
+    redactCommand(["/bin/sh", "-c", "DB_TOKEN=abc123 ./run --api-key xyz"]),
+    '/bin/sh -c "DB_TOKEN=[redacted] ./run --api-key [redacted]"',
+  );
+  assert.equal(
+    redactCommand(["sshpass", "--password", "pw", "ssh", "host"]),
+    "sshpass --password [redacted] ssh host",
+  );
+  assert.equal(
+    redactCommand(["curl", "https://bob:hunter2@example.com/x"]),
+    "curl https://bob:[redacted]@example.com/x",
+  );
+  assert.equal(
+    redactCommand(["curl", "-H", "Authorization: Bearer abc.def"]),
+    'curl -H "Authorization: Bearer [redacted]"',
+  );
+  assert.ok(redactCommand(["echo", "x".repeat(1000)]).length <= 301);
 });

@@ -24,6 +24,8 @@ export class SpawnError extends Error {}
 export interface ShellOptions {
   /** One unit of package-manager work in ms (the simulator's task step). */
   stepMs: number;
+  /** A Windows guest (config ostype win*): only `cmd` is there. */
+  windows?: boolean;
 }
 
 type Family = "debian" | "rhel" | "alpine" | "arch";
@@ -107,6 +109,7 @@ export function execInGuest(
   stdin: string,
   options: ShellOptions,
 ): ExecResult {
+  if (options.windows) return windowsExec(argv);
   const shell = new Shell(os, options);
   const prog = argv[0] ?? "";
   if (!shell.resolve(prog)) {
@@ -123,6 +126,43 @@ export function execInGuest(
     code = e.code;
   }
   return { exitcode: code, stdout: io.out, stderr: io.err, ms: shell.ms };
+}
+
+/** A Windows guest knows `cmd /c` with echo, ver and hostname. */
+function windowsExec(argv: string[]): ExecResult {
+  const prog = (argv[0] ?? "").toLowerCase().replace(/\.exe$/, "");
+  if (prog !== "cmd" || argv[1]?.toLowerCase() !== "/c") {
+    throw new SpawnError(
+      `Failed to execute child process "${
+        argv[0] ?? ""
+      }" (No such file or directory)`,
+    );
+  }
+  const line = argv.slice(2).join(" ").trim();
+  const verb = line.split(/\s+/)[0];
+  const out = (text: string): ExecResult => ({
+    exitcode: 0,
+    stdout: binOf(text.replace(/\n/g, "\r\n")),
+    stderr: "",
+    ms: 0,
+  });
+  switch (verb.toLowerCase()) {
+    case "echo":
+      return out(line.slice(verb.length + 1) + "\n");
+    case "ver":
+      return out("\nMicrosoft Windows [Version 10.0.20348.2762]\n");
+    case "hostname":
+      return out("WIN-BUILD\n");
+    default:
+      return {
+        exitcode: 1,
+        stdout: "",
+        stderr: binOf(
+          `'${verb}' is not recognized as an internal or external command,\r\noperable program or batch file.\r\n`,
+        ),
+        ms: 0,
+      };
+  }
 }
 
 class ExitSignal {

@@ -134,13 +134,20 @@ const REDACTIONS: [RegExp, string][] = [
   [/(authorization:\s*\w+\s+)\S+/gi, "$1[redacted]"],
 ];
 
+const SECRET_FLAG = new RegExp(`^-{1,2}[\\w-]*(?:${SECRET_WORD})[\\w-]*$`, "i");
+
 /** A command line for the log: secrets masked, at most 300 chars. */
 export function redactCommand(argv: string[]): string {
-  let s = argv.map((a) =>
+  const args = argv.map((a) =>
+    REDACTIONS.reduce((text, [re, to]) => text.replace(re, to), a)
+  );
+  // `--password secret` as two arguments.
+  for (let i = 0; i < args.length - 1; i++) {
+    if (SECRET_FLAG.test(args[i])) args[i + 1] = "[redacted]";
+  }
+  const s = args.map((a) =>
     /[\s"'\\]/.test(a) || a === "" ? JSON.stringify(a) : a
-  )
-    .join(" ");
-  for (const [re, to] of REDACTIONS) s = s.replace(re, to);
+  ).join(" ");
   return s.length > 300 ? s.slice(0, 300) + "…" : s;
 }
 

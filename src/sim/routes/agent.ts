@@ -86,7 +86,23 @@ function decodeB64(text: string): Uint8Array {
   return Uint8Array.from(atob(clean), (c) => c.charCodeAt(0));
 }
 
-function osInfo(os: GuestOs): Record<string, string> {
+const isWindows = (g: Guest) => /^w/.test(String(g.config.ostype ?? ""));
+
+function osInfo(g: Guest, os: GuestOs): Record<string, string> {
+  if (isWindows(g)) {
+    return {
+      id: "mswindows",
+      name: "Microsoft Windows",
+      "pretty-name": "Windows Server 2022 Standard",
+      "version-id": "2022",
+      version: "Microsoft Windows Server 2022",
+      "kernel-release": "20348",
+      "kernel-version": "10.0",
+      machine: "x86_64",
+      variant: "server",
+      "variant-id": "server",
+    };
+  }
   const d = distroOf(os);
   return {
     id: d.id,
@@ -113,7 +129,10 @@ export const AGENT_ROUTES: Route[] = [
   {
     method: "GET",
     path: `${BASE}/get-osinfo`,
-    handler: (req) => ({ result: osInfo(agentGuest(req).os) }),
+    handler: (req) => {
+      const { g, os } = agentGuest(req);
+      return { result: osInfo(g, os) };
+    },
   },
   {
     method: "GET",
@@ -141,13 +160,16 @@ export const AGENT_ROUTES: Route[] = [
       if (!command.length && input === undefined) {
         throw new SimError(500, "command or input-data (or both) required");
       }
-      const { os } = agentGuest(req);
+      const { g, os } = agentGuest(req);
       if (!command.length) {
         throw agentError("Invalid parameter 'path'");
       }
       let r;
       try {
-        r = execInGuest(os, command, stdin, { stepMs: req.cluster.taskMs });
+        r = execInGuest(os, command, stdin, {
+          stepMs: req.cluster.taskMs,
+          windows: isWindows(g),
+        });
       } catch (e) {
         if (e instanceof SpawnError) {
           throw agentError(
