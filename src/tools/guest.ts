@@ -200,7 +200,8 @@ async function execInVm(
     tool: string;
     stdin?: Uint8Array;
     timeoutS: number;
-    onPoll?: (elapsedS: number) => Promise<void>;
+    /** Called between polls with the elapsed time in ms. */
+    onPoll?: (elapsedMs: number) => Promise<void>;
   },
 ): Promise<ExecOutcome> {
   const started = performance.now();
@@ -261,7 +262,7 @@ async function execInVm(
         seconds,
       };
     }
-    await options.onPoll?.(seconds);
+    await options.onPoll?.(Math.round(performance.now() - started));
     await sleep(Math.min(delay, left), ctx.signal);
     delay = Math.min(delay * 1.5, 2000);
   }
@@ -627,8 +628,12 @@ export const installSoftware = defineTool({
     const o = await execInVm(ctx, g, ["/bin/sh", "-c", recipe.script], {
       tool: "proxmox_install_software",
       timeoutS: timeout_s,
-      onPoll: (s) =>
-        ctx.progress(`${what} in VM ${vmid}: running ${Math.round(s)} s`, s),
+      // The progress value is the elapsed ms: it always grows.
+      onPoll: (ms) =>
+        ctx.progress(
+          `${what} in VM ${vmid}: running ${Math.round(ms / 1000)} s`,
+          ms,
+        ),
     });
     if (!o.exited) throw stillRunning(vmid, o, `${what} (${recipe.manager})`);
     const output = tail(o.stdout + o.stderr, 30, 3000);
