@@ -287,7 +287,7 @@ Deno.test("agent errors come in PVE's order and words with what to do; container
     // 102: no agent and stopped: the agent check comes first.
     [
       102,
-      /^No QEMU guest agent configured \(VM 102\): enable the agent option/,
+      /^No QEMU guest agent configured \(VM 102\): enable the agent option \(qm set 102 --agent enabled=1\)/,
     ],
     [106, /^VM 106 is not running: start it first/],
     [

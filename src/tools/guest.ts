@@ -57,7 +57,11 @@ async function agent<T>(vmid: number, call: () => Promise<T>): Promise<T> {
     const msg = e.pveMessage;
     const where = msg.includes(String(vmid)) ? "" : ` (VM ${vmid})`;
     for (const [re, hint] of AGENT_HINTS) {
-      if (re.test(msg)) throw new ToolError(`${msg}${where}: ${hint}`);
+      if (re.test(msg)) {
+        throw new ToolError(
+          `${msg}${where}: ${hint.replace("<vmid>", String(vmid))}`,
+        );
+      }
     }
     if (msg.startsWith("Agent error:")) throw new ToolError(`${msg}${where}`);
     throw e;
