@@ -78,7 +78,8 @@ export function errorResponse(e: SimError): Response {
   }
   return new Response(JSON.stringify(body), {
     status: e.status,
-    statusText: msg.split("\n")[0],
+    // The reason phrase is bytes on the wire: keep it ASCII, as PVE's are.
+    statusText: msg.split("\n")[0].replace(/[^\x20-\x7e]/g, "?"),
     headers: { "content-type": JSON_TYPE },
   });
 }
@@ -271,7 +272,13 @@ export async function startSimulator(
     try {
       // Calls for a node are proxied to it: unknown or offline nodes fail.
       if (matched.pathParams.node !== undefined) {
-        cluster.node(matched.pathParams.node);
+        // Firewall calls are not proxied (proxyto null): any node answers
+        // them, even for a guest on an offline node.
+        if (matched.route.path.includes("/firewall/")) {
+          if (!cluster.nodes.has(matched.pathParams.node)) {
+            cluster.node(matched.pathParams.node);
+          }
+        } else cluster.node(matched.pathParams.node);
       }
       if (path === "/access/ticket" && method === "POST") {
         const username = String(params.username ?? "");
