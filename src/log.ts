@@ -15,7 +15,7 @@ import {
 export type Level = "DEBUG" | "INFO" | "WARNING" | "ERROR";
 
 const SECRET_KEY =
-  /pass(word)?|secret|ticket|csrf|token|authorization|cookie|sshkeys|ssh-public-keys|^content$|input-data|^command$/i;
+  /pass(word)?|secret|ticket|csrf|token|authorization|cookie|sshkeys|ssh-public-keys|^content$|input-data/i;
 const REDACTED = "[redacted]";
 const secrets = new Set<string>();
 const encoder = new TextEncoder();

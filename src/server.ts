@@ -19,9 +19,10 @@ import { selectTools } from "./tools/mod.ts";
 const log = logger("tool");
 
 export const INSTRUCTIONS =
-  "Proxmox VE cluster tools. Guests are addressed by vmid; the node is found automatically when omitted. " +
-  "Tools that start a Proxmox task wait for it to end (wait=true, up to timeout_s seconds) and report progress; " +
-  "wait=false, or a task still running at timeout_s, returns its UPID to follow with proxmox_get_task.";
+  "Proxmox VE cluster tools. Guests are addressed by vmid alone: the node is found automatically. " +
+  "Every tool that starts a Proxmox task also takes wait (boolean, default true) and timeout_s (seconds; the default suits the task): " +
+  "it waits for the task, reporting progress, and returns its result; wait=false, or a task still running at timeout_s, " +
+  "returns the UPID to follow with proxmox_get_task.";
 
 export interface ServerDeps {
   config: Config;

@@ -64,7 +64,7 @@ Deno.test("inventory tools over stdio with ticket auth", async () => {
   });
   assert.deepEqual(lxcStopped.rows.map((r: unknown[]) => r[0]), [201]);
   const byName = await callOk(s.client, "proxmox_list_vms", {
-    name: "DB",
+    name_contains: "DB",
     node: "pve1",
   });
   assert.deepEqual(byName.rows.map((r: unknown[]) => r[0]), [101]);

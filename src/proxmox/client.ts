@@ -271,7 +271,7 @@ export class PveClient {
     log.debug("PVE request", {
       method,
       path,
-      params,
+      params: traceParams(params),
       status: res.status,
       ms: Math.round(performance.now() - started),
     });
@@ -373,6 +373,16 @@ export class PveClient {
       });
     })();
   }
+}
+
+/**
+ * Parameters as DEBUG traces show them: secret-named ones are redacted by the
+ * logger; a guest command line may hold secrets too, so only its size shows.
+ */
+function traceParams(params?: Params): Params | undefined {
+  if (!params || params.command === undefined) return params;
+  const n = Array.isArray(params.command) ? params.command.length : 1;
+  return { ...params, command: `[${n} argument(s)]` };
 }
 
 /** Form encoding as PVE wants it: booleans as 1/0, arrays as repeated keys. */

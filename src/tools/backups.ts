@@ -5,6 +5,7 @@ import { PveError, ToolError } from "../proxmox/errors.ts";
 import { taskLogTail } from "../proxmox/tasks.ts";
 import {
   defineTool,
+  GuestNode,
   NodeName,
   TaskOutcome,
   TimeoutS,
@@ -56,14 +57,14 @@ export const createBackup = defineTool({
   name: "proxmox_create_backup",
   toolset: "backups",
   title: "Back up a guest",
-  description: "vzdump a VM or container; returns the archive's volid.",
+  description: "Back up a guest (vzdump); returns the archive volid.",
   input: {
     vmid: Vmid,
     storage: z.string().optional(),
     mode: z.enum(["snapshot", "suspend", "stop"]).optional(),
     compress: z.enum(["zstd", "gzip", "lzo", "none"]).optional(),
     notes: z.string().optional(),
-    node: NodeName.optional(),
+    node: GuestNode,
     wait: Wait,
     timeout_s: TimeoutS(3600),
   },
@@ -142,7 +143,7 @@ export const listBackups = defineTool({
   name: "proxmox_list_backups",
   toolset: "backups",
   title: "List backups",
-  description: "Backup archives on backup storages, newest first.",
+  description: "Backup archives, newest first.",
   input: {
     vmid: Vmid.optional(),
     storage: z.string().optional(),
@@ -217,7 +218,7 @@ export const restoreBackup = defineTool({
   toolset: "backups",
   title: "Restore a backup",
   description:
-    "Restore a backup to a new vmid, or over a stopped guest with force.",
+    "Restore a backup as a new guest, or over a stopped one with force.",
   input: {
     volid: z.string(),
     vmid: Vmid.optional(),

@@ -315,8 +315,7 @@ export const createVmFromTemplate = defineTool({
   name: "proxmox_create_vm_from_template",
   toolset: "vms",
   title: "Create a VM from a cloud-init template",
-  description:
-    "Clone a cloud-init template, grow its disk, optionally start it and get its IPs.",
+  description: "Clone a cloud-init VM template, resize, start, return IPs.",
   input: {
     template: Vmid,
     newid: Vmid.optional(),
@@ -514,8 +513,7 @@ export const createLxc = defineTool({
   name: "proxmox_create_lxc",
   toolset: "vms",
   title: "Create an LXC container",
-  description:
-    "Create a container from an ostemplate volid, optionally start it and get its IPs.",
+  description: "New container from an ostemplate volid; returns its IPs.",
   input: {
     ostemplate: z.string(),
     node: NodeName,

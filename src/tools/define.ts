@@ -64,10 +64,19 @@ export const NodeName = z.string().regex(
   /^[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?$/,
   { error: "Not a valid node name" },
 );
-// The server's instructions explain wait and timeout_s once for every tool.
-export const Wait = z.boolean().default(true);
+/**
+ * A guest's node: accepted (and checked against where the guest really is)
+ * but not advertised. Vmids are unique in a cluster and the node is found
+ * with one /cluster/resources call, so the model never needs it.
+ */
+export const GuestNode = NodeName.optional().meta({ advertise: false });
+/**
+ * wait and timeout_s: taken by every tool that starts a task, explained once
+ * in the server's instructions instead of in every tool's schema.
+ */
+export const Wait = z.boolean().default(true).meta({ advertise: false });
 export const TimeoutS = (seconds: number): z.ZodDefault<z.ZodNumber> =>
-  z.number().int().min(1).max(3600).default(seconds);
+  z.number().int().min(1).max(3600).default(seconds).meta({ advertise: false });
 
 /** What a tool that starts a task returns. */
 export const TaskOutcome = z.object({
@@ -143,6 +152,9 @@ export function taskFollower(
  */
 const DROPPED_KEYWORDS = new Set([
   "$schema",
+  "advertise",
+  "advertiseDefault",
+  "advertiseEnum",
   "pattern",
   "additionalProperties",
   "minimum",
@@ -162,12 +174,26 @@ export function compactJsonSchema(
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(schema)) {
     if (DROPPED_KEYWORDS.has(k)) continue;
+    if (k === "default" && schema.advertiseDefault === false) continue;
+    // An enum says its values; "type" beside it says nothing more.
+    if (
+      k === "type" && Array.isArray(schema.enum) &&
+      schema.advertiseEnum !== false
+    ) continue;
+    if (k === "enum" && schema.advertiseEnum === false) continue;
     if (k === "properties" && v && typeof v === "object") {
       out[k] = Object.fromEntries(
-        Object.entries(v).map((
-          [p, s],
-        ) => [p, compactJsonSchema(s as Record<string, unknown>)]),
+        Object.entries(v as Record<string, Record<string, unknown>>)
+          .filter(([, p]) => p.advertise !== false)
+          .map(([p, sub]) => [p, compactJsonSchema(sub)]),
       );
+    } else if (k === "required" && Array.isArray(v)) {
+      const props = (schema.properties ?? {}) as Record<
+        string,
+        Record<string, unknown>
+      >;
+      const req = v.filter((p: string) => props[p]?.advertise !== false);
+      if (req.length) out[k] = req;
     } else if (
       k === "items" && v && typeof v === "object" && !Array.isArray(v)
     ) {

@@ -213,8 +213,7 @@ export const listFirewallRules = defineTool({
   name: "proxmox_list_firewall_rules",
   toolset: "firewall",
   title: "List guest firewall rules",
-  description:
-    "A VM/CT's firewall rules in order, and whether its firewall is on.",
+  description: "A guest's firewall rules, in order, and firewall state.",
   input: { vmid: Vmid },
   output: z.object({
     vmid: z.number(),
@@ -310,12 +309,12 @@ export const addFirewallRule = defineTool({
   toolset: "firewall",
   title: "Add a guest firewall rule",
   description:
-    "Add a VM/CT firewall rule. Ports: 22, 80:85, http, lists; addresses: IP, CIDR, alias, +ipset.",
+    "Add a guest firewall rule. Ports: 22, 80:85, http; addresses: IP, CIDR, alias, +ipset.",
   input: {
     vmid: Vmid,
     type: z.enum(["in", "out", "group"]),
     action: z.string().regex(NAME_RE).max(20).describe(
-      "ACCEPT, DROP, REJECT or a security group",
+      "ACCEPT, DROP, REJECT or group name",
     ),
     proto: z.string().regex(/^([a-z][a-z0-9.+-]{0,31}|\d{1,3})$/i)
       .refine((p) => !/^\d+$/.test(p) || Number(p) <= 255, {
@@ -331,7 +330,8 @@ export const addFirewallRule = defineTool({
     comment: z.string().regex(/^[^\r\n]{0,1024}$/, {
       error: "One line, at most 1024 characters",
     }).optional(),
-    log: z.enum(LOG_LEVELS).optional(),
+    // PVE's syslog levels; validated, not listed (they cost context).
+    log: z.enum(LOG_LEVELS).optional().meta({ advertiseEnum: false }),
     enable: z.boolean().default(true),
     position: z.number().int().min(0).max(10000).optional(),
     enable_firewall: z.boolean().optional(),

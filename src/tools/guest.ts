@@ -294,7 +294,7 @@ export const executeCommand = defineTool({
   toolset: "guest",
   title: "Run a command in a VM",
   description:
-    "Run a command in a QEMU VM: argv array, or a string for /bin/sh -c (Windows: cmd /c).",
+    "Run a command in a VM: argv, or a string for sh -c (Windows: cmd /c).",
   input: {
     vmid: Vmid,
     command: z.union([
@@ -303,8 +303,7 @@ export const executeCommand = defineTool({
     ]),
     stdin: z.string().max(STDIN_MAX_BYTES).optional(),
     timeout_s: TimeoutS(60),
-    max_output: z.number().int().min(200).max(1_000_000).default(8000)
-      .describe("Chars per stream"),
+    max_output: z.number().int().min(200).max(1_000_000).default(8000),
   },
   output: z.object({
     vmid: z.number(),
@@ -376,8 +375,7 @@ export const readFileVm = defineTool({
   name: "proxmox_read_file_vm",
   toolset: "guest",
   title: "Read a file in a VM",
-  description:
-    "Read a file in a QEMU VM (guest agent): UTF-8 text, else base64.",
+  description: "Read a file in a VM: UTF-8 text, else base64.",
   input: {
     vmid: Vmid,
     path: GuestPath,
@@ -426,8 +424,7 @@ export const writeFileVm = defineTool({
   name: "proxmox_write_file_vm",
   toolset: "guest",
   title: "Write a file in a VM",
-  description:
-    "Create or overwrite a file in a QEMU VM (guest agent), up to 46080 bytes.",
+  description: "Write (overwrite) a file in a VM; max 46080 bytes.",
   input: {
     vmid: Vmid,
     path: GuestPath,
@@ -567,8 +564,7 @@ export const installSoftware = defineTool({
   name: "proxmox_install_software",
   toolset: "guest",
   title: "Install software in a VM",
-  description:
-    "Install docker or nginx, or update all packages, in a QEMU VM (apt, dnf/yum, apk).",
+  description: "Install docker or nginx, or update packages, in a VM.",
   input: {
     vmid: Vmid,
     software: z.enum(["docker", "nginx", "update"]),

@@ -8,6 +8,7 @@ import type { GuestRef, PveClient } from "../proxmox/client.ts";
 import { ToolError } from "../proxmox/errors.ts";
 import {
   defineTool,
+  GuestNode,
   NodeName,
   TaskOutcome,
   TimeoutS,
@@ -111,10 +112,10 @@ export const startVm = defineTool({
   name: "proxmox_start_vm",
   toolset: "vms",
   title: "Start a VM or container",
-  description: "Start (or resume) a VM or container.",
+  description: "Start or resume a guest.",
   input: {
     vmid: Vmid,
-    node: NodeName.optional(),
+    node: GuestNode,
     wait: Wait,
     timeout_s: TimeoutS(120),
   },
@@ -166,11 +167,10 @@ export const stopVm = defineTool({
   name: "proxmox_stop_vm",
   toolset: "vms",
   title: "Shut down a VM or container",
-  description:
-    "Shut down a VM or container; force hard-stops it after the timeout.",
+  description: "Shut down a guest; force=true hard-stops if needed.",
   input: {
     vmid: Vmid,
-    node: NodeName.optional(),
+    node: GuestNode,
     force: z.boolean().default(false),
     wait: Wait,
     timeout_s: TimeoutS(120),
@@ -223,11 +223,10 @@ export const updateVm = defineTool({
   name: "proxmox_update_vm",
   toolset: "vms",
   title: "Change a VM's or container's resources",
-  description:
-    "Change cores, memory, name, description, tags; reboots a running guest if changes are pending, unless restart=false.",
+  description: "Change cores, memory, name, description, tags.",
   input: {
     vmid: Vmid,
-    node: NodeName.optional(),
+    node: GuestNode,
     cores: z.number().int().optional(),
     memory_mib: z.number().int().optional(),
     name: z.string().optional(),
@@ -336,10 +335,10 @@ export const migrateVm = defineTool({
   name: "proxmox_migrate_vm",
   toolset: "vms",
   title: "Migrate a VM or container",
-  description: "Move a guest to another node (live for running VMs).",
+  description: "Move a guest to another node.",
   input: {
     vmid: Vmid,
-    node: NodeName.optional(),
+    node: GuestNode,
     target: NodeName,
     wait: Wait,
     timeout_s: TimeoutS(600),
@@ -406,11 +405,10 @@ export const deleteVm = defineTool({
   name: "proxmox_delete_vm",
   toolset: "vms",
   title: "Delete a stopped VM or container",
-  description:
-    "Destroy a stopped guest and its disks (purged from jobs); refuses running ones.",
+  description: "Destroy a stopped guest and its disks.",
   input: {
     vmid: Vmid,
-    node: NodeName.optional(),
+    node: GuestNode,
     wait: Wait,
     timeout_s: TimeoutS(300),
   },

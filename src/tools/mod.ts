@@ -13,13 +13,7 @@ import {
   readFileVm,
   writeFileVm,
 } from "./guest.ts";
-import {
-  deleteVm,
-  migrateVm,
-  startVm,
-  stopVm,
-  updateVm,
-} from "./lifecycle.ts";
+import { deleteVm, migrateVm, startVm, stopVm, updateVm } from "./lifecycle.ts";
 import { listNodes } from "./nodes.ts";
 import {
   createSnapshot,

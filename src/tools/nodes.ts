@@ -12,8 +12,7 @@ export const listNodes = defineTool({
   name: "proxmox_list_nodes",
   toolset: "nodes",
   title: "List cluster nodes",
-  description:
-    "Nodes with status, CPU %, memory and disk (GiB), uptime. Offline nodes are listed as offline.",
+  description: "Cluster nodes: status, CPU, memory, disk, uptime.",
   input: {},
   output: z.object({
     nodes: z.array(z.object({

@@ -123,7 +123,7 @@ export const listStorage = defineTool({
   name: "proxmox_list_storage",
   toolset: "storage",
   title: "List storage",
-  description: "Storages of each node with content types, size and usage.",
+  description: "Storages per node: content types, size, usage.",
   input: {
     node: NodeName.optional(),
     content: z.enum(CONTENT_TYPES).optional(),
@@ -178,8 +178,7 @@ export const listContent = defineTool({
   name: "proxmox_list_content",
   toolset: "storage",
   title: "List storage content",
-  description:
-    "Volumes on a storage: ISOs and CT templates unless content says.",
+  description: "ISOs and CT templates (or other content) on a storage.",
   input: {
     storage: z.string(),
     node: NodeName.optional(),

@@ -15,7 +15,7 @@ export const getTask = defineTool({
   name: "proxmox_get_task",
   toolset: "tasks",
   title: "Task status and log",
-  description: "Status, exit status and log tail of a task (UPID).",
+  description: "A task's status, exit status and log tail.",
   input: { upid: z.string() },
   output: z.object({
     upid: z.string(),

@@ -1,6 +1,6 @@
 /** Guests (QEMU VMs and LXC containers): inventory and statistics. */
 import { z } from "zod";
-import { defineTool, NodeName, Vmid } from "./define.ts";
+import { defineTool, GuestNode, NodeName, Vmid } from "./define.ts";
 
 const MIB = 1024 ** 2;
 const GIB = 1024 ** 3;
@@ -28,13 +28,12 @@ export const listVms = defineTool({
   name: "proxmox_list_vms",
   toolset: "vms",
   title: "List VMs and containers",
-  description:
-    "All QEMU VMs and LXC containers (one row per guest, columns named once).",
+  description: "All VMs and containers, one row each.",
   input: {
     node: NodeName.optional(),
     status: z.enum(["running", "stopped", "paused"]).optional(),
     type: z.enum(["qemu", "lxc"]).optional(),
-    name: z.string().max(64).optional().describe("Name contains"),
+    name_contains: z.string().max(64).optional(),
   },
   output: z.object({
     count: z.number(),
@@ -47,9 +46,9 @@ export const listVms = defineTool({
     idempotentHint: true,
     openWorldHint: true,
   },
-  async run({ node, status, type, name }, { pve }) {
+  async run({ node, status, type, name_contains }, { pve }) {
     const all = await pve.guests();
-    const needle = name?.toLowerCase();
+    const needle = name_contains?.toLowerCase();
     const rows: (string | number)[][] = [];
     for (const r of all) {
       if (node && r.node !== node) continue;
@@ -97,9 +96,8 @@ export const getVmStats = defineTool({
   name: "proxmox_get_vm_stats",
   toolset: "vms",
   title: "Guest statistics",
-  description:
-    "Current CPU, memory, disk, network and uptime of a VM or container, plus last-hour averages.",
-  input: { vmid: Vmid, node: NodeName.optional() },
+  description: "A guest's CPU, memory, disk, net, uptime; 1 h averages.",
+  input: { vmid: Vmid, node: GuestNode },
   output: z.object({
     vmid: z.number(),
     name: z.string().optional(),
