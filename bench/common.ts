@@ -36,10 +36,11 @@ export async function spawnServer(
   return { client, pid: transport.pid!, close: () => client.close() };
 }
 
-/** Resident memory of a process in KiB (Linux). */
+/** Resident memory of a process in KiB (ps; /proc would need --allow-all). */
 export function rssKiB(pid: number): number {
-  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
-  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  const out = new Deno.Command("ps", { args: ["-o", "rss=", "-p", String(pid)] })
+    .outputSync();
+  return Number(new TextDecoder().decode(out.stdout).trim());
 }
 
 export function median(xs: number[]): number {
