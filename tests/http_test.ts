@@ -426,6 +426,11 @@ Deno.test("SIGTERM: new work is refused while the in-flight call finishes, then 
     srv.stderr(),
     /SIGTERM: shutting down, finishing 1 in-flight request\(s\)[\s\S]*Stopped/,
   );
+  // At INFO the transport logs its address and the shutdown, not every request.
+  const httpLines = srv.stderr().split("\n").filter((l) =>
+    / INFO http: /.test(l)
+  );
+  assert.equal(httpLines.length, 3, httpLines.join("\n"));
 });
 
 Deno.test("sessions expire when idle, busy ones do not, and the cap refuses one more", async () => {

@@ -438,6 +438,16 @@ async function composeWithCaddy(work: string, sim: TestSim): Promise<void> {
       "LOG_LEVEL=INFO",
     ].join("\n") + "\n",
   );
+  // As shipped: only Caddy is published; the server is on the compose network alone.
+  const shipped = JSON.parse(
+    (await run("python3", [
+      "-c",
+      "import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))",
+      `${ROOT}docker-compose.yaml`,
+    ])).stdout,
+  );
+  assert.equal(shipped.services["proxmox-mcp"].ports, undefined);
+  assert.ok(shipped.services.caddy.ports.includes("8443:8443"));
   const serverPort = freePort();
   const composeEnv = {
     PATH: Deno.env.get("PATH")!,
