@@ -14,6 +14,8 @@ WORKDIR /app
 COPY deno.json deno.lock ./
 COPY src/ src/
 RUN ["deno", "install", "--frozen", "--entrypoint", "src/main.ts"]
+# The app runs from node_modules/ and the compiled-module cache; npm's download cache can go.
+RUN ["rm", "-rf", "/deno-dir/npm"]
 
 FROM denoland/deno:bin-${DENO_VERSION} AS deno
 
