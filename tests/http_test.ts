@@ -74,11 +74,12 @@ async function spawnHttp(
     return s;
   });
   const deadline = Date.now() + 20_000;
+  let host: string | undefined;
   let port: string | undefined;
   let exited = false;
   status.then(() => exited = true);
   while (!port) {
-    port = /Listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(err)?.[1];
+    [, host, port] = /Listening on http:\/\/([\d.]+):(\d+)/.exec(err) ?? [];
     if (port) break;
     if (exited || Date.now() > deadline) {
       throw new Error(`The server did not start:\n${err}${out}`);
@@ -95,7 +96,7 @@ async function spawnHttp(
     assert.equal(out, "", "nothing on stdout over HTTP");
   };
   return {
-    base: `http://127.0.0.1:${port}`,
+    base: `http://${host}:${port}`,
     process,
     stderr: () => err,
     status,
@@ -367,6 +368,24 @@ Deno.test("DNS-rebinding protection: 403 for a foreign Origin or Host; loopback 
   });
   assert.equal(r.status, 403);
   await r.body?.cancel();
+});
+
+Deno.test("the bind address is an allowed Host without MCP_ALLOWED_HOSTS", async () => {
+  await using sim = await startSim();
+  await using srv = await spawnHttp(serverEnv(sim), ["--host", "127.0.0.2"]);
+  assert.equal(new URL(srv.base).hostname, "127.0.0.2");
+  const r = await post(`${srv.base}/mcp`, INIT, {
+    Authorization: `Bearer ${TOKEN}`,
+  });
+  assert.equal(r.status, 200);
+  await r.body?.cancel();
+  assert.equal(
+    await rawStatus(srv.base, "/mcp", INIT, {
+      Authorization: `Bearer ${TOKEN}`,
+      Host: "127.0.0.3",
+    }),
+    403,
+  );
 });
 
 Deno.test("the server refuses a non-loopback bind without MCP_AUTH_TOKEN (exit code 2)", async () => {
