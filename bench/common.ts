@@ -38,7 +38,9 @@ export async function spawnServer(
 
 /** Resident memory of a process in KiB (ps; /proc would need --allow-all). */
 export function rssKiB(pid: number): number {
-  const out = new Deno.Command("ps", { args: ["-o", "rss=", "-p", String(pid)] })
+  const out = new Deno.Command("ps", {
+    args: ["-o", "rss=", "-p", String(pid)],
+  })
     .outputSync();
   return Number(new TextDecoder().decode(out.stdout).trim());
 }

@@ -208,7 +208,9 @@ export function compactJsonSchema(
 /** A zod schema whose advertised JSON Schema is compacted. */
 export function compactStandardSchema<T extends z.ZodType>(schema: T): T {
   const std = schema["~standard"];
+  // Converted once: the HTTP transport builds a server (and asks) per request.
   let input: Record<string, unknown> | undefined;
+  let output: Record<string, unknown> | undefined;
   const wrapped = {
     "~standard": {
       ...std,
@@ -221,11 +223,14 @@ export function compactStandardSchema<T extends z.ZodType>(schema: T): T {
             }) as Record<string, unknown>,
           ),
         output: () => {
-          const { $schema: _, ...rest } = z.toJSONSchema(schema, {
-            target: "draft-2020-12",
-            io: "output",
-          }) as Record<string, unknown>;
-          return rest;
+          if (!output) {
+            const { $schema: _, ...rest } = z.toJSONSchema(schema, {
+              target: "draft-2020-12",
+              io: "output",
+            }) as Record<string, unknown>;
+            output = rest;
+          }
+          return output;
         },
       },
     },
