@@ -8,7 +8,8 @@ const body = JSON.stringify({
 Deno.serve({
   hostname: "127.0.0.1",
   port,
-  onListen: ({ port }) => console.log(port),
+  onListen: ({ port }) =>
+    Deno.stdout.writeSync(new TextEncoder().encode(`${port}\n`)),
 }, async (req) => {
   await req.text();
   return new Response(body, {
