@@ -57,9 +57,15 @@ async function main(): Promise<void> {
     const ready = config.demo ? load() : undefined;
     if (ready) await ready;
     await serveStdio({ config, load: () => ready ?? load() });
+    // stdin closed: the client is gone. Exit even if something (the demo's
+    // simulator, a pending Proxmox request) would keep the process alive.
+    Deno.exit(0);
   } else {
     const { runHttp } = await import("./transports/http.ts");
     await runHttp(await load());
+    // Drained and closed: exit even if the demo's simulator or a connection
+    // past the grace period would keep the process alive.
+    Deno.exit(0);
   }
 }
 

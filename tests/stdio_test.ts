@@ -60,6 +60,7 @@ async function converse(
   env: Record<string, string>,
   lines: unknown[],
   until: (replies: Record<string, unknown>[]) => boolean,
+  extraArgs: string[] = [],
 ): Promise<{ replies: Record<string, unknown>[]; stderr: string }> {
   const child = new Deno.Command(Deno.execPath(), {
     args: [
@@ -68,6 +69,7 @@ async function converse(
       `--allow-env=${ENV_VARS.join(",")}`,
       "--allow-net",
       MAIN,
+      ...extraArgs,
     ],
     env,
     clearEnv: true,
@@ -98,13 +100,16 @@ async function converse(
   }
   clearTimeout(deadline);
   await w.close().catch(() => {});
-  // After stdin closes the server exits by itself.
+  // After stdin closes the server exits by itself; one that does not fails
+  // here (killed, non-zero exit) instead of hanging the suite.
+  const killer = setTimeout(() => child.kill("SIGKILL"), 10_000);
   const rest = await reader.read().then(
     async function drain(r): Promise<string> {
       return r.done ? "" : (r.value ?? "") + await reader.read().then(drain);
     },
   );
   const status = await child.status;
+  clearTimeout(killer);
   const stderr = new TextDecoder().decode(
     await new Response(child.stderr).arrayBuffer(),
   );
@@ -228,4 +233,35 @@ Deno.test("a line that is not JSON gets a parse error and the session goes on", 
     error: { code: -32700, message: "Parse error" },
   });
   assert.equal(replies[1].id, 1);
+});
+
+Deno.test("the demo exits when the client closes stdin (its simulator does not keep it alive)", async () => {
+  const { replies } = await converse(
+    {},
+    [
+      {
+        jsonrpc: "2.0",
+        id: 1,
+        method: "initialize",
+        params: {
+          protocolVersion: "2025-11-25",
+          capabilities: {},
+          clientInfo: { name: "t", version: "1" },
+        },
+      },
+      { jsonrpc: "2.0", method: "notifications/initialized" },
+      {
+        jsonrpc: "2.0",
+        id: 2,
+        method: "tools/call",
+        params: { name: "proxmox_list_nodes", arguments: {} },
+      },
+    ],
+    (r) => r.some((m) => m.id === 2),
+    ["--demo"],
+  );
+  const nodes = replies.find((r) => r.id === 2)!.result as {
+    structuredContent: { nodes: unknown[] };
+  };
+  assert.equal(nodes.structuredContent.nodes.length, 3);
 });
