@@ -452,6 +452,19 @@ Deno.test("SIGTERM: new work is refused while the in-flight call finishes, then 
   assert.equal(httpLines.length, 3, httpLines.join("\n"));
 });
 
+Deno.test("SIGTERM ends the process although the demo's simulator would keep it alive", async () => {
+  await using srv = await spawnHttp({ LOG_LEVEL: "INFO" }, ["--demo"]);
+  const r = await fetch(`${srv.base}/healthz`);
+  assert.equal(r.status, 200);
+  await r.body?.cancel();
+  srv.process.kill("SIGTERM");
+  const timer = setTimeout(() => srv.process.kill("SIGKILL"), 10_000);
+  const status = await srv.status;
+  clearTimeout(timer);
+  assert.equal(status.code, 0, srv.stderr());
+  assert.match(srv.stderr(), /Stopped/);
+});
+
 Deno.test("sessions expire when idle, busy ones do not, and the cap refuses one more", async () => {
   await using sim = await startSim({ taskMs: 400 });
   const parsed = loadConfig([], { ...simEnv(sim), MCP_AUTH_TOKEN: TOKEN });
