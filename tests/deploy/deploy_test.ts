@@ -205,7 +205,6 @@ Deno.test({
         await run("docker", [
           "run",
           "-d",
-          "--rm",
           "--read-only",
           "--network=host",
           `--name=${name}`,
@@ -275,6 +274,14 @@ Deno.test({
         } finally {
           // SIGTERM: the server shuts down cleanly and the container ends with 0.
           await run("docker", ["stop", "-t", "20", name], { check: false });
+          const exit = await run("docker", [
+            "inspect",
+            "--format",
+            "{{.State.ExitCode}}",
+            name,
+          ], { check: false });
+          await run("docker", ["rm", "-f", name], { check: false });
+          assert.equal(exit.stdout.trim(), "0", "exit code after docker stop");
         }
       },
     );
