@@ -133,7 +133,9 @@ Deno.test("VM backup → list → restore to a new vmid: PVE archive name, notes
   assert.ok(
     sim.cluster.volumes.some((v) => v.volid === "local-lvm:vm-107-disk-0"),
   );
-  const vms = await callOk(s.client, "proxmox_list_vms", { name_contains: "web-01" });
+  const vms = await callOk(s.client, "proxmox_list_vms", {
+    name_contains: "web-01",
+  });
   assert.deepEqual(vms.rows.map((row: unknown[]) => row[0]), [100, 107]);
 });
 
