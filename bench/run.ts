@@ -54,17 +54,6 @@ if (want("memory")) {
   );
 }
 if (want("http")) {
-  try {
-    const { httpBench } = await import("./http.ts");
-    const r = await httpBench();
-    print(
-      `http: ${r.callsPerS.toFixed(0)} tool calls/s (target >= 1000), p99 ${
-        r.p99.toFixed(1)
-      } ms (target <= 20), baseline bare Deno.serve ${
-        r.baselinePerS.toFixed(0)
-      } req/s, ratio ${(r.callsPerS / r.baselinePerS).toFixed(2)}`,
-    );
-  } catch (e) {
-    print(`http: not measured (${(e as Error).message})`);
-  }
+  const { httpBench, httpLine } = await import("./http.ts");
+  for (const c of [2, 8]) print(httpLine(await httpBench(c), c));
 }

@@ -18,6 +18,7 @@
  * 401 with WWW-Authenticate). SIGTERM/SIGINT: stop accepting, let in-flight
  * calls finish (up to a grace period), close the sessions, return.
  */
+import { createHash } from "node:crypto";
 import {
   createMcpHandler,
   isLegacyRequest,
@@ -109,12 +110,9 @@ export function allowedHostnames(
   return [...names];
 }
 
-const encoder = new TextEncoder();
 
-async function sha256(text: string): Promise<Uint8Array> {
-  return new Uint8Array(
-    await crypto.subtle.digest("SHA-256", encoder.encode(text)),
-  );
+function sha256(text: string): Uint8Array {
+  return createHash("sha256").update(text).digest();
 }
 
 /** The bearer check, or undefined when no token is configured. */
@@ -135,13 +133,15 @@ function bearerCheck(
         }`,
       },
     );
+  // deno-lint-ignore require-await
   return async (request) => {
     const m = /^Bearer +(\S+) *$/i.exec(
       request.headers.get("authorization") ?? "",
     );
     if (!m) return challenge();
     // Compare digests (equal length) without an early exit.
-    const [got, want] = await Promise.all([sha256(m[1]), expected]);
+    const got = sha256(m[1]);
+    const want = expected;
     let diff = 0;
     for (let i = 0; i < want.length; i++) diff |= got[i] ^ want[i];
     return diff === 0 ? undefined : challenge("invalid_token");
@@ -150,7 +150,13 @@ function bearerCheck(
 
 /** Calls `done` once the response body has been sent (or abandoned). */
 function whenSent(response: Response, done: () => void): Response {
-  if (!response.body) {
+  // A JSON answer is complete once built (Deno.serve's shutdown still waits
+  // for its bytes); only an event stream needs following, and wrapping every
+  // body in a stream would cost every call.
+  if (
+    !response.body ||
+    !(response.headers.get("content-type") ?? "").includes("text/event-stream")
+  ) {
     done();
     return response;
   }
@@ -163,15 +169,10 @@ function whenSent(response: Response, done: () => void): Response {
   });
 }
 
-async function isInitialize(request: Request): Promise<boolean> {
-  try {
-    const body = await request.clone().json();
-    return (Array.isArray(body) ? body : [body]).some((m) =>
-      m?.method === "initialize"
-    );
-  } catch {
-    return false;
-  }
+function isInitialize(body: unknown): boolean {
+  return (Array.isArray(body) ? body : [body]).some((m) =>
+    (m as { method?: unknown })?.method === "initialize"
+  );
 }
 
 const delay = (ms: number, signal?: AbortSignal) =>
@@ -278,7 +279,10 @@ export function createHttpApp(
     }
   }
 
-  async function openSession(request: Request): Promise<Response> {
+  async function openSession(
+    request: Request,
+    parsedBody: unknown,
+  ): Promise<Response> {
     const refused = full();
     if (refused) return refused;
     opening++;
@@ -308,7 +312,7 @@ export function createHttpApp(
       return await track(
         request,
         session,
-        () => transport.handleRequest(request),
+        () => transport.handleRequest(request, { parsedBody }),
       );
     } finally {
       opening--;
@@ -334,15 +338,39 @@ export function createHttpApp(
       return track(request, s, () => transport.handleRequest(request));
     }
     if (request.method !== "POST") return stateless(request); // 405
+    // Read and parse the body once; the SDK's entries take it pre-parsed.
+    const declared = Number(request.headers.get("content-length") ?? 0);
+    if (declared > opts.maxBodyBytes) return modern.fetch(request); // its 413
+    const text = await request.text();
+    let parsedBody: unknown;
+    try {
+      parsedBody = JSON.parse(text);
+    } catch {
+      // Let the SDK answer malformed bodies in its own words.
+      const again = new Request(request.url, {
+        method: "POST",
+        headers: request.headers,
+        body: text,
+      });
+      return modern.fetch(again);
+    }
     if (
-      await isLegacyRequest(request, undefined, {
+      await isLegacyRequest(request, parsedBody, {
         maxRequestBodySize: opts.maxBodyBytes,
       })
     ) {
-      if (await isInitialize(request)) return openSession(request);
-      return track(request, undefined, () => stateless(request));
+      if (isInitialize(parsedBody)) return openSession(request, parsedBody);
+      return track(
+        request,
+        undefined,
+        () => stateless(request, { parsedBody }),
+      );
     }
-    return track(request, undefined, () => modern.fetch(request));
+    return track(
+      request,
+      undefined,
+      () => modern.fetch(request, { parsedBody }),
+    );
   }
 
   async function openSse(): Promise<Response> {
