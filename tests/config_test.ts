@@ -141,6 +141,18 @@ Deno.test("flags override the environment; --help and --version answer on stdout
     assert.equal(r.config.verifySsl, true, "TLS verified by default");
     assert.equal(r.config.proxmoxUrl, "https://pve.example.com:8006");
   }
+  const eq = loadConfig(["--port=9000", "--demo"], BASE);
+  assert.ok(eq.kind === "run" && eq.config.port === 9000 && eq.config.demo);
+  assert.deepEqual(loadConfig(["-h"], {}), { kind: "help" });
+  assert.throws(
+    () => loadConfig(["--port"], BASE),
+    /'--port <value>' needs a value/,
+  );
+  assert.throws(() => loadConfig(["--demo=yes"], BASE), /takes no value/);
+  assert.throws(
+    () => loadConfig(["stray"], BASE),
+    /Unexpected argument 'stray'/,
+  );
   const token = loadConfig([], {
     PROXMOX_URL: "https://pve:8006/api2/json/",
     PROXMOX_USER: "svc@pve",
