@@ -25,7 +25,9 @@ const sim = await startSimulator({
   ticketLifetimeS: values["ticket-lifetime"]
     ? Number(values["ticket-lifetime"])
     : undefined,
-  schema: values["no-validate"] ? null : await loadApiSchema().catch(() => null),
+  schema: values["no-validate"]
+    ? null
+    : await loadApiSchema().catch(() => null),
   recordRequests: false,
   tls: tls ? { cert: tls.cert, key: tls.key } : undefined,
 });

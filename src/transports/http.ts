@@ -110,7 +110,6 @@ export function allowedHostnames(
   return [...names];
 }
 
-
 function sha256(text: string): Uint8Array {
   return createHash("sha256").update(text).digest();
 }
