@@ -110,6 +110,7 @@ export async function startSimulator(
   const requests: Simulator["requests"] = [];
   const authDelay = options.authFailDelayMs ?? 0;
   const record = options.recordRequests ?? true;
+  const guestSecrets = new Set<string>();
 
   const issueTicket = (user: string) => {
     const now = Date.now();
@@ -253,6 +254,14 @@ export async function startSimulator(
       params[k] = v;
     }
     if (record) {
+      // Secrets sent to guests (root passwords, cloud-init passwords) are
+      // secrets too: tests check that no server log ever shows them.
+      for (const k of ["password", "cipassword"]) {
+        const v = params[k];
+        if (typeof v === "string" && path !== "/access/ticket") {
+          guestSecrets.add(v);
+        }
+      }
       requests.push({
         method,
         path: matched.route.path,
@@ -328,6 +337,7 @@ export async function startSimulator(
       credentials.password,
       credentials.tokenSecret,
       ...[...issued].flatMap(([t, csrf]) => [t, csrf]),
+      ...guestSecrets,
     ],
     close,
     [Symbol.asyncDispose]: close,
