@@ -100,14 +100,3 @@ export async function coldStart(): Promise<
   const server = median(s);
   return { baseline, server, ratio: server / baseline };
 }
-
-if (import.meta.main) {
-  const r = await coldStart();
-  Deno.stdout.writeSync(new TextEncoder().encode(
-    `cold start to tools/list: bare deno ${
-      r.baseline.toFixed(1)
-    } ms, proxmox-mcp ${r.server.toFixed(1)} ms, ratio ${
-      r.ratio.toFixed(2)
-    } (target <= 3)\n`,
-  ));
-}

@@ -4,7 +4,7 @@
  * a proxmox_list_nodes call in the same session (the baseline).
  */
 import { startSimulator } from "../src/sim/mod.ts";
-import { median, print, spawnServer } from "./common.ts";
+import { median, spawnServer } from "./common.ts";
 
 export async function listVmsBench(guests = 5000): Promise<{
   requests: number;
@@ -50,15 +50,4 @@ export async function listVmsBench(guests = 5000): Promise<{
   } finally {
     await s.close();
   }
-}
-
-if (import.meta.main) {
-  const r = await listVmsBench();
-  print(
-    `list_vms on 5000 guests: ${r.requests} PVE request(s), ${
-      r.bytesPerGuest.toFixed(1)
-    } bytes/guest (target <= 60), ${r.ms.toFixed(1)} ms per call vs ${
-      r.baselineMs.toFixed(1)
-    } ms for list_nodes (ratio ${(r.ms / r.baselineMs).toFixed(2)})`,
-  );
 }

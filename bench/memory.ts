@@ -73,14 +73,3 @@ export async function memoryBench(calls = 10_000): Promise<{
     await s.close();
   }
 }
-
-if (import.meta.main) {
-  const r = await memoryBench(Number(Deno.env.get("BENCH_CALLS") ?? 10_000));
-  print(
-    `memory over 10000 calls: heap after GC ${
-      r.heap1k.toFixed(1)
-    } MiB at 1000, ${r.heapEnd.toFixed(1)} MiB at 10000, ratio ${
-      r.heapRatio.toFixed(3)
-    }; stdio server RSS ${r.rss1k.toFixed(0)} -> ${r.rssEnd.toFixed(0)} MiB`,
-  );
-}

@@ -1,5 +1,5 @@
 /**
- * `deno task bench`: every benchmark, each printing its ratio against a
+ * `deno task bench [cold|size|list|memory|http]`: every benchmark (or one), each printing its ratio against a
  * baseline measured in the same run. Results are recorded in bench/RESULTS.md.
  */
 import { print } from "./common.ts";
@@ -23,6 +23,11 @@ if (want("cold")) {
 }
 if (want("size")) {
   const sizes = toolSizes();
+  if (only) {
+    for (const s of [...sizes].sort((a, b) => b.bytes - a.bytes)) {
+      print(`  ${s.name} ${s.bytes}`);
+    }
+  }
   const avg = sizes.reduce((a, s) => a + s.bytes, 0) / sizes.length;
   const max = sizes.reduce((a, s) => (s.bytes > a.bytes ? s : a));
   print(

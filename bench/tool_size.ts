@@ -3,7 +3,6 @@
  * compact JSON, from the catalog the server answers tools/list with.
  */
 import catalog from "../src/tools/catalog.json" with { type: "json" };
-import { print } from "./common.ts";
 
 export function toolSizes(): { name: string; bytes: number }[] {
   return (catalog.tools as {
@@ -18,17 +17,4 @@ export function toolSizes(): { name: string; bytes: number }[] {
       inputSchema: t.inputSchema,
     }).length,
   }));
-}
-
-if (import.meta.main) {
-  const sizes = toolSizes();
-  const avg = sizes.reduce((a, s) => a + s.bytes, 0) / sizes.length;
-  for (const s of sizes.sort((a, b) => b.bytes - a.bytes)) {
-    print(`  ${s.name} ${s.bytes}`);
-  }
-  print(
-    `tool size: ${sizes.length} tools, average ${
-      avg.toFixed(0)
-    } bytes, ratio to target 300: ${(avg / 300).toFixed(2)}`,
-  );
 }
