@@ -12,7 +12,7 @@ import { loadConfig } from "../src/config.ts";
 import { PveClient } from "../src/proxmox/client.ts";
 import { createServer } from "../src/server.ts";
 import { startSimulator } from "../src/sim/mod.ts";
-import { print, rssKiB, spawnServer } from "./common.ts";
+import { rssKiB, spawnServer } from "./common.ts";
 
 const TOOLS: [string, Record<string, unknown>][] = [
   ["proxmox_list_nodes", {}],
