@@ -385,7 +385,7 @@ Deno.test("simulator: QEMU and LXC power and delete differ like PVE (sync vs in-
   const e8 = await sync(
     pve.post("/nodes/pve1/qemu/100/migrate", { target: "pve1" }),
   );
-  assert.deepEqual(e8.errors, { target: "target is local node.\n" });
+  assert.deepEqual(e8.errors, { target: "target is local node." });
   const lxcOnline = await task(
     await pve.post("/nodes/pve1/lxc/200/migrate", {
       target: "pve2",

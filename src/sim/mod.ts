@@ -3,7 +3,7 @@
  * `{data}` envelope and error shapes, ticket and token auth, tasks with UPIDs,
  * locks. Validates parameters against the official schema when given one.
  */
-import { Router, type SimRequest } from "./router.ts";
+import { Router, type SimRequest, TOTAL } from "./router.ts";
 import { ALL_ROUTES } from "./routes/mod.ts";
 import type { ApiSchema } from "./schema.ts";
 import { seedCluster, type SeedOptions } from "./seed.ts";
@@ -69,13 +69,9 @@ function randomB64(bytes: number): string {
 export function errorResponse(e: SimError): Response {
   const msg = e.message.endsWith("\n") ? e.message : e.message + "\n";
   const body: Record<string, unknown> = { data: null, message: msg };
-  if (e.errors) {
-    body.errors = Object.fromEntries(
-      Object.entries(e.errors).map((
-        [k, v],
-      ) => [k, v.endsWith("\n") ? v : v + "\n"]),
-    );
-  }
+  // Per-parameter messages are PVE's as they are: only validator format
+  // errors carry a trailing newline, and they bring it themselves.
+  if (e.errors) body.errors = e.errors;
   return new Response(JSON.stringify(body), {
     status: e.status,
     // The reason phrase is bytes on the wire: keep it ASCII, as PVE's are.
@@ -206,9 +202,10 @@ export async function startSimulator(
       path === "/access/domains";
     if (!isTicketCall) {
       const authz = request.headers.get("authorization") ?? "";
+      // The cookie first, then the same ticket in an Authorization header.
       const cookie = /(?:^|;\s*)PVEAuthCookie=([^;]+)/.exec(
         request.headers.get("cookie") ?? "",
-      )?.[1];
+      )?.[1] ?? /^PVEAuthCookie=(\S+)$/.exec(authz)?.[1];
       if (cookie !== undefined) {
         const t = validTicket(decodeURIComponent(cookie));
         if (!t) return unauthorized("Authentication failed!");
@@ -345,7 +342,9 @@ export async function startSimulator(
 }
 
 function ok200(data: unknown): Response {
-  return new Response(JSON.stringify({ data: data ?? null }), {
+  const total = (data as { [TOTAL]?: number } | null)?.[TOTAL];
+  const body = total === undefined ? { data: data ?? null } : { data, total };
+  return new Response(JSON.stringify(body), {
     status: 200,
     headers: { "content-type": JSON_TYPE },
   });

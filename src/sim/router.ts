@@ -113,3 +113,10 @@ export function bool(req: SimRequest, name: string): boolean | undefined {
 export function vmidOf(req: SimRequest): number {
   return int(req, "vmid")!;
 }
+
+export const TOTAL: unique symbol = Symbol("total");
+
+/** A handler's answer with PVE's top-level `total` beside `data`. */
+export function withTotal<T extends object>(data: T, total: number): T {
+  return Object.assign(data, { [TOTAL]: total });
+}

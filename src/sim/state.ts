@@ -302,17 +302,22 @@ export class Cluster {
         warnings++;
         task.log.push(`WARN: ${line}`);
       },
-      step: (ms) => this.sleep(ms ?? this.taskMs),
+      // A task stopped through the API ends at its next step, doing no more.
+      step: async (ms) => {
+        await this.sleep(ms ?? this.taskMs);
+        if (task.status === "stopped") throw new Error(INTERRUPTED);
+      },
     };
     const run = async () => {
       try {
-        await this.sleep(this.taskMs);
+        await handle.step();
         await work(handle);
+        if (task.status === "stopped") return; // stopped while finishing
         task.exitstatus = warnings ? `WARNINGS: ${warnings}` : "OK";
         task.log.push(warnings ? `TASK WARNINGS: ${warnings}` : "TASK OK");
       } catch (e) {
         const msg = e instanceof Error ? e.message : String(e);
-        if (msg === CLOSED) return;
+        if (msg === CLOSED || msg === INTERRUPTED) return;
         task.exitstatus = msg.split("\n")[0];
         task.log.push(`TASK ERROR: ${msg}`);
       }
@@ -349,6 +354,7 @@ export class Cluster {
 }
 
 const CLOSED = "simulator closed";
+const INTERRUPTED = "task interrupted";
 
 export function configMissing(
   node: string,

@@ -1,5 +1,12 @@
 /** Task endpoints: always addressed to the node inside the UPID. */
-import { bool, int, type Route, type SimRequest, str } from "../router.ts";
+import {
+  bool,
+  int,
+  type Route,
+  type SimRequest,
+  str,
+  withTotal,
+} from "../router.ts";
 import { SimError, type Task } from "../state.ts";
 
 function taskOf(req: SimRequest): Task {
@@ -66,7 +73,10 @@ export const TASK_ROUTES: Route[] = [
       const slice = limit === 0
         ? lines.slice(start)
         : lines.slice(start, start + limit);
-      return slice.map((text, i) => ({ n: start + i + 1, t: text }));
+      return withTotal(
+        slice.map((text, i) => ({ n: start + i + 1, t: text })),
+        lines.length,
+      );
     },
   },
   {
@@ -76,7 +86,7 @@ export const TASK_ROUTES: Route[] = [
       const t = taskOf(req);
       if (t.status === "running") {
         t.status = "stopped";
-        t.exitstatus = "unexpected status";
+        t.exitstatus = "interrupted by signal";
         t.log.push("received interrupt", "TASK ERROR: interrupted by signal");
         t.endtime = Math.floor(Date.now() / 1000);
       }
@@ -95,7 +105,10 @@ export const TASK_ROUTES: Route[] = [
       const list = [...req.cluster.tasks.values()]
         .filter((t) => t.node === node && (vmid === undefined || t.id === vmid))
         .sort((a, b) => b.starttime - a.starttime || b.pid - a.pid);
-      return list.slice(start, start + limit).map(listEntry);
+      return withTotal(
+        list.slice(start, start + limit).map(listEntry),
+        list.length,
+      );
     },
   },
   {
