@@ -67,6 +67,10 @@ Deno.test("a bad or missing setting stops the process with one line naming it, e
     ],
     [{ ...BASE, MCP_TOOLSETS: "nodes,bogus" }, /Unknown toolset 'bogus'/],
     [
+      { ...BASE, MCP_TRANSPORT: "http", MCP_PORT: "0", MCP_TOOLSETS: "bogus" },
+      /Unknown toolset 'bogus'/,
+    ],
+    [
       { ...BASE, MCP_TRANSPORT: "http", MCP_HOST: "0.0.0.0" },
       /beyond loopback: set MCP_AUTH_TOKEN/,
     ],

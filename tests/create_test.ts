@@ -351,6 +351,15 @@ Deno.test("helpers: CSPRNG passwords, sizes, and the boot disk read from the con
   assert.equal(sizeBytes("1.5T"), 1.5 * 1024 ** 4);
   assert.equal(sizeBytes("100"), 100 * 1024 ** 3);
   assert.equal(sizeBytes("big"), undefined);
+  // PVE prints sizes that are no whole KiB as plain bytes.
+  assert.equal(sizeBytes("2361393153", ""), 2361393153);
+  assert.equal(
+    bootDisk({
+      boot: "order=scsi0",
+      scsi0: "local-lvm:base-9000-disk-0,size=2361393153",
+    })?.size,
+    2361393153,
+  );
   assert.deepEqual(
     bootDisk({
       boot: "order=ide2;virtio1;net0",

@@ -446,6 +446,23 @@ Deno.test("install recipes are fixed strings chosen by comparing os-release with
 });
 
 Deno.test("logged commands have their secrets masked", () => {
+  for (
+    const [argv, logged] of [
+      [
+        ["/bin/sh", "-c", "mysql -uroot -phunter2 db"],
+        '/bin/sh -c "mysql -uroot -p[redacted] db"',
+      ],
+      [["sshpass", "-p", "hunter2", "ssh", "x"], "sshpass -p [redacted] ssh x"],
+      [
+        ["/bin/sh", "-c", "curl -H 'X-Api-Key: abc123' http://x"],
+        `/bin/sh -c "curl -H 'X-Api-Key: [redacted]' http://x"`,
+      ],
+      [
+        ["/bin/sh", "-c", "echo 'root:hunter2' | chpasswd"],
+        `/bin/sh -c "echo 'root:[redacted]' | chpasswd"`,
+      ],
+    ] as const
+  ) assert.equal(redactCommand([...argv]), logged);
   assert.equal(
     redactCommand(["mysql", "--password=s3cret", "-u", "root"]),
     "mysql --password=[redacted] -u root",

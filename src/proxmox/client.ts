@@ -94,15 +94,32 @@ export class PveClient {
     params?: Params,
     signal?: AbortSignal,
   ): Promise<T> {
+    return (await this.#exchange<T>(method, path, params, signal)).data;
+  }
+
+  /** A GET that also returns PVE's top-level `total` (task logs, lists). */
+  page<T = unknown>(
+    path: string,
+    params?: Params,
+  ): Promise<{ data: T; total?: number }> {
+    return this.#exchange<T>("GET", path, params);
+  }
+
+  async #exchange<T>(
+    method: string,
+    path: string,
+    params?: Params,
+    signal?: AbortSignal,
+  ): Promise<{ data: T; total?: number }> {
     if (method !== "GET") this.#resources = undefined;
-    await this.#ensureLogin(signal);
+    await this.#ensureLogin();
     const res = await this.#call(method, path, params, signal);
     if (res.status === 401 && this.#auth.kind === "password") {
       // The ticket expired or was revoked: the request was not carried out,
       // so one fresh login and one retry are safe.
       log.info("Ticket refused; logging in again");
       this.#ticket = undefined;
-      await this.#ensureLogin(signal);
+      await this.#ensureLogin();
       return this.#unwrap<T>(
         method,
         path,
@@ -162,17 +179,21 @@ export class PveClient {
     this.#resources = undefined;
   }
 
-  async #ensureLogin(signal?: AbortSignal): Promise<void> {
+  /**
+   * Logs in when needed. The login is shared by every waiting call, so it
+   * runs without any one caller's cancel signal (its own timeout applies).
+   */
+  async #ensureLogin(): Promise<void> {
     if (this.#auth.kind !== "password") return;
     const t = this.#ticket;
     if (t && Date.now() - t.at < this.#renewMs) return;
-    this.#login ??= this.#doLogin(signal).finally(() => {
+    this.#login ??= this.#doLogin().finally(() => {
       this.#login = undefined;
     });
     await this.#login;
   }
 
-  async #doLogin(signal?: AbortSignal): Promise<void> {
+  async #doLogin(): Promise<void> {
     const auth = this.#auth as { user: string; password: string };
     const old = this.#ticket;
     // Renew with the current ticket while it is still valid, else log in.
@@ -186,13 +207,25 @@ export class PveClient {
           username: auth.user,
           password,
         },
-        signal,
+        undefined,
         true,
       );
       if (res.status === 200) {
-        const data = (JSON.parse(res.body) as {
-          data: { ticket: string; CSRFPreventionToken: string };
-        }).data;
+        const data =
+          this.#unwrap<{ ticket?: string; CSRFPreventionToken?: string }>(
+            "POST",
+            "/access/ticket",
+            res,
+          ).data;
+        if (!data?.ticket || !data.CSRFPreventionToken) {
+          throw new PveError({
+            status: 200,
+            method: "POST",
+            path: "/access/ticket",
+            pveMessage:
+              "The login answer holds no ticket (is PROXMOX_URL a Proxmox VE API?)",
+          });
+        }
         this.#ticket = {
           ticket: data.ticket,
           csrf: data.CSRFPreventionToken,
@@ -326,9 +359,14 @@ export class PveClient {
     });
   }
 
-  #unwrap<T>(method: string, path: string, res: RawResponse): T {
+  #unwrap<T>(
+    method: string,
+    path: string,
+    res: RawResponse,
+  ): { data: T; total?: number } {
     let json: {
       data?: unknown;
+      total?: number;
       message?: string;
       errors?: Record<string, string>;
     } | undefined;
@@ -346,7 +384,7 @@ export class PveClient {
           pveMessage: "Proxmox sent a reply that is not JSON",
         });
       }
-      return json.data as T;
+      return { data: json.data as T, total: json.total };
     }
     // PVE >= 8.3 has `message` in the body; older ones only the reason phrase.
     const message = (json?.message ?? res.statusText ?? "").trim() ||

@@ -122,7 +122,10 @@ export async function waitForTask(
   }
 }
 
-/** The last `lines` lines of a task's log. */
+/**
+ * The last `lines` lines of a task's log: one small request for the total,
+ * one for the tail (never the whole log of a long task).
+ */
 export async function taskLogTail(
   pve: PveClient,
   upid: string,
@@ -131,12 +134,15 @@ export async function taskLogTail(
   const parsed = parseUpid(upid);
   if (!parsed) throw new TypeError(`Cannot parse UPID: ${upid}`);
   const base = `/nodes/${parsed.node}/tasks/${encodeURIComponent(upid)}/log`;
-  // The total comes with any page; read it first, then the tail.
-  const all = await pve.get<{ n: number; t: string }[]>(base, {
-    start: 0,
-    limit: 0,
+  type Line = { n: number; t: string };
+  const first = await pve.page<Line[]>(base, { start: 0, limit: lines });
+  const total = first.total ?? first.data.length;
+  if (total <= lines) return first.data.map((l) => l.t);
+  const tail = await pve.get<Line[]>(base, {
+    start: total - lines,
+    limit: lines,
   });
-  return all.slice(-lines).map((l) => l.t);
+  return tail.map((l) => l.t);
 }
 
 function round1(n: number): number {

@@ -93,6 +93,8 @@ export const createBackup = defineTool({
       storage,
       mode: a.mode ?? "snapshot",
       compress: a.compress === "none" ? "0" : a.compress ?? "zstd",
+      // A one-off backup must not prune older archives (vzdump's default).
+      remove: false,
       "notes-template": a.notes === undefined
         ? undefined
         : notesTemplate(a.notes),

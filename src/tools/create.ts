@@ -41,13 +41,16 @@ export function generatePassword(length = 24): string {
   }
 }
 
-/** `64G`, `64`, `1.5T`, `512M` → bytes (GiB without a unit). */
-export function sizeBytes(s: string): number | undefined {
+/**
+ * `64G`, `64`, `1.5T`, `512M` → bytes. A bare number is GiB for what users
+ * type (`disk_size: "64"`), but bytes in PVE's own `size=` (it prints sizes
+ * that are no whole KiB as plain bytes): pass `bareUnit` "" for those.
+ */
+export function sizeBytes(s: string, bareUnit = "G"): number | undefined {
   const m = /^\s*(\d+(?:\.\d+)?)\s*([KMGT])?(?:i?B)?\s*$/i.exec(s);
   if (!m) return undefined;
-  return Math.round(
-    parseFloat(m[1]) * 1024 ** " KMGT".indexOf((m[2] ?? "G").toUpperCase()),
-  );
+  const unit = (m[2] ?? bareUnit).toUpperCase();
+  return Math.round(parseFloat(m[1]) * 1024 ** (" KMGT".indexOf(unit || " ")));
 }
 
 /** Bytes as PVE's size syntax: whole GiB when exact, else MiB. */
@@ -107,7 +110,7 @@ export function bootDisk(
     Object.keys(config).filter(isDisk).sort((a, b) => rank(a) - rank(b))[0];
   if (!key) return undefined;
   const size = /(?:^|,)size=([^,]+)/.exec(String(config[key]))?.[1];
-  return { key, size: sizeBytes(size ?? "0") ?? 0 };
+  return { key, size: sizeBytes(size ?? "0", "") ?? 0 };
 }
 
 interface Step {

@@ -346,7 +346,8 @@ export const addFirewallRule = defineTool({
   }),
   annotations: {
     readOnlyHint: false,
-    destructiveHint: false,
+    // A DROP rule, or enable_firewall under a DROP policy, can cut a guest off.
+    destructiveHint: true,
     idempotentHint: true,
     openWorldHint: true,
   },

@@ -136,6 +136,18 @@ const REDACTIONS: [RegExp, string][] = [
   [/(:\/\/[^/\s:@]+:)[^@\s/]+@/g, "$1[redacted]@"],
   // Authorization: Bearer x / PVEAPIToken=...
   [/(authorization:\s*\w+\s+)\S+/gi, "$1[redacted]"],
+  // Any header naming a key, token or secret: -H 'X-Api-Key: x'
+  [
+    new RegExp(
+      `\\b(?!authorization:)([\\w-]*(?:${SECRET_WORD}|key)[\\w-]*:\\s*)[^'"\\s]+`,
+      "gi",
+    ),
+    "$1[redacted]",
+  ],
+  // mysql -psecret, sshpass -p secret (as one argument or inside sh -c)
+  [/(^|\s)(-p)(?!\s*-)(\s*)([^\s'"]+)/g, "$1$2$3[redacted]"],
+  // user:password fed to chpasswd
+  [/(\b\w+:)[^\s:'"|]+(['"]?\s*\|\s*chpasswd)/g, "$1[redacted]$2"],
 ];
 
 const SECRET_FLAG = new RegExp(`^-{1,2}[\\w-]*(?:${SECRET_WORD})[\\w-]*$`, "i");
@@ -147,7 +159,9 @@ export function redactCommand(argv: string[]): string {
   );
   // `--password secret` as two arguments.
   for (let i = 0; i < args.length - 1; i++) {
-    if (SECRET_FLAG.test(args[i])) args[i + 1] = "[redacted]";
+    if (SECRET_FLAG.test(args[i]) || args[i] === "-p") {
+      args[i + 1] = "[redacted]";
+    }
   }
   const s = args.map((a) =>
     /[\s"'\\]/.test(a) || a === "" ? JSON.stringify(a) : a
@@ -299,7 +313,8 @@ export const executeCommand = defineTool({
     vmid: Vmid,
     command: z.union([
       z.string().min(1).max(16384),
-      z.array(z.string().max(16384)).min(1).max(256),
+      // No empty arguments: PVE's form decoding would not pass them intact.
+      z.array(z.string().min(1).max(16384)).min(1).max(256),
     ]),
     stdin: z.string().max(STDIN_MAX_BYTES).optional(),
     timeout_s: TimeoutS(60),

@@ -153,7 +153,7 @@ export const startVm = defineTool({
       return { ...base(g), state: stateAfter(task, "running"), task };
     } catch (e) {
       // Started by someone else meanwhile: QEMU says so in the task, LXC sync.
-      if (/already running/.test(messageOf(e))) return already;
+      if (/: (VM|CT) \d+ already running$/m.test(messageOf(e))) return already;
       throw e;
     }
   },
@@ -213,7 +213,9 @@ export const stopVm = defineTool({
       );
       return { ...base(g), state: stateAfter(task, "stopped"), task };
     } catch (e) {
-      if (/not running/.test(messageOf(e))) return already; // LXC, sync
+      if (g.type === "lxc" && /: CT \d+ not running$/.test(messageOf(e))) {
+        return already; // LXC answers a stop of a stopped CT with a sync error
+      }
       throw e;
     }
   },

@@ -31,7 +31,8 @@ export const listVms = defineTool({
   description: "All VMs and containers, one row each.",
   input: {
     node: NodeName.optional(),
-    status: z.enum(["running", "stopped", "paused"]).optional(),
+    // /cluster/resources knows running, stopped, unknown (a paused VM is running).
+    status: z.enum(["running", "stopped"]).optional(),
     type: z.enum(["qemu", "lxc"]).optional(),
     name_contains: z.string().max(64).optional(),
   },

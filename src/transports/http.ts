@@ -189,6 +189,9 @@ export function createHttpApp(
   options: HttpOptions = {},
 ): HttpApp {
   const opts = { ...DEFAULTS, ...options };
+  // Build one server now: a bad setting (e.g. an unknown toolset) stops the
+  // process at start, as on stdio, instead of failing every request.
+  void createServer(deps).close();
   const factory = () => createServer(deps);
   const onerror = (e: Error) => log.debug(`MCP HTTP: ${e.message}`);
   const modern = createMcpHandler(factory, {
@@ -284,8 +287,8 @@ export function createHttpApp(
   ): Promise<Response> {
     const refused = full();
     if (refused) return refused;
-    opening++;
     const server = factory();
+    opening++;
     const session: Session = {
       id: "",
       kind: "streamable",
