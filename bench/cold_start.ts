@@ -4,7 +4,7 @@
  * for a bare Deno JSON-RPC echo process in the same run. Prints medians and the
  * ratio.
  */
-import { ENV_VARS } from "../src/config.ts";
+import { serverArgs } from "../tests/server_args.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const RUNS = Number(Deno.env.get("BENCH_RUNS") ?? 15);
@@ -79,22 +79,15 @@ export async function coldStart(): Promise<
     "--cached-only",
     `${ROOT}bench/echo_server.ts`,
   ];
-  const serverArgs = [
-    "run",
-    "--no-prompt",
-    "--cached-only",
-    `--allow-env=${ENV_VARS.join(",")}`,
-    "--allow-net",
-    `${ROOT}src/main.ts`,
-  ];
+  const serverRun = serverArgs([], ["--cached-only"]);
   // Warm the module caches once each.
   await timeToToolsList(baseArgs, env);
-  await timeToToolsList(serverArgs, env);
+  await timeToToolsList(serverRun, env);
   const b: number[] = [];
   const s: number[] = [];
   for (let i = 0; i < RUNS; i++) {
     b.push(await timeToToolsList(baseArgs, env));
-    s.push(await timeToToolsList(serverArgs, env));
+    s.push(await timeToToolsList(serverRun, env));
   }
   const baseline = median(b);
   const server = median(s);

@@ -1,7 +1,7 @@
 /** Shared pieces of the benchmarks: spawning the real server over stdio. */
 import { Client } from "@modelcontextprotocol/client";
 import { StdioClientTransport } from "@modelcontextprotocol/client/stdio";
-import { ENV_VARS } from "../src/config.ts";
+import { serverArgs } from "../tests/server_args.ts";
 
 export const ROOT = new URL("..", import.meta.url).pathname;
 
@@ -17,13 +17,7 @@ export async function spawnServer(
 ): Promise<Spawned> {
   const transport = new StdioClientTransport({
     command: Deno.execPath(),
-    args: [
-      "run",
-      "--no-prompt",
-      `--allow-env=${ENV_VARS.join(",")}`,
-      "--allow-net",
-      `${ROOT}src/main.ts`,
-    ],
+    args: serverArgs(),
     env: {
       PATH: Deno.env.get("PATH") ?? "",
       HOME: Deno.env.get("HOME") ?? "",

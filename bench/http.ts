@@ -4,7 +4,7 @@
  * them, statelessly, from CONCURRENCY loops for DURATION seconds. Baseline: the
  * same load against a bare Deno.serve that answers a fixed result.
  */
-import { ENV_VARS } from "../src/config.ts";
+import { serverArgs } from "../tests/server_args.ts";
 import { percentile, ROOT } from "./common.ts";
 
 let CONCURRENCY = 2;
@@ -196,13 +196,7 @@ export async function httpBench(concurrency = 2): Promise<{
     "0",
     "--no-validate",
   ], {});
-  const server = await spawnListening([
-    "run",
-    "--no-prompt",
-    `--allow-env=${ENV_VARS.join(",")}`,
-    "--allow-net",
-    `${ROOT}src/main.ts`,
-  ], {
+  const server = await spawnListening(serverArgs(), {
     PROXMOX_URL: sim.info!.url,
     PROXMOX_USER: sim.info!.user,
     PROXMOX_PASSWORD: sim.info!.password,

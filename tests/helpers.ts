@@ -5,16 +5,16 @@
 import { Client } from "@modelcontextprotocol/client";
 import { StdioClientTransport } from "@modelcontextprotocol/client/stdio";
 import assert from "node:assert/strict";
-import { ENV_VARS } from "../src/config.ts";
 import {
   type SimOptions,
   type Simulator,
   startSimulator,
 } from "../src/sim/mod.ts";
 import { type ApiSchema, loadApiSchema } from "../src/sim/schema.ts";
+import { serverArgs } from "./server_args.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
-export const MAIN = `${ROOT}src/main.ts`;
+export { MAIN } from "./server_args.ts";
 
 let schemaPromise: Promise<ApiSchema | null> | undefined;
 const liveSims = new Set<Simulator>();
@@ -124,15 +124,7 @@ export function simEnv(
 export async function connect(options: ServerOptions = {}): Promise<Connected> {
   const transport = new StdioClientTransport({
     command: Deno.execPath(),
-    args: [
-      "run",
-      "--no-prompt",
-      `--allow-env=${ENV_VARS.join(",")}`,
-      "--allow-net",
-      ...(options.permissions ?? []),
-      MAIN,
-      ...(options.args ?? []),
-    ],
+    args: serverArgs(options.args, options.permissions),
     env: {
       PATH: Deno.env.get("PATH") ?? "",
       HOME: Deno.env.get("HOME") ?? "",

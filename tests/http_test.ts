@@ -11,10 +11,11 @@ import {
   StreamableHTTPClientTransport,
 } from "@modelcontextprotocol/client";
 import assert from "node:assert/strict";
-import { ENV_VARS, loadConfig } from "../src/config.ts";
+import { loadConfig } from "../src/config.ts";
 import { PveClient } from "../src/proxmox/client.ts";
 import { createHttpApp } from "../src/transports/http.ts";
-import { callOk, MAIN, simEnv, startSim, type TestSim } from "./helpers.ts";
+import { callOk, simEnv, startSim, type TestSim } from "./helpers.ts";
+import { serverArgs } from "./server_args.ts";
 
 const TOKEN = "test-token-0123456789abcdef";
 const decoder = new TextDecoder();
@@ -34,18 +35,7 @@ async function spawnHttp(
   args: string[] = [],
 ): Promise<HttpServer> {
   const process = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--no-prompt",
-      `--allow-env=${ENV_VARS.join(",")}`,
-      "--allow-net",
-      MAIN,
-      "--transport",
-      "http",
-      "--port",
-      "0",
-      ...args,
-    ],
+    args: serverArgs(["--transport", "http", "--port", "0", ...args]),
     clearEnv: true,
     env: {
       PATH: Deno.env.get("PATH") ?? "",
@@ -391,19 +381,14 @@ Deno.test("the bind address is an allowed Host without MCP_ALLOWED_HOSTS", async
 Deno.test("the server refuses a non-loopback bind without MCP_AUTH_TOKEN (exit code 2)", async () => {
   await using sim = await startSim();
   const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--no-prompt",
-      `--allow-env=${ENV_VARS.join(",")}`,
-      "--allow-net",
-      MAIN,
+    args: serverArgs([
       "--transport",
       "http",
       "--host",
       "0.0.0.0",
       "--port",
       "0",
-    ],
+    ]),
     clearEnv: true,
     env: { ...simEnv(sim), PATH: Deno.env.get("PATH") ?? "" },
     stdin: "null",

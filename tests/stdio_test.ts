@@ -4,10 +4,10 @@
  */
 import assert from "node:assert/strict";
 import { buildCatalog } from "../src/catalog.ts";
-import { ENV_VARS } from "../src/config.ts";
 import { selectTools } from "../src/tools/mod.ts";
 import { catalogTools } from "../src/transports/stdio.ts";
-import { MAIN, simEnv, startSim } from "./helpers.ts";
+import { simEnv, startSim } from "./helpers.ts";
+import { serverArgs } from "./server_args.ts";
 
 const CATALOG = new URL("../src/tools/catalog.json", import.meta.url);
 
@@ -50,6 +50,20 @@ Deno.test("the catalog's filters select the same tools as the server's", async (
   );
 });
 
+/** A 2025-era client's `initialize` request. */
+function initialize(id: string | number, protocolVersion: string) {
+  return {
+    jsonrpc: "2.0",
+    id,
+    method: "initialize",
+    params: {
+      protocolVersion,
+      capabilities: {},
+      clientInfo: { name: "t", version: "1" },
+    },
+  };
+}
+
 class Raw {
   constructor(readonly text: string) {}
 }
@@ -63,14 +77,7 @@ async function converse(
   extraArgs: string[] = [],
 ): Promise<{ replies: Record<string, unknown>[]; stderr: string }> {
   const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--no-prompt",
-      `--allow-env=${ENV_VARS.join(",")}`,
-      "--allow-net",
-      MAIN,
-      ...extraArgs,
-    ],
+    args: serverArgs(extraArgs),
     env,
     clearEnv: true,
     stdin: "piped",
@@ -124,16 +131,7 @@ Deno.test("a 2025-era opening is answered like the SDK, then a tool call goes th
   await using sim = await startSim();
   const expected = await buildCatalog();
   const { replies } = await converse(simEnv(sim), [
-    {
-      jsonrpc: "2.0",
-      id: "init",
-      method: "initialize",
-      params: {
-        protocolVersion: "2025-06-18",
-        capabilities: {},
-        clientInfo: { name: "t", version: "1" },
-      },
-    },
+    initialize("init", "2025-06-18"),
     { jsonrpc: "2.0", method: "notifications/initialized" },
     { jsonrpc: "2.0", id: 2, method: "tools/list" },
     { jsonrpc: "2.0", id: 3, method: "ping" },
@@ -169,16 +167,7 @@ Deno.test("an unknown protocol version gets the SDK's latest, and a 2026-era req
   await using sim = await startSim();
   const expected = await buildCatalog();
   const { replies } = await converse(simEnv(sim), [
-    {
-      jsonrpc: "2.0",
-      id: 1,
-      method: "initialize",
-      params: {
-        protocolVersion: "1999-01-01",
-        capabilities: {},
-        clientInfo: { name: "t", version: "1" },
-      },
-    },
+    initialize(1, "1999-01-01"),
   ], (r) => r.length >= 1);
   assert.equal(
     (replies[0].result as { protocolVersion: string }).protocolVersion,
@@ -216,16 +205,7 @@ Deno.test("a line that is not JSON gets a parse error and the session goes on", 
   await using sim = await startSim();
   const { replies } = await converse(simEnv(sim), [
     RAW("this is not json"),
-    {
-      jsonrpc: "2.0",
-      id: 1,
-      method: "initialize",
-      params: {
-        protocolVersion: "2025-11-25",
-        capabilities: {},
-        clientInfo: { name: "t", version: "1" },
-      },
-    },
+    initialize(1, "2025-11-25"),
   ], (r) => r.some((m) => m.id === 1));
   assert.deepEqual(replies[0], {
     jsonrpc: "2.0",
@@ -239,16 +219,7 @@ Deno.test("the demo exits when the client closes stdin (its simulator does not k
   const { replies } = await converse(
     {},
     [
-      {
-        jsonrpc: "2.0",
-        id: 1,
-        method: "initialize",
-        params: {
-          protocolVersion: "2025-11-25",
-          capabilities: {},
-          clientInfo: { name: "t", version: "1" },
-        },
-      },
+      initialize(1, "2025-11-25"),
       { jsonrpc: "2.0", method: "notifications/initialized" },
       {
         jsonrpc: "2.0",
