@@ -3,9 +3,85 @@
  * what failed, and what to do; never a secret or a stack trace.
  */
 
+/**
+ * What went wrong, classified once from PVE's status and wording (see
+ * ERROR_KINDS). Tools switch on the kind and add their own advice.
+ */
+export type PveErrorKind =
+  | "notFound"
+  | "exists"
+  | "locked"
+  | "alreadyRunning"
+  | "alreadyStopped"
+  | "notRunning"
+  | "agentNotConfigured"
+  | "agentNotRunning"
+  | "agent"
+  | "permission"
+  | "auth"
+  | "badRequest"
+  | "notImplemented"
+  | "nodeUnreachable"
+  | "server"
+  | "badResponse"
+  /** A read that got no answer in time (safe to retry). */
+  | "timeout"
+  /** A write that got no answer: it may have been applied. */
+  | "uncertain"
+  | "tls"
+  | "network"
+  | "cancelled"
+  | "unknown";
+
+/**
+ * PVE's wording → kind, first match wins. Status 0 (no answer) is classified
+ * by whoever makes the error (PveClient), never from text.
+ */
+export const ERROR_KINDS: readonly {
+  kind: PveErrorKind;
+  status?: readonly number[];
+  re?: RegExp;
+}[] = [
+  { kind: "auth", status: [401] },
+  { kind: "permission", status: [403] },
+  { kind: "notImplemented", status: [501] },
+  { kind: "nodeUnreachable", status: [595, 596] },
+  { kind: "locked", re: /\bis locked \(|can't lock file/ },
+  { kind: "alreadyRunning", re: /\b(VM|CT) \d+ already running$/m },
+  {
+    kind: "alreadyStopped",
+    re: /\b(VM|CT) \d+ (is )?not running$|already stopped/m,
+  },
+  { kind: "agentNotConfigured", re: /^No QEMU guest agent configured/ },
+  { kind: "agentNotRunning", re: /^QEMU guest agent is not running/ },
+  { kind: "notRunning", re: /^(VM|CT) \d+ is not running/ },
+  { kind: "agent", re: /^Agent error:/ },
+  {
+    kind: "notFound",
+    re:
+      /does not exist|not found|no such|unable to find|Configuration file .* does not exist/i,
+  },
+  { kind: "exists", re: /already exists/i },
+  { kind: "badRequest", status: [400] },
+  { kind: "server", status: [500, 502, 503, 504] },
+];
+
+/** The kind of a PVE answer from its status and message. */
+export function classify(status: number, message: string): PveErrorKind {
+  for (const rule of ERROR_KINDS) {
+    if (rule.status && !rule.status.includes(status)) continue;
+    if (rule.re && !rule.re.test(message)) continue;
+    if (!rule.status && !rule.re) continue;
+    return rule.kind;
+  }
+  return "unknown";
+}
+
 /** An error answer from the Proxmox API, or no answer at all. */
 export class PveError extends Error {
   override name = "PveError";
+  /** What went wrong (see ERROR_KINDS). */
+  readonly kind: PveErrorKind;
   /** HTTP status; 0 when Proxmox could not be reached. */
   readonly status: number;
   readonly method: string;
@@ -22,6 +98,8 @@ export class PveError extends Error {
       pveMessage: string;
       errors?: Record<string, string>;
       hint?: string;
+      /** Set when there was no answer (status 0); else classified. */
+      kind?: PveErrorKind;
     },
   ) {
     const detail = init.errors
@@ -33,6 +111,7 @@ export class PveError extends Error {
       ? `${init.pveMessage} (${where})`
       : `Proxmox answered ${init.status} to ${where}: ${init.pveMessage}${detail}`;
     super(init.hint ? `${head}. ${init.hint}` : head);
+    this.kind = init.kind ?? classify(init.status, init.pveMessage);
     this.status = init.status;
     this.method = init.method;
     this.path = init.path;
