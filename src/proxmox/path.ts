@@ -57,6 +57,7 @@ export const FORMATS = {
   volid: {
     // storage:volume; the volume may hold '/', never a parent reference.
     re:
+      // deno-lint-ignore no-control-regex
       /^[a-zA-Z][a-zA-Z0-9._-]*[a-zA-Z0-9]:(?!\.\.?(\/|$))(?!.*\/\.\.?(\/|$))[^\0-\x1f\x7f?#]+$/,
     maxLength: 4096,
     rule: "use 'storage:volume' as proxmox_list_content shows it",
