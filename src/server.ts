@@ -6,7 +6,7 @@ import { McpServer, type ServerContext } from "@modelcontextprotocol/server";
 import { z } from "zod";
 import { type Config, VERSION } from "./config.ts";
 import { logger } from "./log.ts";
-import type { PveClient } from "./proxmox/client.ts";
+import { callSignal, type PveClient } from "./proxmox/client.ts";
 import { PveError, ToolError } from "./proxmox/errors.ts";
 import {
   compactStandardSchema,
@@ -59,7 +59,10 @@ export async function callTool(
     task: taskFollower(deps.pve, ctx.mcpReq.signal, progress),
   };
   try {
-    const out = await tool.run(args, toolCtx);
+    const out = await callSignal.run(
+      ctx.mcpReq.signal,
+      () => tool.run(args, toolCtx),
+    );
     const structured = JSON.parse(JSON.stringify(out)) as Record<
       string,
       unknown

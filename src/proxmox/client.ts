@@ -3,8 +3,19 @@
  * and renewal, API tokens, TLS (system roots, an extra CA, or verification off
  * for the Proxmox host only), form encoding, timeouts and PVE's error shapes.
  */
+import { AsyncLocalStorage } from "node:async_hooks";
 import { logger } from "../log.ts";
 import { PveError, ToolError } from "./errors.ts";
+import { assertSafePath } from "./path.ts";
+
+/**
+ * The cancel signal of the tool call being served. callTool runs each tool
+ * inside it, so every Proxmox request a tool makes is aborted when its call
+ * is cancelled (notifications/cancelled, HTTP client gone, shutdown).
+ */
+export const callSignal: AsyncLocalStorage<AbortSignal> = new AsyncLocalStorage<
+  AbortSignal
+>();
 
 export type Auth =
   | { kind: "password"; user: string; password: string }
@@ -264,6 +275,9 @@ export class PveClient {
     signal: AbortSignal | undefined,
     noAuth = false,
   ): Promise<RawResponse> {
+    assertSafePath(path);
+    // The login is shared by every waiting call: no one caller's signal.
+    if (!noAuth) signal ??= callSignal.getStore();
     const headers: Record<string, string> = { Accept: "application/json" };
     if (!noAuth) {
       if (this.#auth.kind === "token") {

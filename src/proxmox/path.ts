@@ -126,6 +126,11 @@ export const seg = {
     Segment.make(encodeURIComponent(checked("volid", v))),
   upid: (v: string): Segment =>
     Segment.make(encodeURIComponent(checked("upid", v))),
+  /** `nodes/{node}/{type}/{vmid}`: where a guest's endpoints live. */
+  guest: (g: { node: string; type: "qemu" | "lxc"; vmid: number }): Segment =>
+    Segment.make(
+      `nodes/${seg.node(g.node)}/${seg.guestType(g.type)}/${seg.vmid(g.vmid)}`,
+    ),
   /** A firewall rule's position. */
   pos: (v: number): Segment => integer("rule position", v, 0, 65_535),
 };

@@ -2,6 +2,8 @@
  * Proxmox tasks: UPID parsing and following a task to its end.
  */
 import type { PveClient } from "./client.ts";
+import { PveError, ToolError } from "./errors.ts";
+import { pvePath, seg } from "./path.ts";
 
 export interface Upid {
   upid: string;
@@ -31,6 +33,22 @@ export function parseUpid(upid: string): Upid | null {
     id: m[6],
     user: m[7],
   };
+}
+
+/**
+ * The status of a task could not be read (twice in a row): the task itself
+ * may well still be running on its node.
+ */
+export class TaskStatusUnknown extends ToolError {
+  override name = "TaskStatusUnknown";
+  readonly upid: string;
+  constructor(upid: string, why: PveError) {
+    super(
+      `Cannot read the status of task ${upid} (${why.message}); the task may still be running: follow it with proxmox_get_task`,
+      { upid, status: "unknown" },
+    );
+    this.upid = upid;
+  }
 }
 
 export interface TaskStatus {
@@ -77,16 +95,37 @@ export async function waitForTask(
 ): Promise<TaskResult> {
   const parsed = parseUpid(upid);
   if (!parsed) throw new TypeError(`Cannot parse UPID: ${upid}`);
-  const base = `/nodes/${parsed.node}/tasks/${encodeURIComponent(upid)}`;
+  const path = pvePath`/nodes/${seg.node(parsed.node)}/tasks/${
+    seg.upid(upid)
+  }/status`;
   const started = performance.now();
   let delay = options.pollMs ?? 100;
+  let failedPolls = 0;
   while (true) {
-    const st = await pve.request<TaskStatus>(
-      "GET",
-      `${base}/status`,
-      undefined,
-      options.signal,
-    );
+    let st: TaskStatus;
+    try {
+      st = await pve.request<TaskStatus>(
+        "GET",
+        path,
+        undefined,
+        options.signal,
+      );
+      failedPolls = 0;
+    } catch (e) {
+      // A failed status read says nothing about the task: retry once, then
+      // say it may still be running (never "failed").
+      if (
+        !(e instanceof PveError) || e.kind === "cancelled" ||
+        options.signal?.aborted || ++failedPolls > 1
+      ) {
+        if (e instanceof PveError && e.kind !== "cancelled") {
+          throw new TaskStatusUnknown(upid, e);
+        }
+        throw e;
+      }
+      await sleep(Math.min(delay, 1000), options.signal);
+      continue;
+    }
     const elapsedMs = performance.now() - started;
     if (st.status === "stopped") {
       const ok = taskSucceeded(st.exitstatus);
@@ -133,7 +172,9 @@ export async function taskLogTail(
 ): Promise<string[]> {
   const parsed = parseUpid(upid);
   if (!parsed) throw new TypeError(`Cannot parse UPID: ${upid}`);
-  const base = `/nodes/${parsed.node}/tasks/${encodeURIComponent(upid)}/log`;
+  const base = pvePath`/nodes/${seg.node(parsed.node)}/tasks/${
+    seg.upid(upid)
+  }/log`;
   type Line = { n: number; t: string };
   const first = await pve.page<Line[]>(base, { start: 0, limit: lines });
   const total = first.total ?? first.data.length;
