@@ -8,6 +8,11 @@ import type { PveClient } from "../proxmox/client.ts";
 import { ToolError } from "../proxmox/errors.ts";
 import { type TaskResult, waitForTask } from "../proxmox/tasks.ts";
 
+// What tool files need from below, so that they import only this module,
+// the API layer and zod.
+export { PveError, ToolError } from "../proxmox/errors.ts";
+export type { PveErrorKind } from "../proxmox/errors.ts";
+
 export interface Annotations {
   readOnlyHint: boolean;
   destructiveHint: boolean;
@@ -50,6 +55,45 @@ export interface ToolDef<
   annotations: Annotations;
   run(args: z.infer<z.ZodObject<I>>, ctx: ToolContext): Promise<z.infer<O>>;
 }
+
+/**
+ * Annotation presets: every tool takes one of these, so the hints a client's
+ * approval UI reads are consistent across tools.
+ */
+export const READ_ONLY: Annotations = {
+  readOnlyHint: true,
+  destructiveHint: false,
+  idempotentHint: true,
+  openWorldHint: true,
+};
+/** Adds something new (a guest, a snapshot, a backup); repeating adds more. */
+export const CREATES: Annotations = {
+  readOnlyHint: false,
+  destructiveHint: false,
+  idempotentHint: false,
+  openWorldHint: true,
+};
+/** Changes state without destroying anything; repeating changes nothing. */
+export const IDEMPOTENT_CHANGE: Annotations = {
+  readOnlyHint: false,
+  destructiveHint: false,
+  idempotentHint: true,
+  openWorldHint: true,
+};
+/** May destroy data or interrupt work (delete, rollback, commands). */
+export const DESTRUCTIVE: Annotations = {
+  readOnlyHint: false,
+  destructiveHint: true,
+  idempotentHint: false,
+  openWorldHint: true,
+};
+/** Destructive, but repeating it with the same arguments changes nothing. */
+export const IDEMPOTENT_DESTRUCTIVE: Annotations = {
+  readOnlyHint: false,
+  destructiveHint: true,
+  idempotentHint: true,
+  openWorldHint: true,
+};
 
 /** Declares a tool; the registry test checks every field. */
 export function defineTool<I extends z.ZodRawShape, O extends z.ZodType>(
