@@ -6,6 +6,7 @@ import { z } from "zod";
 import type { Config } from "../config.ts";
 import type { PveClient } from "../proxmox/client.ts";
 import { ToolError } from "../proxmox/errors.ts";
+import { type Format, FORMATS } from "../proxmox/path.ts";
 import { type TaskResult, waitForTask } from "../proxmox/tasks.ts";
 
 // What tool files need from below, so that they import only this module,
@@ -104,10 +105,20 @@ export function defineTool<I extends z.ZodRawShape, O extends z.ZodType>(
 
 // Shared input pieces: short descriptions keep tools/list small.
 export const Vmid = z.number().int().min(100).max(999999999);
-export const NodeName = z.string().regex(
-  /^[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?$/,
-  { error: "Not a valid node name" },
-);
+/** A string in one of PVE's formats (the same check the path builder makes). */
+function formatted(name: keyof typeof FORMATS): z.ZodString {
+  const f: Format = FORMATS[name];
+  return z.string().max(f.maxLength ?? 4096).regex(f.re, {
+    error: `Not a valid ${name}: ${f.rule}`,
+  });
+}
+export const NodeName: z.ZodString = formatted("node");
+/** pve-configid, at most 40 long (snapshot names). */
+export const SnapName: z.ZodString = formatted("snapname");
+export const StorageId: z.ZodString = formatted("storage");
+/** `storage:volume`, as list_content and list_backups show it. */
+export const Volid: z.ZodString = formatted("volid");
+export const UpidArg: z.ZodString = formatted("upid");
 /**
  * A guest's node: accepted (and checked against where the guest really is)
  * but not advertised. Vmids are unique in a cluster and the node is found
