@@ -129,7 +129,12 @@ function registration(tool: ToolDef): Registration {
 export function createServer(deps: ServerDeps): McpServer {
   const server = new McpServer(
     { name: "proxmox-mcp", version: VERSION },
-    { instructions: INSTRUCTIONS },
+    {
+      instructions: INSTRUCTIONS,
+      // The tool list never changes while a server runs: declare only what
+      // is sent (the SDK would otherwise declare listChanged: true).
+      capabilities: { tools: { listChanged: false } },
+    },
   );
   for (const tool of selectTools(deps.config)) {
     server.registerTool(
