@@ -3,11 +3,15 @@
  * `{data}` envelope and error shapes, ticket and token auth, tasks with UPIDs,
  * locks. Validates parameters against the official schema when given one.
  */
-import { Router, type SimRequest, TOTAL } from "./router.ts";
+import type { Fault, Faults } from "./faults.ts";
+import { type MatchedRoute, Router, type SimRequest, TOTAL } from "./router.ts";
 import { ALL_ROUTES } from "./routes/mod.ts";
 import type { ApiSchema } from "./schema.ts";
 import { seedCluster, type SeedOptions } from "./seed.ts";
 import { Cluster, SimError } from "./state.ts";
+
+export type { Fault, FaultRule, TaskFault } from "./faults.ts";
+export { Faults } from "./faults.ts";
 
 export interface SimOptions extends SeedOptions {
   port?: number;
@@ -36,6 +40,18 @@ export interface Violation {
   errors: Record<string, string>;
 }
 
+export interface RecordedRequest {
+  method: string;
+  /** The route template (`/nodes/{node}/qemu/{vmid}/status/start`), or the concrete path when no route matched. */
+  path: string;
+  /** Query, body and path parameters. */
+  params: Record<string, unknown>;
+  /** The path exactly as received, before decoding and without the query (`/api2/json/...`). */
+  rawPath: string;
+  /** When it arrived (Date.now()). */
+  at: number;
+}
+
 export interface Credentials {
   user: string;
   password: string;
@@ -52,8 +68,13 @@ export interface Simulator extends AsyncDisposable {
   violations: Violation[];
   /** Every secret it knows: password, token secret, tickets, CSRF tokens. */
   secrets(): string[];
-  /** Every request as `METHOD /template` with its parameters. */
-  requests: { method: string; path: string; params: Record<string, unknown> }[];
+  /**
+   * Every request that reached it (faulted ones too, recorded before the
+   * fault acts), unless `recordRequests` is false.
+   */
+  requests: RecordedRequest[];
+  /** Fault injection for requests and tasks. */
+  faults: Faults;
   close(): Promise<void>;
 }
 
@@ -144,17 +165,36 @@ export async function startSimulator(
     return emptyResponse(401, reason);
   };
 
+  const faults = cluster.faults;
+  /** Releases of hung requests: the client gave up or the simulator closes. */
+  const hung = new Set<() => void>();
+  const hang = (request: Request) =>
+    new Promise<void>((resolve) => {
+      const release = () => {
+        hung.delete(release);
+        request.signal.removeEventListener("abort", release);
+        resolve();
+      };
+      hung.add(release);
+      request.signal.addEventListener("abort", release, { once: true });
+    });
+
   async function handle(request: Request): Promise<Response> {
+    const at = Date.now();
     const url = new URL(request.url);
+    const rawPath = rawPathOf(request.url);
+    const method = request.method;
     const prefix = "/api2/json";
     if (!url.pathname.startsWith(prefix + "/")) {
+      if (record) {
+        requests.push({ method, path: url.pathname, params: {}, rawPath, at });
+      }
       return emptyResponse(
         501,
         `Unsupported format '${url.pathname.split("/")[2] ?? ""}'`,
       );
     }
     const path = url.pathname.slice(prefix.length).replace(/\/+$/, "") || "/";
-    const method = request.method;
     const params: Record<string, string | string[]> = {};
     const add = (k: string, v: string) => {
       if (k === "_dc") return;
@@ -166,16 +206,19 @@ export async function startSimulator(
         : [cur, v];
     };
     const body = await request.text();
-    if ((method === "GET" || method === "DELETE") && body.length > 0) {
-      return emptyResponse(501, `Unexpected content for method '${method}'`);
-    }
     let json = false;
     if (body) {
       if (
         (request.headers.get("content-type") ?? "").includes("application/json")
       ) {
         json = true;
-        for (const [k, v] of Object.entries(JSON.parse(body))) {
+        let parsed: unknown;
+        try {
+          parsed = JSON.parse(body);
+        } catch {
+          parsed = {};
+        }
+        for (const [k, v] of Object.entries(parsed ?? {})) {
           (params as Record<string, unknown>)[k] = v as string;
         }
       } else {
@@ -194,12 +237,110 @@ export async function startSimulator(
         : [cur, v];
     }
     Object.assign(params, query);
+    const matched = router.match(method, path);
+
+    if (record) {
+      // Secrets sent to guests (root passwords, cloud-init passwords) are
+      // secrets too: tests check that no server log ever shows them.
+      for (const k of ["password", "cipassword"]) {
+        const v = params[k];
+        if (typeof v === "string" && path !== "/access/ticket") {
+          guestSecrets.add(v);
+        }
+      }
+      requests.push({
+        method,
+        path: matched?.route.path ?? path,
+        params: { ...params, ...matched?.pathParams },
+        rawPath,
+        at,
+      });
+    }
+
+    const isTicketCall = path === "/access/ticket" ||
+      path === "/access/domains";
+    const carryOut = () =>
+      serve(request, {
+        method,
+        path,
+        params,
+        body,
+        json,
+        matched,
+        isTicketCall,
+      });
+    const fault = faults.take(method, path);
+    if (!fault) return carryOut();
+    return await applyFault(fault, request, isTicketCall, carryOut);
+  }
+
+  async function applyFault(
+    fault: Fault,
+    request: Request,
+    isTicketCall: boolean,
+    carryOut: () => Promise<Response>,
+  ): Promise<Response> {
+    switch (fault.kind) {
+      case "hang": {
+        if (fault.apply) await (await carryOut()).body?.cancel();
+        await hang(request);
+        return dropped();
+      }
+      case "delay":
+        try {
+          await cluster.sleep(fault.ms);
+        } catch {
+          return dropped(); // closed while waiting
+        }
+        return carryOut();
+      case "status":
+        return errorResponse(
+          new SimError(
+            fault.status,
+            fault.message ?? REASONS[fault.status] ?? "Error",
+          ),
+        );
+      case "html":
+        return htmlPage(fault.status);
+      case "truncate": {
+        const r = await carryOut();
+        const text = await r.text();
+        return new Response(text.slice(0, Math.floor(text.length / 2)), {
+          status: r.status,
+          statusText: r.statusText,
+          headers: { "content-type": JSON_TYPE },
+        });
+      }
+      case "reset":
+        return dropped();
+      case "unauthorized":
+        tickets.clear();
+        // A login still works: that is how a client recovers.
+        return isTicketCall
+          ? carryOut()
+          : unauthorized("Authentication failed!");
+    }
+  }
+
+  async function serve(
+    request: Request,
+    { method, path, params, body, json, matched, isTicketCall }: {
+      method: string;
+      path: string;
+      params: Record<string, string | string[]>;
+      body: string;
+      json: boolean;
+      matched: MatchedRoute | null;
+      isTicketCall: boolean;
+    },
+  ): Promise<Response> {
+    if ((method === "GET" || method === "DELETE") && body.length > 0) {
+      return emptyResponse(501, `Unexpected content for method '${method}'`);
+    }
 
     // Authentication.
     let user = "";
     let isToken = false;
-    const isTicketCall = path === "/access/ticket" ||
-      path === "/access/domains";
     if (!isTicketCall) {
       const authz = request.headers.get("authorization") ?? "";
       // The cookie first, then the same ticket in an Authorization header.
@@ -231,7 +372,6 @@ export async function startSimulator(
       }
     }
 
-    const matched = router.match(method, path);
     if (!matched) {
       const reason = `Method '${method} ${path}' not implemented`;
       return new Response(JSON.stringify({ data: null, message: reason }), {
@@ -249,21 +389,6 @@ export async function startSimulator(
         }));
       }
       params[k] = v;
-    }
-    if (record) {
-      // Secrets sent to guests (root passwords, cloud-init passwords) are
-      // secrets too: tests check that no server log ever shows them.
-      for (const k of ["password", "cipassword"]) {
-        const v = params[k];
-        if (typeof v === "string" && path !== "/access/ticket") {
-          guestSecrets.add(v);
-        }
-      }
-      requests.push({
-        method,
-        path: matched.route.path,
-        params: { ...params },
-      });
     }
     if (schema) {
       const errors = schema.validate(method, matched.route.path, params, {
@@ -319,6 +444,7 @@ export async function startSimulator(
     if (closed) return;
     closed = true;
     cluster.close();
+    for (const release of [...hung]) release();
     await server.shutdown();
   };
   return {
@@ -330,6 +456,7 @@ export async function startSimulator(
     cluster,
     violations,
     requests,
+    faults,
     secrets: () => [
       credentials.password,
       credentials.tokenSecret,
@@ -339,6 +466,50 @@ export async function startSimulator(
     close,
     [Symbol.asyncDispose]: close,
   };
+}
+
+/** Reason phrases for status faults without a message. */
+const REASONS: Record<number, string> = {
+  500: "Internal Server Error",
+  501: "Not Implemented",
+  502: "Bad Gateway",
+  503: "Service Unavailable",
+  504: "Gateway Timeout",
+  595: "No route to host",
+  596: "Connection timed out",
+};
+
+/** An HTML error page as nginx in front of PVE sends it. */
+function htmlPage(status: number): Response {
+  const title = `${status} ${REASONS[status] ?? "Error"}`;
+  return new Response(
+    `<html>\r\n<head><title>${title}</title></head>\r\n<body>\r\n<center><h1>${title}</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n`,
+    {
+      status,
+      statusText: REASONS[status] ?? "Error",
+      headers: { "content-type": "text/html" },
+    },
+  );
+}
+
+/**
+ * A dropped connection. Deno.serve cannot close a connection before the
+ * status line, so the head goes out promising a body that never comes and
+ * the connection closes: clients get a network error reading the answer,
+ * and nothing is logged.
+ */
+function dropped(): Response {
+  const body = new ReadableStream<Uint8Array>({ start: (c) => c.close() });
+  return new Response(body, {
+    headers: { "content-type": JSON_TYPE, "content-length": "4096" },
+  });
+}
+
+/** The path as received: no decoding, no dot-segment removal, no query. */
+function rawPathOf(url: string): string {
+  const path = url.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i, "");
+  const end = path.search(/[?#]/);
+  return end < 0 ? path : path.slice(0, end);
 }
 
 function ok200(data: unknown): Response {

@@ -4,6 +4,8 @@
  * locks, tasks with UPIDs and logs).
  */
 
+import { Faults } from "./faults.ts";
+
 export type GuestType = "qemu" | "lxc";
 export type ConfigValue = string | number;
 
@@ -194,6 +196,8 @@ export class Cluster {
   volumes: Volume[] = [];
   tasks = new Map<string, Task>();
   clusterName = "sim";
+  /** Fault rules for requests and tasks (tests inject them). */
+  readonly faults: Faults = new Faults();
   /** Duration of one task step in ms. */
   taskMs: number;
   #waiters = new Set<() => void>();
@@ -308,9 +312,20 @@ export class Cluster {
         if (task.status === "stopped") throw new Error(INTERRUPTED);
       },
     };
+    const fault = this.faults.takeTask(opts.type, String(opts.id));
     const run = async () => {
       try {
         await handle.step();
+        if (fault && "endless" in fault) {
+          // Runs until stopped through the API (or the simulator closes).
+          for (;;) await handle.step();
+        }
+        if (fault) {
+          // Fails before doing any of its work; the guest's lock goes, as
+          // PVE's worker releases it when it dies.
+          delete this.guests.get(Number(opts.id))?.lock;
+          throw new Error(fault.fail);
+        }
         await work(handle);
         if (task.status === "stopped") return; // stopped while finishing
         task.exitstatus = warnings ? `WARNINGS: ${warnings}` : "OK";
