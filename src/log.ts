@@ -52,12 +52,21 @@ export function redact(value: unknown, depth = 0): unknown {
   return out;
 }
 
-function write(line: string): void {
+function toStderr(line: string): void {
   try {
     Deno.stderr.writeSync(encoder.encode(line + "\n"));
   } catch {
     // stderr closed: nothing to do
   }
+}
+let write: (line: string) => void = toStderr;
+
+/**
+ * Sends log lines somewhere else than stderr (in-process tests read the log
+ * of the server they run); no argument restores stderr.
+ */
+export function setLogWriter(writer?: (line: string) => void): void {
+  write = writer ?? toStderr;
 }
 
 function renderMessage(record: LogRecord): string {

@@ -1,6 +1,8 @@
 /**
  * Test harness: a simulator validated against the official PVE schema, and
- * the real entry point (src/main.ts) driven by the SDK Client over stdio.
+ * the server driven by the SDK Client: in process (createServer over the
+ * in-memory transport) for tool behaviour, or the real entry point
+ * (src/main.ts) over stdio where the process is the point.
  */
 import { Client } from "@modelcontextprotocol/client";
 import { StdioClientTransport } from "@modelcontextprotocol/client/stdio";
@@ -11,6 +13,11 @@ import {
   startSimulator,
 } from "../src/sim/mod.ts";
 import { type ApiSchema, loadApiSchema } from "../src/sim/schema.ts";
+import { InMemoryTransport } from "@modelcontextprotocol/server";
+import { boot } from "../src/app.ts";
+import { loadConfig } from "../src/config.ts";
+import { setLogWriter } from "../src/log.ts";
+import { createServer } from "../src/server.ts";
 import { serverArgs } from "./server_args.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -91,13 +98,20 @@ export async function startSim(options: SimOptions = {}): Promise<TestSim> {
 export interface ServerOptions {
   env?: Record<string, string>;
   args?: string[];
-  /** Extra deno permission flags (e.g. --allow-read=<ca file>). */
+  /** Extra deno permission flags (e.g. --allow-read=<ca file>); implies a process. */
   permissions?: string[];
+  /**
+   * Run the real entry point (src/main.ts) in a child process over stdio.
+   * By default the server runs in this process: createServer() over the
+   * SDK's in-memory transport, configured from the same flags and
+   * environment by the same loadConfig() and boot() as main.ts.
+   */
+  process?: boolean;
 }
 
 export interface Connected extends AsyncDisposable {
   client: Client;
-  /** Everything the server wrote to stderr so far. */
+  /** Everything the server logged so far. */
   stderr(): string;
   close(): Promise<void>;
 }
@@ -120,8 +134,46 @@ export function simEnv(
     };
 }
 
+/**
+ * A server connected to the SDK Client: in process by default (fast: no
+ * process start, no module loading per test), or as the real entry point in
+ * a child process when `process` or `permissions` is given.
+ */
+export function connect(options: ServerOptions = {}): Promise<Connected> {
+  return options.process || options.permissions
+    ? connectProcess(options)
+    : connectInProcess(options);
+}
+
+async function connectInProcess(options: ServerOptions): Promise<Connected> {
+  const env = { LOG_LEVEL: "DEBUG", ...options.env };
+  const parsed = loadConfig(options.args ?? [], env);
+  if (parsed.kind !== "run") throw new TypeError("connect: not a server run");
+  const config = parsed.config;
+  let log = "";
+  setLogWriter((line) => {
+    log += line + "\n";
+  });
+  const caCert = config.caFile
+    ? await Deno.readTextFile(config.caFile)
+    : undefined;
+  const deps = await boot(config, caCert);
+  const server = createServer(deps);
+  const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+  await server.connect(serverSide);
+  const client = new Client({ name: "proxmox-mcp-tests", version: "1.0.0" });
+  await client.connect(clientSide);
+  const close = async () => {
+    await client.close();
+    await server.close();
+    setLogWriter();
+    assertNoSecrets(log, options.env);
+  };
+  return { client, stderr: () => log, close, [Symbol.asyncDispose]: close };
+}
+
 /** Spawns src/main.ts with minimal permissions and connects the SDK Client. */
-export async function connect(options: ServerOptions = {}): Promise<Connected> {
+async function connectProcess(options: ServerOptions): Promise<Connected> {
   const transport = new StdioClientTransport({
     command: Deno.execPath(),
     args: serverArgs(options.args, options.permissions),
