@@ -21,6 +21,8 @@ FROM denoland/deno:bin-${DENO_VERSION} AS deno
 
 # Run: glibc and CA certificates only; no shell, no package manager.
 FROM gcr.io/distroless/cc-debian12:nonroot
+# The official MCP registry checks this label against server.json's name.
+LABEL io.modelcontextprotocol.server.name="io.github.proxmox-mcp/proxmox-mcp"
 COPY --from=deno /deno /usr/local/bin/deno
 COPY --from=build /deno-dir /deno-dir
 COPY --from=build /app /app
