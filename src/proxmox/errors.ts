@@ -14,6 +14,8 @@ export type PveErrorKind =
   | "alreadyRunning"
   | "alreadyStopped"
   | "notRunning"
+  /** The guest runs, and the action needs it stopped (restore, destroy). */
+  | "guestRunning"
   | "agentNotConfigured"
   | "agentNotRunning"
   | "agent"
@@ -55,6 +57,10 @@ export const ERROR_KINDS: readonly {
   { kind: "agentNotConfigured", re: /^No QEMU guest agent configured/ },
   { kind: "agentNotRunning", re: /^QEMU guest agent is not running/ },
   { kind: "notRunning", re: /^(VM|CT) \d+ is not running/ },
+  {
+    kind: "guestRunning",
+    re: /\b(?:vm|VM \d+|CT \d+|container) is running\b|overwrite running/,
+  },
   { kind: "agent", re: /^Agent error:/ },
   {
     kind: "notFound",
