@@ -119,7 +119,7 @@ export function fillYaml(text: string, r: Release): string {
     if (!/^[0-9a-f]{40}$/.test(r.commit)) {
       throw new TypeError(`Cannot fill: commit ${r.commit} is not a full hash`);
     }
-    out = replaceLine(out, /^ {2}commit: .*$/m, `  commit: ${r.commit}`);
+    out = replaceLine(out, /^ {2}commit: .*$/m, `  commit: "${r.commit}"`);
   }
   return out;
 }

@@ -322,7 +322,7 @@ async function catalogEntry(work: string): Promise<void> {
   ]);
   const entry = JSON.parse(yaml.stdout);
   assert.equal(entry.type, "server");
-  assert.equal(entry.image.split(":")[0], "proxmox-mcp");
+  assert.match(entry.image, /^ghcr\.io\/[a-z0-9-]+\/proxmox-mcp:/); // the release image; IMAGE is its local build
   const names: string[] = [
     ...entry.config.env.map((e: { name: string }) => e.name),
     ...entry.config.secrets.map((e: { env: string }) => e.env),
