@@ -9,14 +9,32 @@
  * call, or any 2026-era request) hands the connection to the SDK's
  * `serveStdio`: the opening is replayed to it (its duplicate answers dropped),
  * and from then on every message passes straight through.
+ *
+ * What this layer guarantees, whoever answers (tests/stdio_test.ts):
+ * - Every line gets a JSON-RPC answer or is ignored as JSON-RPC says (bad
+ *   notifications and responses): not JSON → -32700; not a message object, a
+ *   batch, no method, a bad `jsonrpc`/`method`/`params`, an id that is not a
+ *   string or safe integer → -32600. No line ends the session.
+ * - Lines are split in linear time. A line longer than {@link MAX_LINE_BYTES}
+ *   is skipped unread and answered with -32600 (with its id when one can be
+ *   found in its first bytes); the session goes on.
+ * - Shutdown (stdin closed, or a first SIGTERM/SIGINT): reading stops, and
+ *   calls in flight get up to {@link SHUTDOWN_GRACE_MS} to finish. A further
+ *   SIGTERM/SIGINT ends the wait at once. Calls still running then are
+ *   cancelled (their signals abort their Proxmox requests) and answered with
+ *   an error saying so; a Proxmox task one of them started goes on. stdout is
+ *   flushed before this function returns.
  */
+import type { Logger } from "@logtape/logtape";
 import type { Config } from "../config.ts";
 import type { ServerDeps } from "../server.ts";
 import catalogJson from "../tools/catalog.json" with { type: "json" };
 
+type RequestId = string | number;
+
 type Message = {
   jsonrpc: "2.0";
-  id?: string | number | null;
+  id?: RequestId | null;
   method?: string;
   params?: Record<string, unknown>;
   result?: unknown;
@@ -31,6 +49,24 @@ interface Catalog {
   toolsetOf: Record<string, string>;
   toolsets: string[];
 }
+
+/** The longest line (one JSON-RPC message) read: 4 MiB, as HTTP's body limit. */
+export const MAX_LINE_BYTES = 4 * 1024 * 1024;
+/**
+ * How long calls in flight may run on once stdin closes or a first
+ * SIGTERM/SIGINT arrives: under Docker's 10 s between SIGTERM and SIGKILL.
+ */
+export const SHUTDOWN_GRACE_MS = 8_000;
+
+/** JSON-RPC error codes used here. */
+const PARSE_ERROR = -32700;
+const INVALID_REQUEST = -32600;
+const INTERNAL_ERROR = -32603;
+/** Server-defined: the call was cancelled because the server is shutting down. */
+const SHUTTING_DOWN = -32000;
+
+/** How many first bytes of an over-long line are searched for its id. */
+const HEAD_BYTES = 4096;
 
 const catalog = catalogJson as unknown as Catalog;
 const encoder = new TextEncoder();
@@ -55,12 +91,51 @@ export function catalogTools(
   );
 }
 
+/** An id echoed exactly as the client wrote it (a number JSON cannot hold). */
+class RawId {
+  constructor(readonly text: string) {}
+}
+type ReplyId = RequestId | RawId | null;
+
+function isRequestId(id: unknown): id is RequestId {
+  return typeof id === "string" || Number.isSafeInteger(id);
+}
+
+function isReply(m: Message): m is Message & { id: RequestId } {
+  return m.method === undefined && isRequestId(m.id) &&
+    ("result" in m || "error" in m);
+}
+
 /** Writes whole lines to stdout, in order. */
 class Output {
   #queue: Promise<void> = Promise.resolve();
   #closed = false;
-  write(msg: unknown): Promise<void> {
-    const bytes = encoder.encode(JSON.stringify(msg) + "\n");
+  /** Told of every reply as it is queued. */
+  onReply?: (id: RequestId) => void;
+
+  write(msg: Message): Promise<void> {
+    if (isReply(msg)) this.onReply?.(msg.id);
+    return this.#line(JSON.stringify(msg));
+  }
+
+  error(id: ReplyId, code: number, message: string): Promise<void> {
+    if (!(id instanceof RawId)) {
+      return this.write({ jsonrpc: "2.0", id, error: { code, message } });
+    }
+    return this.#line(
+      `{"jsonrpc":"2.0","id":${id.text},"error":${
+        JSON.stringify({ code, message })
+      }}`,
+    );
+  }
+
+  /** Resolves once everything queued so far is written (or stdout is gone). */
+  idle(): Promise<void> {
+    return this.#queue;
+  }
+
+  #line(text: string): Promise<void> {
+    const bytes = encoder.encode(text + "\n");
     this.#queue = this.#queue.then(async () => {
       if (this.#closed) return;
       try {
@@ -76,6 +151,48 @@ class Output {
   }
 }
 
+/** Requests read and not answered yet (ids may repeat), with their methods. */
+class InFlight {
+  #calls = new Map<RequestId, string[]>();
+  #waiters: (() => void)[] = [];
+
+  get size(): number {
+    return this.#calls.size;
+  }
+
+  add(id: RequestId, method: string): void {
+    const methods = this.#calls.get(id);
+    if (methods) methods.push(method);
+    else this.#calls.set(id, [method]);
+  }
+
+  /** The request was answered, or cancelled by the client (no answer due). */
+  settle(id: RequestId): void {
+    const methods = this.#calls.get(id);
+    if (!methods) return;
+    methods.shift();
+    if (methods.length === 0) this.#calls.delete(id);
+    if (this.#calls.size === 0) {
+      for (const w of this.#waiters.splice(0)) w();
+    }
+  }
+
+  /** Resolves when nothing is in flight. */
+  drained(): Promise<void> {
+    if (this.#calls.size === 0) return Promise.resolve();
+    return new Promise((r) => this.#waiters.push(r));
+  }
+
+  /** Everything still in flight, forgotten here. */
+  takeAll(): [RequestId, string][] {
+    const all = [...this.#calls].flatMap(([id, methods]) =>
+      methods.map((m): [RequestId, string] => [id, m])
+    );
+    this.#calls.clear();
+    return all;
+  }
+}
+
 /** A Transport (the SDK's interface) fed by our reader, writing to Output. */
 class HandoffTransport {
   onmessage?: (message: Message) => void;
@@ -85,6 +202,8 @@ class HandoffTransport {
   /** Ids of replayed requests whose answers the client already has. */
   #suppress: Set<string | number>;
   #started!: () => void;
+  /** Set at shutdown: late answers of cancelled calls are dropped. */
+  muted = false;
   /** Resolves once the SDK has started the transport (its handlers are set). */
   readonly started: Promise<void> = new Promise((r) => this.#started = r);
   constructor(out: Output, suppress: Set<string | number>) {
@@ -96,6 +215,7 @@ class HandoffTransport {
     return Promise.resolve();
   }
   send(message: Message): Promise<void> {
+    if (this.muted) return Promise.resolve();
     const isReply = message.method === undefined && message.id !== undefined &&
       message.id !== null;
     if (isReply && this.#suppress.delete(message.id as string | number)) {
@@ -109,22 +229,264 @@ class HandoffTransport {
   }
 }
 
+/** What one parsed line is, by JSON-RPC 2.0's and MCP's rules. */
+type Inbound =
+  | { kind: "request"; msg: Message & { id: RequestId; method: string } }
+  | { kind: "notification"; msg: Message & { method: string } }
+  | { kind: "response"; msg: Message }
+  | { kind: "invalid"; id: ReplyId; reason: string }
+  | { kind: "ignored"; reason: string };
+
+/** Classifies a parsed line; `text` is the line, to echo odd ids exactly. */
+function classify(value: unknown, text: string): Inbound {
+  if (Array.isArray(value)) {
+    return {
+      kind: "invalid",
+      id: null,
+      reason: "batches are not supported (one message per line)",
+    };
+  }
+  if (value === null || typeof value !== "object") {
+    return {
+      kind: "invalid",
+      id: null,
+      reason: "a message must be a JSON object",
+    };
+  }
+  const m = value as Record<string, unknown>;
+  const hasId = Object.hasOwn(m, "id");
+  const echo: ReplyId = isRequestId(m.id)
+    ? m.id
+    : typeof m.id === "number"
+    ? numberToken(text, m.id)
+    : null;
+  const invalid = (reason: string): Inbound =>
+    hasId ? { kind: "invalid", id: echo, reason } : { kind: "ignored", reason };
+  if (Object.hasOwn(m, "method")) {
+    if (m.jsonrpc !== "2.0") return invalid(`jsonrpc must be "2.0"`);
+    if (typeof m.method !== "string") return invalid("method must be a string");
+    if (
+      m.params !== undefined &&
+      (m.params === null || typeof m.params !== "object" ||
+        Array.isArray(m.params))
+    ) {
+      return invalid("params must be an object");
+    }
+    if (!hasId) return { kind: "notification", msg: m as never };
+    if (!isRequestId(m.id)) {
+      return invalid(
+        m.id === null
+          ? "id must not be null"
+          : "id must be a string or an integer within ±(2^53 - 1)",
+      );
+    }
+    return { kind: "request", msg: m as never };
+  }
+  if (Object.hasOwn(m, "result") || Object.hasOwn(m, "error")) {
+    return isRequestId(m.id) && m.jsonrpc === "2.0"
+      ? { kind: "response", msg: m as never }
+      : { kind: "ignored", reason: "a response without a valid id" };
+  }
+  return { kind: "invalid", id: echo, reason: "no method" };
+}
+
+/** The top-level id as written, when it is a number equal to `parsed`. */
+function numberToken(text: string, parsed: number): ReplyId {
+  const token = topLevelIdToken(text);
+  return token !== undefined && !token.startsWith('"') &&
+      Number(token) === parsed
+    ? new RawId(token)
+    : null;
+}
+
+/** The id of a (possibly cut) JSON-RPC message text, if it can be found. */
+function idOf(head: string): ReplyId {
+  const token = topLevelIdToken(head);
+  if (token === undefined) return null;
+  try {
+    const id = JSON.parse(token);
+    if (isRequestId(id)) return id;
+    return typeof id === "number" ? new RawId(token) : null;
+  } catch {
+    return null;
+  }
+}
+
+const NUMBER = /^-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/;
+
+/**
+ * The raw token of the top-level `"id"` member of JSON object text, when it
+ * is a string or a number and comes before the text ends (it may be cut).
+ */
+function topLevelIdToken(text: string): string | undefined {
+  const n = text.length;
+  let i = 0;
+  const ws = () => {
+    while (i < n && " \t\r\n".includes(text[i])) i++;
+  };
+  const str = (): string | undefined => {
+    const start = i++;
+    while (i < n) {
+      const c = text[i++];
+      if (c === "\\") i++;
+      else if (c === '"') return text.slice(start, i);
+    }
+    return undefined;
+  };
+  const skipValue = (): boolean => {
+    let depth = 0;
+    while (i < n) {
+      const c = text[i];
+      if (c === '"') {
+        if (str() === undefined) return false;
+        continue;
+      }
+      if (c === "{" || c === "[") depth++;
+      else if (c === "}" || c === "]") {
+        if (depth === 0) return true;
+        depth--;
+      } else if (c === "," && depth === 0) return true;
+      i++;
+    }
+    return false;
+  };
+  ws();
+  if (text[i++] !== "{") return undefined;
+  while (i < n) {
+    ws();
+    if (text[i] !== '"') return undefined;
+    const key = str();
+    ws();
+    if (key === undefined || text[i++] !== ":") return undefined;
+    ws();
+    if (key === '"id"') {
+      if (text[i] === '"') return str();
+      return NUMBER.exec(text.slice(i, i + 400))?.[0];
+    }
+    if (!skipValue()) return undefined;
+    ws();
+    if (text[i++] !== ",") return undefined;
+  }
+  return undefined;
+}
+
+/** One line of input, or the first bytes of a line too long to read. */
+type Line = { text: string } | { tooLong: string };
+
+/**
+ * Splits a byte stream into lines in linear time. A line longer than `max`
+ * bytes is reported once, as soon as it is known (with its first bytes), and
+ * the rest of it is skipped. A last line without a newline counts.
+ */
+export async function* splitLines(
+  chunks: AsyncIterable<Uint8Array>,
+  max: number,
+): AsyncGenerator<Line> {
+  const decoder = new TextDecoder();
+  let parts: Uint8Array[] = [];
+  let size = 0;
+  let skipping = false;
+  const take = (): string => {
+    const bytes = new Uint8Array(size);
+    let off = 0;
+    for (const p of parts) {
+      bytes.set(p, off);
+      off += p.length;
+    }
+    parts = [];
+    size = 0;
+    return decoder.decode(bytes).replace(/\r$/, "");
+  };
+  for await (const chunk of chunks) {
+    let start = 0;
+    while (true) {
+      const nl = chunk.indexOf(0x0a, start);
+      const end = nl < 0 ? chunk.length : nl;
+      if (!skipping && end > start) {
+        if (size + end - start > max) {
+          const head = new Uint8Array(HEAD_BYTES);
+          let n = 0;
+          for (const p of [...parts, chunk.subarray(start, end)]) {
+            const k = Math.min(p.length, HEAD_BYTES - n);
+            head.set(p.subarray(0, k), n);
+            n += k;
+            if (n === HEAD_BYTES) break;
+          }
+          parts = [];
+          size = 0;
+          skipping = true;
+          yield { tooLong: decoder.decode(head.subarray(0, n)) };
+        } else {
+          parts.push(chunk.slice(start, end));
+          size += end - start;
+        }
+      }
+      if (nl < 0) break;
+      if (skipping) skipping = false;
+      else yield { text: take() };
+      start = nl + 1;
+    }
+  }
+  if (!skipping && size > 0) yield { text: take() };
+}
+
+/** Chunks of `stream` until it ends or `stop` resolves; `onEnd` is told. */
+async function* chunksOf(
+  stream: ReadableStream<Uint8Array>,
+  stop: Promise<void>,
+  onEnd: () => void,
+): AsyncGenerator<Uint8Array> {
+  const reader = stream.getReader();
+  const stopped = stop.then(() => ({ done: true as const, value: undefined }));
+  try {
+    while (true) {
+      const r = await Promise.race([reader.read(), stopped]);
+      if (r.done) return;
+      yield r.value;
+    }
+  } catch {
+    // stdin broke: as closed
+  } finally {
+    onEnd();
+    reader.cancel().catch(() => {});
+  }
+}
+
+/** The answer to a call still running when the grace period ended. */
+function shutdownMessage(method: string): string {
+  const waited = `${SHUTDOWN_GRACE_MS / 1000} s`;
+  return method === "tools/call"
+    ? `Server shutting down: the call was cancelled after ${waited}. A Proxmox task it started goes on; see the node's task log`
+    : `Server shutting down: the request was cancelled after ${waited}`;
+}
+
 export interface StdioOptions {
   config: Config;
   /** Loads everything behind the opening (logging, Proxmox client). */
   load: () => Promise<ServerDeps>;
 }
 
-/** Serves MCP on stdin/stdout until stdin closes. */
+/**
+ * Serves MCP on stdin/stdout until stdin closes or SIGTERM/SIGINT, then
+ * finishes or cancels the calls in flight (see the module's documentation)
+ * and returns once every answer is written.
+ */
 export async function serveStdio(options: StdioOptions): Promise<void> {
   const tools = catalogTools(options.config);
   const out = new Output();
+  const inflight = new InFlight();
+  out.onReply = (id) => inflight.settle(id);
   const opening: Message[] = [];
   const suppress = new Set<string | number>();
   let initialized = false;
   let transport: HandoffTransport | undefined;
+  let sdkHandle: { close(): Promise<void> } | undefined;
   let handoff: Promise<HandoffTransport> | undefined;
   let prefetch: Promise<ServerDeps> | undefined;
+  /** Set once the SDK is loaded (and with it, configured logging). */
+  let log: Logger | undefined;
+  /** Set when shutdown is complete: nothing more is delivered. */
+  let finished = false;
   const deps = () => prefetch ??= options.load();
 
   const startHandoff = () =>
@@ -135,16 +497,17 @@ export async function serveStdio(options: StdioOptions): Promise<void> {
         import("../server.ts"),
       ]);
       const { logger } = await import("../log.ts");
-      const log = logger("stdio");
+      const l = logger("stdio");
       const t = new HandoffTransport(out, suppress);
-      sdk.serveStdio(() => server.createServer(d), {
+      sdkHandle = sdk.serveStdio(() => server.createServer(d), {
         transport: t as never,
-        onerror: (e) => log.warning("stdio error", { error: e.message }),
+        onerror: (e) => l.warning("stdio error", { error: e.message }),
       });
       await t.started;
-      log.info("Serving MCP on stdio");
+      l.info("Serving MCP on stdio");
       for (const m of opening) t.onmessage?.(m);
       transport = t;
+      log = l;
       return t;
     })();
 
@@ -191,34 +554,178 @@ export async function serveStdio(options: StdioOptions): Promise<void> {
     return false;
   };
 
-  let buf = "";
-  const decoder = new TextDecoder();
-  for await (const chunk of Deno.stdin.readable) {
-    buf += decoder.decode(chunk, { stream: true });
-    let nl: number;
-    while ((nl = buf.indexOf("\n")) >= 0) {
-      const line = buf.slice(0, nl).replace(/\r$/, "");
-      buf = buf.slice(nl + 1);
-      if (!line.trim()) continue;
-      let msg: Message;
-      try {
-        msg = JSON.parse(line);
-      } catch {
-        out.write({
-          jsonrpc: "2.0",
-          id: null,
-          error: { code: -32700, message: "Parse error" },
-        });
-        continue;
-      }
-      if (transport) {
-        transport.onmessage?.(msg);
-      } else if (!fast(msg)) {
-        const t = await startHandoff();
-        t.onmessage?.(msg);
+  const deliver = (t: HandoffTransport, m: Message) => {
+    try {
+      t.onmessage?.(m);
+    } catch (e) {
+      log?.error("The SDK failed on a message", { error: String(e) });
+      if (isRequestId(m.id) && m.method !== undefined) {
+        out.error(m.id, INTERNAL_ERROR, "Internal error");
       }
     }
+  };
+
+  /** Handles one line; resolves once it is delivered (in order). */
+  const handle = async (text: string): Promise<void> => {
+    if (finished || !text.trim()) return;
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      out.error(null, PARSE_ERROR, "Parse error");
+      return;
+    }
+    const inbound = classify(value, text);
+    switch (inbound.kind) {
+      case "invalid":
+        out.error(
+          inbound.id,
+          INVALID_REQUEST,
+          `Invalid Request: ${inbound.reason}`,
+        );
+        return;
+      case "ignored":
+        log?.debug("Ignored a line", { reason: inbound.reason });
+        return;
+      case "response":
+        // Before the handoff the server has asked nothing: nothing to answer.
+        if (transport) deliver(transport, inbound.msg);
+        else log?.debug("Ignored a response to no request");
+        return;
+      case "request":
+        inflight.add(inbound.msg.id, inbound.msg.method);
+        break;
+      case "notification": {
+        const cancelled = inbound.msg.params?.requestId;
+        // The SDK aborts a cancelled call and sends no answer for it.
+        if (
+          inbound.msg.method === "notifications/cancelled" &&
+          isRequestId(cancelled) && handoff
+        ) {
+          inflight.settle(cancelled);
+        }
+        break;
+      }
+    }
+    const msg = inbound.msg;
+    if (transport) return deliver(transport, msg);
+    if (fast(msg)) return;
+    let t: HandoffTransport;
+    try {
+      t = await startHandoff();
+    } catch (e) {
+      const message = `Cannot load the server: ${(e as Error)?.message ?? e}`;
+      log?.error(message);
+      if (inbound.kind === "request") {
+        out.error(inbound.msg.id, INTERNAL_ERROR, message);
+      }
+      return;
+    }
+    if (!finished) deliver(t, msg);
+  };
+
+  // Shutdown triggers: stdin's end, then signals (a second one hurries).
+  const stop = Promise.withResolvers<void>();
+  const first = Promise.withResolvers<string>();
+  const hurry = Promise.withResolvers<string>();
+  let triggered = false;
+  const trigger = (why: string) => {
+    if (!triggered) {
+      triggered = true;
+      first.resolve(why);
+    } else hurry.resolve(why);
+  };
+  const signals: Deno.Signal[] = Deno.build.os === "windows"
+    ? ["SIGINT", "SIGBREAK"]
+    : ["SIGINT", "SIGTERM"];
+  const listeners = signals.map((sig) => [sig, () => trigger(sig)] as const);
+  for (const [sig, fn] of listeners) {
+    try {
+      Deno.addSignalListener(sig, fn);
+    } catch {
+      // not supported here
+    }
   }
-  // stdin closed: the client is gone.
-  await transport?.close();
+  // One failing promise must not end a session that serves others.
+  const onRejection = (e: PromiseRejectionEvent) => {
+    e.preventDefault();
+    log?.error("Unhandled rejection", { error: String(e.reason) });
+  };
+  globalThis.addEventListener("unhandledrejection", onRejection);
+
+  const reading = (async () => {
+    const chunks = chunksOf(Deno.stdin.readable, stop.promise, () => {
+      if (!triggered) trigger("stdin closed");
+    });
+    for await (const line of splitLines(chunks, MAX_LINE_BYTES)) {
+      if ("tooLong" in line) {
+        out.error(
+          idOf(line.tooLong),
+          INVALID_REQUEST,
+          `Invalid Request: message longer than ${MAX_LINE_BYTES} bytes (the limit for one line)`,
+        );
+        continue;
+      }
+      try {
+        await handle(line.text);
+      } catch (e) {
+        log?.error("Failed to handle a line", { error: String(e) });
+      }
+    }
+  })();
+
+  try {
+    const why = await first.promise;
+    stop.resolve();
+    const waiting = inflight.size;
+    if (waiting > 0) {
+      log?.info(
+        `Shutting down (${why}): waiting up to ${SHUTDOWN_GRACE_MS} ms for ${waiting} request(s)`,
+      );
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const grace = new Promise<string>((r) =>
+      timer = setTimeout(() => r("grace period over"), SHUTDOWN_GRACE_MS)
+    );
+    const ended = await Promise.race([
+      reading.then(() => inflight.drained()).then(() => "drained"),
+      grace,
+      hurry.promise,
+    ]);
+    clearTimeout(timer);
+    finished = true;
+    if (ended !== "drained") {
+      // Abort every call's signal (the SDK then answers none of them) ...
+      await Promise.race([
+        sdkHandle?.close().catch(() => {}),
+        new Promise((r) => setTimeout(r, 1000)),
+      ]);
+      if (transport) transport.muted = true;
+      // ... and answer each here.
+      const left = inflight.takeAll();
+      for (const [id, method] of left) {
+        out.error(id, SHUTTING_DOWN, shutdownMessage(method));
+      }
+      if (left.length > 0) {
+        log?.warning(
+          `Shutting down (${ended}): cancelled ${left.length} request(s) still running`,
+        );
+      }
+    } else {
+      await Promise.race([
+        sdkHandle?.close().catch(() => {}),
+        new Promise((r) => setTimeout(r, 1000)),
+      ]);
+    }
+    await out.idle();
+  } finally {
+    for (const [sig, fn] of listeners) {
+      try {
+        Deno.removeSignalListener(sig, fn);
+      } catch {
+        // was never added
+      }
+    }
+    globalThis.removeEventListener("unhandledrejection", onRejection);
+  }
 }
