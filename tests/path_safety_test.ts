@@ -1,0 +1,183 @@
+/**
+ * Path safety, generated over the registry: every string argument of every
+ * tool (advertised or not) gets strings that could change a Proxmox path
+ * (`..`, `.`, `a/..`, `%2e%2e`, `/`, `?x=`, `#`, NUL, newline). Whatever the
+ * tool answers, the simulator's request log must show only endpoints the tool
+ * calls with valid arguments, and no guest may disappear.
+ *
+ * Once, `proxmox_delete_snapshot` with the name `..` sent
+ * `DELETE /nodes/<node>/qemu/<vmid>/` and destroyed the VM.
+ */
+import assert from "node:assert/strict";
+import { z } from "zod";
+import { ALL_TOOLS } from "../src/tools/mod.ts";
+import { call, connect, simEnv, startSim } from "./helpers.ts";
+
+const HOSTILE = ["..", ".", "a/..", "%2e%2e", "/", "?x=", "#", "a\0b", "a\nb"];
+
+/** Valid arguments for each tool against the seeded simulator. */
+const VALID: Record<string, Record<string, unknown>> = {
+  proxmox_list_nodes: {},
+  proxmox_list_vms: { node: "pve1", name_contains: "web" },
+  proxmox_get_vm_stats: { vmid: 100, node: "pve1" },
+  proxmox_start_vm: { vmid: 102, node: "pve2" },
+  proxmox_stop_vm: { vmid: 100, node: "pve1" },
+  proxmox_create_vm_from_template: {
+    template: 9000,
+    name: "app-02",
+    node: "pve1",
+    storage: "local-lvm",
+    ciuser: "ops",
+    ip: "dhcp",
+  },
+  proxmox_create_lxc: {
+    ostemplate: "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst",
+    node: "pve1",
+    hostname: "ct-new",
+    storage: "local-lvm",
+    password: "Str0ng-pass-word",
+  },
+  proxmox_update_vm: { vmid: 102, name: "win-build2", description: "d" },
+  proxmox_migrate_vm: { vmid: 102, target: "pve1" },
+  proxmox_delete_vm: { vmid: 106, node: "pve2" },
+  proxmox_get_task: { upid: "" }, // filled from a real task below
+  proxmox_create_snapshot: { vmid: 100, name: "snap2", description: "d" },
+  proxmox_list_snapshots: { vmid: 100, node: "pve1" },
+  proxmox_rollback_snapshot: { vmid: 100, name: "snap1" },
+  proxmox_delete_snapshot: { vmid: 100, name: "snap1", node: "pve1" },
+  proxmox_create_backup: { vmid: 100, storage: "local", notes: "n" },
+  proxmox_list_backups: { storage: "local", node: "pve1" },
+  proxmox_restore_backup: {
+    volid: "local:backup/vzdump-qemu-101-2026_11_20-03_00_00.vma.zst",
+    storage: "local-lvm",
+    node: "pve1",
+  },
+  proxmox_list_storage: { node: "pve1" },
+  proxmox_list_content: { storage: "local", node: "pve1" },
+  proxmox_execute_command: { vmid: 100, command: ["uname", "-a"], stdin: "" },
+  proxmox_read_file_vm: { vmid: 100, path: "/etc/hostname" },
+  proxmox_write_file_vm: { vmid: 100, path: "/tmp/x", content: "x" },
+  proxmox_install_software: { vmid: 100, software: "docker" },
+  proxmox_list_firewall_rules: { vmid: 100 },
+  proxmox_add_firewall_rule: {
+    vmid: 100,
+    type: "in",
+    action: "ACCEPT",
+    proto: "tcp",
+    dport: "22",
+    comment: "c",
+  },
+};
+
+/** The names of a tool's string arguments (through optional and default). */
+function stringArgs(shape: Record<string, z.ZodType>): string[] {
+  const out: string[] = [];
+  for (const [name, schema] of Object.entries(shape)) {
+    let s = schema as z.ZodType;
+    for (let i = 0; i < 5; i++) {
+      const def = (s as unknown as { _zod: { def: Record<string, unknown> } })
+        ._zod.def;
+      if (def.type === "optional" || def.type === "default") {
+        s = def.innerType as z.ZodType;
+      } else break;
+    }
+    const type = (s as unknown as { _zod: { def: { type: string } } })._zod.def
+      .type;
+    if (type === "string") out.push(name);
+  }
+  return out;
+}
+
+const endpoint = (r: { method: string; path: string }) =>
+  `${r.method} ${r.path}`;
+
+Deno.test("every tool table covers the registry", () => {
+  assert.deepEqual(
+    Object.keys(VALID).sort(),
+    ALL_TOOLS.map((t) => t.name).sort(),
+  );
+});
+
+/** Reads any tool may make besides its own (lookups, task follow-up). */
+const COMMON = [
+  "GET /cluster/resources",
+  "GET /nodes",
+  "GET /version",
+  "GET /nodes/{node}/tasks",
+  "GET /nodes/{node}/tasks/{upid}/status",
+  "GET /nodes/{node}/tasks/{upid}/log",
+  "POST /access/ticket",
+];
+
+/** The endpoints a call made, as `METHOD /template`. */
+async function endpointsOf(
+  run: () => Promise<unknown>,
+  sim: { requests: { method: string; path: string }[] },
+): Promise<Set<string>> {
+  sim.requests.length = 0;
+  await run();
+  return new Set(sim.requests.map(endpoint));
+}
+
+/** What a tool's valid call needs to exist first. */
+async function prepare(
+  client: Parameters<typeof call>[0],
+  valid: Record<string, unknown>,
+): Promise<void> {
+  if (valid.upid !== undefined || valid.name === "snap1") {
+    const r = await call(client, "proxmox_create_snapshot", {
+      vmid: valid.upid !== undefined ? 200 : 100,
+      name: valid.upid !== undefined ? "t1" : "snap1",
+    });
+    assert.ok(!r.isError, r.text);
+    if (valid.upid !== undefined) valid.upid = r.data.upid;
+  }
+}
+
+for (const tool of ALL_TOOLS) {
+  const names = stringArgs(tool.input);
+  if (names.length === 0) continue;
+  Deno.test(`${tool.name}: hostile ${names.join(", ")} reach no other endpoint and destroy nothing`, async () => {
+    const valid = { ...VALID[tool.name] };
+    // The endpoints the tool uses with valid arguments, on a cluster of its own.
+    const allowed = new Set(COMMON);
+    {
+      await using sim = await startSim();
+      await using s = await connect({ env: simEnv(sim) });
+      await prepare(s.client, valid);
+      let ok = { isError: false, text: "" } as {
+        isError?: boolean;
+        text: string;
+      };
+      for (
+        const e of await endpointsOf(async () => {
+          ok = await call(s.client, tool.name, valid);
+        }, sim)
+      ) allowed.add(e);
+      assert.ok(!ok.isError, `${tool.name} with valid arguments: ${ok.text}`);
+    }
+    await using sim = await startSim();
+    await using s = await connect({ env: simEnv(sim) });
+    await prepare(s.client, valid);
+    const before = [...sim.cluster.guests.keys()];
+    for (const name of names) {
+      for (const bad of HOSTILE) {
+        let text = "";
+        const used = await endpointsOf(async () => {
+          text = (await call(s.client, tool.name, { ...valid, [name]: bad }))
+            .text;
+        }, sim);
+        assert.ok(text.length > 0, "every call is answered");
+        for (const e of used) {
+          assert.ok(
+            allowed.has(e),
+            `${tool.name} with ${name}=${JSON.stringify(bad)} called ${e}`,
+          );
+        }
+      }
+    }
+    for (const vmid of before) {
+      assert.ok(sim.cluster.guests.has(vmid), `guest ${vmid} still exists`);
+    }
+  });
+}
