@@ -7,12 +7,8 @@
 import { Client } from "@modelcontextprotocol/client";
 import { StdioClientTransport } from "@modelcontextprotocol/client/stdio";
 import assert from "node:assert/strict";
-import {
-  type SimOptions,
-  type Simulator,
-  startSimulator,
-} from "../src/sim/mod.ts";
-import { type ApiSchema, loadApiSchema } from "../src/sim/schema.ts";
+import type { Simulator } from "../src/sim/mod.ts";
+import { liveSims } from "./sim_helpers.ts";
 import { InMemoryTransport } from "@modelcontextprotocol/server";
 import { boot } from "../src/app.ts";
 import { loadConfig } from "../src/config.ts";
@@ -20,11 +16,14 @@ import { setLogWriter } from "../src/log.ts";
 import { createServer } from "../src/server.ts";
 import { serverArgs } from "./server_args.ts";
 
-const ROOT = new URL("..", import.meta.url).pathname;
 export { MAIN } from "./server_args.ts";
 
-let schemaPromise: Promise<ApiSchema | null> | undefined;
-const liveSims = new Set<Simulator>();
+export {
+  defaultPveVersion,
+  officialSchema,
+  startSim,
+  type TestSim,
+} from "./sim_helpers.ts";
 
 /**
  * Asserts that a server's log holds none of the secrets in play: its own
@@ -49,52 +48,6 @@ export function assertNoSecrets(
     );
   }
 }
-let warned = false;
-
-/** The official schema, or null (with one visible warning) when absent. */
-export async function officialSchema(): Promise<ApiSchema | null> {
-  schemaPromise ??= loadApiSchema(
-    Deno.env.get("PVE_API_SCHEMA") ??
-      `${ROOT}../shared/pve-api/pve-api-schema.json`,
-  );
-  const s = await schemaPromise;
-  if (!s && !warned) {
-    warned = true;
-    // deno-lint-ignore no-console
-    console.warn(
-      "SKIPPED: official schema checks (../shared/pve-api/pve-api-schema.json not found; set PVE_API_SCHEMA)",
-    );
-  }
-  return s;
-}
-
-export interface TestSim extends Simulator {
-  /** Asserts that no request broke the official schema. */
-  assertNoViolations(): void;
-}
-
-/**
- * A simulator on an ephemeral loopback port that checks every request against
- * the official schema; closing it asserts there were no violations.
- */
-export async function startSim(options: SimOptions = {}): Promise<TestSim> {
-  const schema = await officialSchema();
-  const sim = await startSimulator({ port: 0, taskMs: 20, schema, ...options });
-  liveSims.add(sim);
-  const assertNoViolations = () =>
-    assert.deepEqual(
-      sim.violations,
-      [],
-      "requests that break the official PVE schema",
-    );
-  const close = async () => {
-    liveSims.delete(sim);
-    await sim.close();
-    assertNoViolations();
-  };
-  return { ...sim, close, assertNoViolations, [Symbol.asyncDispose]: close };
-}
-
 export interface ServerOptions {
   env?: Record<string, string>;
   args?: string[];

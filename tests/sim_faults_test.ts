@@ -1,6 +1,6 @@
 /** Simulator fault injection and the raw request log, driven with plain fetch. */
 import assert from "node:assert/strict";
-import { startSim, type TestSim } from "./helpers.ts";
+import { startSim, type TestSim } from "./sim_helpers.ts";
 
 function api(sim: TestSim) {
   const auth = {
@@ -148,7 +148,7 @@ Deno.test("sim fault delay: answered normally after the delay", async () => {
   const r = await api(sim)("/version");
   const ms = performance.now() - t0;
   assert.equal(r.status, 200);
-  assert.equal((await r.json()).data.release, "9.1");
+  assert.equal((await r.json()).data.release, sim.pveVersion);
   assert.ok(ms >= 290, `answered after ${ms} ms`);
 });
 

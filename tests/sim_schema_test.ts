@@ -1,19 +1,14 @@
 import assert from "node:assert/strict";
 import {
   type ApiSchema,
-  loadApiSchema,
   type ParamErrors,
   type ParamValue,
   type ValidateOptions,
 } from "../src/sim/schema.ts";
+import { officialSchema, startSim, type TestSim } from "./sim_helpers.ts";
 
-const schema = await loadApiSchema();
-if (schema === null) {
-  // deno-lint-ignore no-console
-  console.warn(
-    "sim_schema_test: pve-api-schema.json not found (set PVE_API_SCHEMA) - skipping",
-  );
-}
+// Missing under CI fails this file; elsewhere one visible warning.
+const schema = await officialSchema("9.1");
 const ignore = schema === null;
 
 function api(): ApiSchema {
@@ -531,4 +526,145 @@ Deno.test({
     );
     assert.ok(heavy < 200, `validate() too slow: ${heavy} µs`);
   },
+});
+
+// PVE 8.4 mode: the simulator answers and validates as 8.4 does.
+
+function tokenApi(sim: TestSim) {
+  const auth = {
+    Authorization:
+      `PVEAPIToken=${sim.credentials.tokenId}=${sim.credentials.tokenSecret}`,
+  };
+  return async (path: string, init: RequestInit = {}) => {
+    const r = await fetch(`${sim.url}/api2/json${path}`, {
+      ...init,
+      headers: { ...auth, ...init.headers },
+    });
+    return { status: r.status, ...(await r.json()) };
+  };
+}
+
+const schema8 = await officialSchema("8.4");
+
+Deno.test("sim pveVersion: /version and the node status answer as each release", async () => {
+  for (
+    const [pveVersion, version, kernel] of [
+      ["8.4", "8.4.1", /^Linux 6\.8\./],
+      ["9.1", "9.1.1", /^Linux 6\.17\./],
+    ] as const
+  ) {
+    await using sim = await startSim({ pveVersion });
+    assert.equal(sim.pveVersion, pveVersion);
+    const api = tokenApi(sim);
+    const { data } = await api("/version");
+    assert.deepEqual(Object.keys(data).sort(), [
+      "release",
+      "repoid",
+      "version",
+    ]);
+    assert.equal(data.version, version);
+    assert.equal(data.release, pveVersion);
+    assert.match(data.repoid, /^[0-9a-f]{16}$/);
+    const { data: status } = await api("/nodes/pve1/status");
+    assert.equal(status.pveversion, `pve-manager/${version}/${data.repoid}`);
+    assert.match(status.kversion, kernel);
+  }
+});
+
+Deno.test("sim pveVersion: an unknown release is refused", async () => {
+  await assert.rejects(
+    () => startSim({ pveVersion: "9.0" as "9.1" }),
+    (e: Error) =>
+      e instanceof RangeError &&
+      e.message === "Cannot simulate PVE version '9.0': use 8.4 or 9.1",
+  );
+});
+
+Deno.test("sim 8.4: agent file-read has no offset/count/decode and returns the whole file without bytes-read", async () => {
+  // Without a schema too: the handler keeps to 8.4's parameters itself.
+  for (const schema of [schema8, null]) {
+    await using sim = await startSim({ pveVersion: "8.4", schema });
+    const api = tokenApi(sim);
+    const read = "/nodes/pve1/qemu/100/agent/file-read?file=/etc/os-release";
+    const whole = await api(read);
+    assert.equal(whole.status, 200);
+    assert.match(whole.data.content, /^PRETTY_NAME=/);
+    assert.equal(whole.data["bytes-read"], undefined);
+    assert.equal(whole.data.truncated, undefined);
+    const paged = await api(`${read}&count=10&decode=0`);
+    assert.equal(paged.status, 400);
+    assert.deepEqual(Object.keys(paged.errors).sort(), ["count", "decode"]);
+    assert.equal(paged.errors.count, NOT_DEFINED);
+    if (schema) sim.violations.length = 0; // the point of this request
+  }
+});
+
+Deno.test("sim 9.1: agent file-read pages with offset/count and reports bytes-read", async () => {
+  await using sim = await startSim({ pveVersion: "9.1" });
+  const api = tokenApi(sim);
+  const r = await api(
+    "/nodes/pve1/qemu/100/agent/file-read?file=/etc/os-release&offset=7&count=10",
+  );
+  assert.equal(r.status, 200);
+  assert.equal(r.data.content.length, 10);
+  assert.equal(r.data["bytes-read"], 10);
+  assert.equal(r.data.truncated, 1);
+});
+
+Deno.test({
+  name:
+    "sim 8.4: requests are validated against the 8.4 schema (9.x-only parameters rejected, 8.4-only accepted)",
+  ignore: schema8 === null,
+  async fn() {
+    await using sim = await startSim({ pveVersion: "8.4" });
+    const api = tokenApi(sim);
+    const start = await api("/nodes/pve1/qemu/100/status/start", {
+      method: "POST",
+      body: new URLSearchParams({ "with-conntrack-state": "1" }),
+    });
+    assert.equal(start.status, 400);
+    assert.equal(start.errors["with-conntrack-state"], NOT_DEFINED);
+    assert.equal(sim.violations.length, 1);
+    sim.violations.length = 0;
+    // notification-policy exists in 8.4 only (deprecated there, gone in 9).
+    const dump = await api("/nodes/pve1/vzdump", {
+      method: "POST",
+      body: new URLSearchParams({
+        vmid: "100",
+        storage: "local",
+        "notification-policy": "never",
+      }),
+    });
+    assert.equal(dump.status, 200, JSON.stringify(dump));
+    assert.match(dump.data, /^UPID:pve1:/);
+  },
+});
+
+Deno.test("sim 8.4: /cluster/resources has no memhost (added in 9.0)", async () => {
+  for (const [pveVersion, has] of [["8.4", false], ["9.1", true]] as const) {
+    await using sim = await startSim({ pveVersion });
+    const { data } = await tokenApi(sim)("/cluster/resources?type=vm");
+    const vm = data.find((e: { vmid: number }) => e.vmid === 100);
+    assert.equal("memhost" in vm, has, pveVersion);
+  }
+});
+
+Deno.test("officialSchema: a missing schema file fails under CI instead of skipping", async () => {
+  const code = `import { officialSchema } from ${
+    JSON.stringify(new URL("./sim_helpers.ts", import.meta.url).href)
+  };
+try { await officialSchema("9.1"); console.log("no error"); }
+catch (e) { console.log(e.message); }`;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--no-prompt", "--allow-read", "--allow-env", code],
+    env: { CI: "1", PVE_API_SCHEMA: "/nonexistent/pve-api-schema.json" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout).trim();
+  assert.equal(
+    text,
+    "Cannot check requests against the official PVE 9.1 schema: /nonexistent/pve-api-schema.json not found",
+    new TextDecoder().decode(out.stderr),
+  );
 });

@@ -1,6 +1,6 @@
 /** Simulator tasks as PVE runs them: stopping, logs with `total`, reason-less 401s. */
 import assert from "node:assert/strict";
-import { startSim } from "./helpers.ts";
+import { startSim } from "./sim_helpers.ts";
 
 Deno.test("sim: a stopped task stays stopped with PVE's interrupt, and the task log carries total", async () => {
   await using sim = await startSim({ taskMs: 40 });

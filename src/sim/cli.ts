@@ -1,38 +1,80 @@
 /**
- * `deno task sim [--port N] [--https] [--task-ms N] [--no-validate]`: serves the simulator and
- * prints one JSON line with its url and the credentials it accepts.
+ * `deno task sim [--port N] [--https] [--task-ms N] [--ticket-lifetime S]
+ * [--pve-version 8.4|9.1] [--extra-guests N] [--no-validate]`: serves the
+ * simulator and prints one JSON line with its url, the PVE release it plays
+ * and the credentials it accepts.
  */
+import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { startSimulator } from "./mod.ts";
 import { loadApiSchema } from "./schema.ts";
 import { selfSignedCert } from "./tls.ts";
+import { PVE_RELEASES, pveVersion } from "./versions.ts";
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: {
-    port: { type: "string", default: "8006" },
-    https: { type: "boolean", default: false },
-    "task-ms": { type: "string", default: "400" },
-    "ticket-lifetime": { type: "string" },
-    // Skip checking requests against the official schema (load tests).
-    "no-validate": { type: "boolean", default: false },
-  },
-});
+function count(name: string, value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n)) {
+    throw new RangeError(
+      `Cannot parse --${name}: '${value}' is not a whole number`,
+    );
+  }
+  return n;
+}
+
+function parse() {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      port: { type: "string", default: "8006" },
+      https: { type: "boolean", default: false },
+      "task-ms": { type: "string", default: "400" },
+      "ticket-lifetime": { type: "string" },
+      "pve-version": { type: "string", default: "9.1" },
+      // Generated guests on top of the seed (big-cluster tests and benchmarks).
+      "extra-guests": { type: "string", default: "0" },
+      // Skip checking requests against the official schema (load tests).
+      "no-validate": { type: "boolean", default: false },
+    },
+  });
+  return {
+    values,
+    version: pveVersion(values["pve-version"]),
+    extraGuests: count("extra-guests", values["extra-guests"]),
+  };
+}
+
+let args: ReturnType<typeof parse>;
+try {
+  args = parse();
+} catch (e) {
+  // One line on stderr, no stack: stdout carries only the JSON line.
+  Deno.stderr.writeSync(new TextEncoder().encode(`${(e as Error).message}\n`));
+  Deno.exit(2);
+}
+const { values, version, extraGuests } = args;
 const tls = values.https ? await selfSignedCert() : undefined;
+// 9.1 keeps honouring PVE_API_SCHEMA; 8.4 reads its own file beside it.
+const schemaFile = version === "9.1"
+  ? undefined
+  : resolve(Deno.cwd(), "../shared/pve-api", PVE_RELEASES[version].schemaFile);
 const sim = await startSimulator({
   port: Number(values.port),
   taskMs: Number(values["task-ms"]),
   ticketLifetimeS: values["ticket-lifetime"]
     ? Number(values["ticket-lifetime"])
     : undefined,
+  pveVersion: version,
+  extraGuests,
   schema: values["no-validate"]
     ? null
-    : await loadApiSchema().catch(() => null),
+    : await loadApiSchema(schemaFile).catch(() => null),
   recordRequests: false,
   tls: tls ? { cert: tls.cert, key: tls.key } : undefined,
 });
 const out = {
   url: sim.url,
+  pveVersion: sim.pveVersion,
+  guests: sim.cluster.guests.size,
   ...sim.credentials,
   ...(tls ? { caFile: tls.caFile } : {}),
 };

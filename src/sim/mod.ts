@@ -9,11 +9,20 @@ import { ALL_ROUTES } from "./routes/mod.ts";
 import type { ApiSchema } from "./schema.ts";
 import { seedCluster, type SeedOptions } from "./seed.ts";
 import { Cluster, SimError } from "./state.ts";
+import { isPve9, type PveVersion, pveVersion } from "./versions.ts";
 
 export type { Fault, FaultRule, TaskFault } from "./faults.ts";
 export { Faults } from "./faults.ts";
+export {
+  PVE_RELEASES,
+  type PveRelease,
+  type PveVersion,
+  pveVersion,
+} from "./versions.ts";
 
 export interface SimOptions extends SeedOptions {
+  /** The PVE release to play (default "9.1"): `/version`, parameters and answers follow it. */
+  pveVersion?: PveVersion;
   port?: number;
   hostname?: string;
   /** PEM cert and key to serve HTTPS. */
@@ -61,6 +70,8 @@ export interface Credentials {
 
 export interface Simulator extends AsyncDisposable {
   url: string;
+  /** The PVE release it plays. */
+  pveVersion: PveVersion;
   port: number;
   credentials: Credentials;
   cluster: Cluster;
@@ -111,6 +122,7 @@ export async function startSimulator(
   options: SimOptions = {},
 ): Promise<Simulator> {
   const cluster = new Cluster(options.taskMs ?? 50);
+  cluster.pveVersion = pveVersion(options.pveVersion);
   seedCluster(cluster, options);
   const router = new Router(ALL_ROUTES);
   const schema = options.schema ?? null;
@@ -142,7 +154,21 @@ export async function startSimulator(
       username: user,
       clustername: cluster.clusterName,
       cap: {
-        vms: { "VM.Audit": 1, "VM.PowerMgmt": 1, "VM.Allocate": 1 },
+        vms: {
+          "VM.Audit": 1,
+          "VM.PowerMgmt": 1,
+          "VM.Allocate": 1,
+          // The guest agent's privileges were split in 9.0.
+          ...(isPve9(cluster.pveVersion)
+            ? {
+              "VM.GuestAgent.Audit": 1,
+              "VM.GuestAgent.FileRead": 1,
+              "VM.GuestAgent.FileWrite": 1,
+              "VM.GuestAgent.FileSystemMgmt": 1,
+              "VM.GuestAgent.Unrestricted": 1,
+            }
+            : { "VM.Monitor": 1 }),
+        },
         nodes: { "Sys.Audit": 1 },
         storage: { "Datastore.Audit": 1 },
       },
@@ -452,6 +478,7 @@ export async function startSimulator(
       host === "0.0.0.0" ? "127.0.0.1" : host
     }:${port}`,
     port,
+    pveVersion: cluster.pveVersion,
     credentials,
     cluster,
     violations,

@@ -5,6 +5,7 @@
  */
 
 import { Faults } from "./faults.ts";
+import type { PveVersion } from "./versions.ts";
 
 export type GuestType = "qemu" | "lxc";
 export type ConfigValue = string | number;
@@ -198,6 +199,8 @@ export class Cluster {
   clusterName = "sim";
   /** Fault rules for requests and tasks (tests inject them). */
   readonly faults: Faults = new Faults();
+  /** The PVE release it plays (answers and parameters follow it). */
+  pveVersion: PveVersion = "9.1";
   /** Duration of one task step in ms. */
   taskMs: number;
   #waiters = new Set<() => void>();

@@ -1,5 +1,6 @@
 /** How the simulator's state looks in PVE's answers (shared by routes). */
 import { createHash } from "node:crypto";
+import { isPve9 } from "./versions.ts";
 import {
   type Cluster,
   type ConfigValue,
@@ -63,7 +64,8 @@ export function resourceEntry(c: Cluster, g: Guest): Record<string, unknown> {
   e.status = g.status;
   e.template = g.config.template === 1 ? 1 : 0;
   Object.assign(e, s);
-  if (g.type === "qemu") e.memhost = s.mem;
+  // Host memory of a VM: reported since PVE 9.0.
+  if (g.type === "qemu" && isPve9(c.pveVersion)) e.memhost = s.mem;
   if (g.lock) e.lock = g.lock;
   if (g.config.tags) e.tags = g.config.tags;
   return e;

@@ -19,7 +19,10 @@ import {
   parsePropString,
   SimError,
 } from "../state.ts";
+import { isPve9 } from "../versions.ts";
 
+const UNDEFINED_PARAM =
+  "property is not defined in schema and the schema does not allow additional properties";
 /** QGA keeps at most this much of each stream (GUEST_EXEC_MAX_OUTPUT). */
 const MAX_CAPTURE = 16 * 1024 * 1024;
 const MAX_READ_SIZE = 16 * 1024 * 1024;
@@ -214,6 +217,17 @@ export const AGENT_ROUTES: Route[] = [
     method: "GET",
     path: `${BASE}/file-read`,
     handler: (req) => {
+      if (!isPve9(req.cluster.pveVersion)) {
+        // PVE 8.x has no paging: these are unknown parameters there.
+        const extra = ["offset", "count", "decode"].filter((k) =>
+          req.params[k] !== undefined
+        );
+        if (extra.length) {
+          throw SimError.param(
+            Object.fromEntries(extra.map((k) => [k, UNDEFINED_PARAM])),
+          );
+        }
+      }
       const { os } = agentGuest(req);
       const file = need(req, "file");
       const offset = int(req, "offset") ?? 0;
@@ -227,6 +241,14 @@ export const AGENT_ROUTES: Route[] = [
         throw agentError(
           `failed to open file '${file}' (mode: 'r'): No such file or directory`,
         );
+      }
+      if (!isPve9(req.cluster.pveVersion)) {
+        // 8.x: the whole file up to 16 MiB, decoded, and no `bytes-read`.
+        const res: Record<string, unknown> = {
+          content: bytesToBin(data.subarray(0, MAX_READ_SIZE)),
+        };
+        if (data.length > MAX_READ_SIZE) res.truncated = 1;
+        return res;
       }
       const chunk = data.subarray(offset, offset + count);
       const res: Record<string, unknown> = {

@@ -1,6 +1,7 @@
 /** Cluster and node read endpoints. */
 import { type Route, str } from "../router.ts";
 import { SimError } from "../state.ts";
+import { PVE_RELEASES } from "../versions.ts";
 import { nodeEntry, resourceEntry } from "../views.ts";
 
 export const CLUSTER_ROUTES: Route[] = [
@@ -9,7 +10,10 @@ export const CLUSTER_ROUTES: Route[] = [
   {
     method: "GET",
     path: "/version",
-    handler: () => ({ version: "9.1.1", release: "9.1", repoid: "7b4bd2f4" }),
+    handler: ({ cluster }) => {
+      const { version, release, repoid } = PVE_RELEASES[cluster.pveVersion];
+      return { version, release, repoid };
+    },
   },
   {
     method: "GET",
@@ -22,6 +26,7 @@ export const CLUSTER_ROUTES: Route[] = [
     path: "/nodes/{node}/status",
     handler: (req) => {
       const n = req.cluster.node(str(req, "node")!);
+      const release = PVE_RELEASES[req.cluster.pveVersion];
       const e = nodeEntry(req.cluster, n) as Record<string, number>;
       return {
         uptime: e.uptime,
@@ -48,8 +53,8 @@ export const CLUSTER_ROUTES: Route[] = [
           avail: n.maxdisk - e.disk,
         },
         loadavg: ["0.42", "0.37", "0.30"],
-        pveversion: "pve-manager/9.1.1/42db4a6cf33dac83",
-        kversion: "Linux 6.17.2-1-pve #1 SMP PREEMPT_DYNAMIC PMX 6.17.2-1",
+        pveversion: `pve-manager/${release.version}/${release.repoid}`,
+        kversion: release.kversion,
         "boot-info": { mode: "efi", secureboot: 0 },
         ksm: { shared: 0 },
       };
