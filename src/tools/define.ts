@@ -8,11 +8,13 @@ import type { PveClient } from "../proxmox/client.ts";
 import { ToolError } from "../proxmox/errors.ts";
 import { type Format, FORMATS } from "../proxmox/path.ts";
 import { type TaskResult, waitForTask } from "../proxmox/tasks.ts";
+import type { ToolsetId } from "./toolsets.ts";
 
 // What tool files need from below, so that they import only this module,
 // the API layer and zod.
 export { PveError, ToolError } from "../proxmox/errors.ts";
 export type { PveErrorKind } from "../proxmox/errors.ts";
+export { Toolset } from "./toolsets.ts";
 
 export interface Annotations {
   readOnlyHint: boolean;
@@ -48,7 +50,7 @@ export interface ToolDef<
   O extends z.ZodType = any,
 > {
   name: string;
-  toolset: string;
+  toolset: ToolsetId;
   title: string;
   description: string;
   input: I;
