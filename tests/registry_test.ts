@@ -5,7 +5,7 @@ import { buildCatalog } from "../src/catalog.ts";
 import { ALL_TOOLS, selectTools, TOOLSETS } from "../src/tools/mod.ts";
 import { callOk, connect, simEnv, startSim } from "./helpers.ts";
 
-const SNAPSHOT = new URL("./snapshots/tools_list.json", import.meta.url);
+const SNAPSHOTS = new URL("./snapshots/tools/", import.meta.url);
 const CATALOG = new URL("../src/tools/catalog.json", import.meta.url);
 
 Deno.test("every tool has the prefix, a toolset, all four annotations and an output schema", () => {
@@ -63,8 +63,9 @@ Deno.test("read-only mode keeps only read-only tools and wins over toolsets", ()
   );
 });
 
-Deno.test("tools/list matches the snapshot (UPDATE_SNAPSHOTS=1 accepts a change and refreshes src/tools/catalog.json)", async () => {
-  if (Deno.env.get("UPDATE_SNAPSHOTS") === "1") {
+Deno.test("tools/list matches one snapshot per tool (UPDATE_SNAPSHOTS=1 accepts a change and refreshes src/tools/catalog.json)", async () => {
+  const update = Deno.env.get("UPDATE_SNAPSHOTS") === "1";
+  if (update) {
     // The stdio transport answers tools/list from the catalog: refresh it first.
     await Deno.writeTextFile(
       CATALOG,
@@ -75,14 +76,28 @@ Deno.test("tools/list matches the snapshot (UPDATE_SNAPSHOTS=1 accepts a change 
   await using s = await connect({ env: simEnv(sim) });
   const { tools } = await s.client.listTools();
   assert.equal(tools.length, ALL_TOOLS.length);
-  const text = JSON.stringify(tools, null, 1) + "\n";
-  if (Deno.env.get("UPDATE_SNAPSHOTS") === "1") {
-    await Deno.writeTextFile(SNAPSHOT, text);
+  if (update) {
+    await Deno.remove(SNAPSHOTS, { recursive: true }).catch(() => {});
+    await Deno.mkdir(SNAPSHOTS, { recursive: true });
   }
-  const expected = await Deno.readTextFile(SNAPSHOT).catch(() => "");
-  assert.equal(
-    text,
-    expected,
+  const stale: string[] = [];
+  for (const tool of tools) {
+    const file = new URL(`${tool.name}.json`, SNAPSHOTS);
+    const text = JSON.stringify(tool, null, 1) + "\n";
+    if (update) await Deno.writeTextFile(file, text);
+    if (await Deno.readTextFile(file).catch(() => "") !== text) {
+      stale.push(tool.name);
+    }
+  }
+  const files = [...Deno.readDirSync(SNAPSHOTS)].map((e) => e.name).sort();
+  assert.deepEqual(
+    files,
+    tools.map((t) => `${t.name}.json`).sort(),
+    "one snapshot per tool, none left over",
+  );
+  assert.deepEqual(
+    stale,
+    [],
     "tools/list changed: review and run with UPDATE_SNAPSHOTS=1",
   );
   // What a model sees of each tool stays small (README: ≤ 300 bytes on average).
