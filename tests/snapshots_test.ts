@@ -1,6 +1,15 @@
 /** e2e: snapshot tools over stdio against the simulator. */
 import assert from "node:assert/strict";
+import { z } from "zod";
+import {
+  createSnapshot,
+  deleteSnapshot,
+  rollbackSnapshot,
+} from "../src/tools/snapshots.ts";
 import { call, callOk, connect, simEnv, startSim } from "./helpers.ts";
+
+/** Strings that change a path when put into one unchecked. */
+const HOSTILE = ["..", ".", "a/..", "%2e%2e", "/", "?x=", "#", "a\0b", "a\nb"];
 
 Deno.test("snapshot create → list → rollback → delete on a running VM: tree order, RAM snapshot restarts it", async () => {
   await using sim = await startSim();
@@ -195,7 +204,7 @@ Deno.test("snapshot names are checked as PVE does before any request; 'current' 
   await refused(
     "proxmox_create_snapshot",
     { vmid: 100, name: "a" },
-    /Invalid snapshot name 'a'/,
+    /name: Not a valid snapname/,
   );
   await refused(
     "proxmox_create_snapshot",
@@ -205,7 +214,7 @@ Deno.test("snapshot names are checked as PVE does before any request; 'current' 
   await refused(
     "proxmox_create_snapshot",
     { vmid: 100, name: "x".repeat(41) },
-    /2-40/,
+    /name: Too big: expected string to have <=40 characters/,
   );
   await refused(
     "proxmox_create_snapshot",
@@ -300,4 +309,107 @@ Deno.test("wait: false returns the running task's UPID at once", async () => {
   assert.equal(r.status, "running");
   assert.match(r.upid, /:qmsnapshot:101:/);
   assert.equal(sim.cluster.tasks.get(r.upid)!.status, "running");
+});
+
+Deno.test("delete and rollback with '..' or any path-changing name reach no snapshot endpoint, and every guest survives", async () => {
+  await using sim = await startSim();
+  await using s = await connect({ env: simEnv(sim) });
+  await callOk(s.client, "proxmox_create_snapshot", {
+    vmid: 100,
+    name: "keep",
+  });
+  const guests = [...sim.cluster.guests.keys()];
+  sim.requests.length = 0;
+  for (
+    const tool of [
+      "proxmox_delete_snapshot",
+      "proxmox_rollback_snapshot",
+      "proxmox_create_snapshot",
+    ]
+  ) {
+    for (const vmid of [100, 200]) {
+      for (const name of HOSTILE) {
+        const r = await call(s.client, tool, { vmid, name });
+        assert.equal(r.isError, true, `${tool} ${JSON.stringify(name)}`);
+        assert.match(r.text, /name: Not a valid snapname/);
+      }
+      for (const node of HOSTILE) {
+        const r = await call(s.client, tool, { vmid, name: "keep", node });
+        assert.equal(r.isError, true, `${tool} node ${JSON.stringify(node)}`);
+      }
+    }
+  }
+  for (const node of HOSTILE) {
+    const r = await call(s.client, "proxmox_list_snapshots", {
+      vmid: 100,
+      node,
+    });
+    assert.equal(r.isError, true);
+  }
+  assert.deepEqual(
+    sim.requests.map((r) => `${r.method} ${r.path}`),
+    [],
+    "refused before any request",
+  );
+  assert.deepEqual([...sim.cluster.guests.keys()], guests, "no guest is gone");
+  assert.ok(sim.cluster.guests.get(100)!.snapshots.has("keep"));
+});
+
+Deno.test("snapshot task tools wait at most 45 s by default, then answer running with the UPID and how to follow it; progress goes on while waiting", async () => {
+  for (const tool of [createSnapshot, rollbackSnapshot, deleteSnapshot]) {
+    const args = z.object(tool.input).parse({ vmid: 100, name: "s1" });
+    assert.equal(args.timeout_s, 45, tool.name);
+  }
+  await using sim = await startSim();
+  await using s = await connect({ env: simEnv(sim) });
+  sim.faults.task({ type: "qmsnapshot", vmid: 101, endless: true });
+  const progress: string[] = [];
+  const started = Date.now();
+  const r = await call(s.client, "proxmox_create_snapshot", {
+    vmid: 101,
+    name: "slow",
+    timeout_s: 2,
+  }, { onprogress: (p) => progress.push(p.message ?? "") });
+  assert.ok(!r.isError, r.text);
+  assert.equal(r.data.status, "running");
+  assert.match(r.data.upid, /:qmsnapshot:101:/);
+  assert.match(
+    r.data.note,
+    /Still running after \d+(\.\d)? s; follow it with proxmox_get_task/,
+  );
+  assert.ok(Date.now() - started < 10_000, "answered soon after timeout_s");
+  assert.ok(progress.length >= 2, `progress while waiting: ${progress.length}`);
+  assert.match(progress.at(-1)!, /snapshot VM 101 as 'slow': running/);
+  assert.equal(sim.cluster.tasks.get(r.data.upid)!.status, "running");
+});
+
+Deno.test("rollback that succeeded but whose status read fails says the rollback is done and which step failed", async () => {
+  await using sim = await startSim();
+  await using s = await connect({ env: simEnv(sim) });
+  await callOk(s.client, "proxmox_create_snapshot", {
+    vmid: 100,
+    name: "base",
+  });
+  sim.faults.inject({
+    method: "GET",
+    path: /\/qemu\/100\/status\/current$/,
+    times: Infinity,
+    fault: { kind: "status", status: 500, message: "status read broke" },
+  });
+  const r = await call(s.client, "proxmox_rollback_snapshot", {
+    vmid: 100,
+    name: "base",
+  });
+  assert.ok(!r.isError, r.text);
+  assert.equal(r.data.status, "ok");
+  assert.equal(r.data.guest_status, undefined);
+  assert.match(
+    r.data.note,
+    /^Rolled back VM 100 to 'base'; reading its status afterwards failed: .*status read broke/,
+  );
+  assert.ok(
+    [...sim.cluster.tasks.values()].some((t) =>
+      t.type === "qmrollback" && t.exitstatus === "OK"
+    ),
+  );
 });
