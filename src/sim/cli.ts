@@ -1,6 +1,6 @@
 /**
  * `deno task sim [--port N] [--https] [--task-ms N] [--ticket-lifetime S]
- * [--pve-version 8.4|9.1] [--extra-guests N] [--no-validate]`: serves the
+ * [--pve-version 8.4|9.1] [--extra-guests N] [--pbs] [--no-validate]`: serves the
  * simulator and prints one JSON line with its url, the PVE release it plays
  * and the credentials it accepts.
  */
@@ -32,6 +32,8 @@ function parse() {
       "pve-version": { type: "string", default: "9.1" },
       // Generated guests on top of the seed (big-cluster tests and benchmarks).
       "extra-guests": { type: "string", default: "0" },
+      // A Proxmox Backup Server storage `pbs` with two backups.
+      pbs: { type: "boolean", default: false },
       // Skip checking requests against the official schema (load tests).
       "no-validate": { type: "boolean", default: false },
     },
@@ -65,6 +67,7 @@ const sim = await startSimulator({
     : undefined,
   pveVersion: version,
   extraGuests,
+  pbs: values.pbs,
   schema: values["no-validate"]
     ? null
     : await loadApiSchema(schemaFile).catch(() => null),

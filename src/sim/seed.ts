@@ -18,12 +18,31 @@ export interface SeedOptions {
   offlineNodes?: string[];
   /** Extra generated guests spread over the online nodes (benchmarks). */
   extraGuests?: number;
+  /**
+   * A Proxmox Backup Server storage `pbs` (shared, content backup) holding a
+   * backup of VM 105 and one of CT 200, with PBS-style volids
+   * (`pbs:backup/vm/105/2026-11-20T03:00:00Z`). Off by default: it adds a
+   * storage and backups to every listing.
+   */
+  pbs?: boolean;
 }
 
 const GIB = 1024 ** 3;
 const MIB = 1024 ** 2;
 /** A fixed instant so that seeded ctimes are stable: 2026-11-20 03:00 UTC. */
 const SEED_TIME = Date.UTC(2026, 10, 20, 3, 0, 0) / 1000;
+
+/** The seeded PBS datastore's storage definition. */
+export const PBS_STORAGE: StorageDef = {
+  storage: "pbs",
+  type: "pbs",
+  content: ["backup"],
+  shared: true,
+  enabled: true,
+  total: 8192 * GIB,
+  baseUsed: 2300 * GIB,
+  snapshots: false,
+};
 
 export const OS_RELEASE = {
   debian:
@@ -403,6 +422,7 @@ export function seedCluster(c: Cluster, options: SeedOptions = {}): void {
       });
     }
   }
+  if (options.pbs) seedPbs(c);
   const db = c.guests.get(101)!;
   c.volumes.push({
     storage: "local",
@@ -417,4 +437,30 @@ export function seedCluster(c: Cluster, options: SeedOptions = {}): void {
     notes: "db-01 nightly",
     backup: { type: "qemu", config: structuredClone(db.config) },
   });
+}
+
+/** `2026-11-20T03:00:00Z`: how PBS names a backup snapshot's time. */
+export function pbsTime(sec: number): string {
+  return new Date(sec * 1000).toISOString().replace(/\.\d{3}Z$/, "Z");
+}
+
+function seedPbs(c: Cluster): void {
+  c.storages.push({ ...PBS_STORAGE, content: [...PBS_STORAGE.content] });
+  for (const [vmid, size] of [[105, 9 * GIB], [200, 700 * MIB]] as const) {
+    const g = c.guests.get(vmid)!;
+    c.volumes.push({
+      storage: "pbs",
+      volid: `pbs:backup/${g.type === "qemu" ? "vm" : "ct"}/${vmid}/${
+        pbsTime(SEED_TIME)
+      }`,
+      content: "backup",
+      format: g.type === "qemu" ? "pbs-vm" : "pbs-ct",
+      subtype: g.type,
+      size,
+      ctime: SEED_TIME,
+      vmid,
+      notes: `${g.config.hostname ?? g.config.name} weekly`,
+      backup: { type: g.type, config: structuredClone(g.config) },
+    });
+  }
 }

@@ -6,7 +6,7 @@
  * `POST /nodes/{node}/lxc` (restore=1) with PVE's errors.
  */
 import { bool, int, type Route, type SimRequest, str } from "../router.ts";
-import { newGuest } from "../seed.ts";
+import { newGuest, pbsTime } from "../seed.ts";
 import {
   type Cluster,
   type ConfigValue,
@@ -126,13 +126,24 @@ async function dumpGuest(
     }
     // A unique archive name: a second backup within the same second moves on.
     let sec = Math.floor(Date.now() / 1000);
-    const ext = (g.type === "qemu" ? "vma" : "tar") + COMPRESS[o.compress].ext;
-    const nameAt = (x: number) => `vzdump-${kind}-${g.vmid}-${stamp(x)}.${ext}`;
+    const pbs = s.type === "pbs";
+    // PBS names a snapshot `vm/105/2026-11-20T03:00:00Z` and chunks it itself.
+    const ext = pbs
+      ? (g.type === "qemu" ? "pbs-vm" : "pbs-ct")
+      : (g.type === "qemu" ? "vma" : "tar") + COMPRESS[o.compress].ext;
+    const nameAt = (x: number) =>
+      pbs
+        ? `${g.type === "qemu" ? "vm" : "ct"}/${g.vmid}/${pbsTime(x)}`
+        : `vzdump-${kind}-${g.vmid}-${stamp(x)}.${ext}`;
     while (
       c.volumes.some((v) => v.volid === `${s.storage}:backup/${nameAt(sec)}`)
     ) sec++;
     const file = nameAt(sec);
-    t.log(`INFO: creating vzdump archive '${storagePath(s)}/dump/${file}'`);
+    t.log(
+      pbs
+        ? `INFO: creating Proxmox Backup Server archive '${file}'`
+        : `INFO: creating vzdump archive '${storagePath(s)}/dump/${file}'`,
+    );
     // Bigger guests take longer: one task step per 16 GiB of disk, at least 2.
     const steps = Math.max(2, Math.ceil(diskBytes(g.config) / (16 * GIB)));
     for (let i = 0; i < steps; i++) await t.step();
@@ -467,9 +478,11 @@ export function restoreQemu(req: SimRequest): string {
         if (existing) dropDisks(c, existing);
         const file = archiveId.slice(archiveId.indexOf(":backup/") + 8);
         t.log(
-          `restore vma archive: zstd -q -d -c ${
-            storagePath(c.storage(archive.storage))
-          }/dump/${file} | vma extract -v -r /var/tmp/vzdumptmp${vmid}.fifo - /var/tmp/vzdumptmp${vmid}`,
+          c.storage(archive.storage).type === "pbs"
+            ? `restore proxmox backup image: /usr/bin/pbs-restore --repository root@pam@pbs:store ${file} drive-scsi0.img.fidx --verbose --format raw --skip-zero`
+            : `restore vma archive: zstd -q -d -c ${
+              storagePath(c.storage(archive.storage))
+            }/dump/${file} | vma extract -v -r /var/tmp/vzdumptmp${vmid}.fifo - /var/tmp/vzdumptmp${vmid}`,
         );
         const config = {
           ...restoredConfig(c, node, vmid, archive, target, t),
