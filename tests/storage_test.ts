@@ -172,3 +172,49 @@ Deno.test("storage and content listings feed proxmox_create_lxc", async () => {
   )!;
   assert.equal(create.params.ostemplate, debian.volid);
 });
+
+Deno.test("storage ids and node names that could change a path are refused before any request", async () => {
+  await using sim = await startSim();
+  await using s = await connect({ env: simEnv(sim) });
+  const hostile = [
+    "..",
+    ".",
+    "a/..",
+    "%2e%2e",
+    "/",
+    "?x=",
+    "#",
+    "a\0b",
+    "a\nb",
+  ];
+  sim.requests.length = 0;
+  for (const bad of hostile) {
+    const content = await call(s.client, "proxmox_list_content", {
+      storage: bad,
+      node: "pve1",
+    });
+    assert.equal(content.isError, true, JSON.stringify(bad));
+    assert.match(content.text, /storage: Not a valid storage/);
+    const contentNode = await call(s.client, "proxmox_list_content", {
+      storage: "local",
+      node: bad,
+    });
+    assert.equal(contentNode.isError, true);
+    assert.match(contentNode.text, /node: Not a valid node/);
+    const storage = await call(s.client, "proxmox_list_storage", { node: bad });
+    assert.equal(storage.isError, true);
+  }
+  assert.deepEqual(sim.requests.map((r) => `${r.method} ${r.path}`), []);
+  // A well-formed storage id is read from a path built by the API layer.
+  await callOk(s.client, "proxmox_list_content", {
+    storage: "nas-backup",
+    content: "backup",
+  });
+  assert.deepEqual(
+    sim.requests.filter((r) => r.path.includes("{storage}")).map((r) =>
+      r.rawPath.replace(/\?.*$/, "")
+    ),
+    ["/api2/json/nodes/pve1/storage/nas-backup/content"],
+    "a shared storage is read once",
+  );
+});

@@ -1,123 +1,18 @@
 /** Storage: the storages of nodes with usage, and what they hold. */
 import { z } from "zod";
-import type { PveClient } from "../proxmox/client.ts";
-import { ToolError } from "../proxmox/errors.ts";
-import { defineTool, NodeName } from "./define.ts";
+import {
+  CONTENT_TYPES,
+  isoTime,
+  nodeStorages,
+  onlineNodes,
+  storageContent,
+  storageLocations,
+} from "../proxmox/api/storage.ts";
+import { defineTool, NodeName, READ_ONLY, StorageId } from "./define.ts";
 
 const GIB = 1024 ** 3;
 const MIB = 1024 ** 2;
 const round1 = (n: number) => Math.round(n * 10) / 10;
-
-export const CONTENT_TYPES = [
-  "iso",
-  "vztmpl",
-  "backup",
-  "images",
-  "rootdir",
-  "snippets",
-  "import",
-] as const;
-
-const READ_ONLY = {
-  readOnlyHint: true,
-  destructiveHint: false,
-  idempotentHint: true,
-  openWorldHint: true,
-} as const;
-
-/** Names of the online nodes. */
-export async function onlineNodes(pve: PveClient): Promise<string[]> {
-  const nodes = await pve.get<{ node: string; status: string }[]>("/nodes");
-  return nodes.filter((n) => n.status === "online").map((n) => n.node).sort();
-}
-
-export interface StorageAt {
-  node: string;
-  storage: string;
-  shared: boolean;
-  content: string[];
-}
-
-/**
- * Where storages can be read, from one `/cluster/resources` call: available
- * storages (optionally of one node, one id, holding a content type), with a
- * shared storage listed once.
- */
-export async function storageLocations(
-  pve: PveClient,
-  filter: { node?: string; storage?: string; content?: string },
-): Promise<StorageAt[]> {
-  const all = await pve.get<Record<string, unknown>[]>("/cluster/resources", {
-    type: "storage",
-  });
-  const seen = new Set<string>();
-  const out: StorageAt[] = [];
-  for (const e of all) {
-    const at: StorageAt = {
-      node: String(e.node),
-      storage: String(e.storage),
-      shared: Number(e.shared) === 1,
-      content: String(e.content ?? "").split(",").filter(Boolean),
-    };
-    if (e.status !== "available") continue;
-    if (filter.node && at.node !== filter.node) continue;
-    if (filter.storage && at.storage !== filter.storage) continue;
-    if (filter.content && !at.content.includes(filter.content)) continue;
-    if (at.shared && seen.has(at.storage)) continue;
-    seen.add(at.storage);
-    out.push(at);
-  }
-  if (filter.storage && out.length === 0) {
-    throw new ToolError(
-      `Storage '${filter.storage}' is not available${
-        filter.node ? ` on node '${filter.node}'` : " on any online node"
-      }${
-        filter.content ? ` for ${filter.content}` : ""
-      }: see proxmox_list_storage`,
-    );
-  }
-  return out;
-}
-
-/** A volume as `GET .../storage/{storage}/content` returns it. */
-export interface PveVolume {
-  volid: string;
-  content?: string;
-  format?: string;
-  size?: number;
-  ctime?: number;
-  vmid?: number;
-  notes?: string;
-  protected?: number;
-  subtype?: string;
-}
-
-/** The volumes of one storage on one node. */
-export function storageContent(
-  pve: PveClient,
-  at: StorageAt,
-  params: { content?: string; vmid?: number },
-): Promise<PveVolume[]> {
-  return pve.get<PveVolume[]>(
-    `/nodes/${at.node}/storage/${encodeURIComponent(at.storage)}/content`,
-    params,
-  );
-}
-
-export const isoTime = (sec?: number): string | undefined =>
-  sec === undefined ? undefined : new Date(sec * 1000).toISOString();
-
-interface PveStorage {
-  storage: string;
-  type: string;
-  content: string;
-  active?: number;
-  enabled?: number;
-  shared?: number;
-  total?: number;
-  used?: number;
-  avail?: number;
-}
 
 export const listStorage = defineTool({
   name: "proxmox_list_storage",
@@ -147,9 +42,7 @@ export const listStorage = defineTool({
   async run({ node, content }, { pve }) {
     const nodes = node ? [node] : await onlineNodes(pve);
     const lists = await Promise.all(
-      nodes.map((n) =>
-        pve.get<PveStorage[]>(`/nodes/${n}/storage`, { content })
-      ),
+      nodes.map((n) => nodeStorages(pve, n, { content })),
     );
     const gib = (b?: number) => (b === undefined ? undefined : round1(b / GIB));
     return {
@@ -180,7 +73,7 @@ export const listContent = defineTool({
   title: "List storage content",
   description: "ISOs and CT templates (or other content) on a storage.",
   input: {
-    storage: z.string(),
+    storage: StorageId,
     node: NodeName.optional(),
     content: z.enum(CONTENT_TYPES).optional(),
   },

@@ -1,0 +1,134 @@
+/**
+ * Storage: where storages can be read (one `/cluster/resources` call), the
+ * storages of a node with usage, and the volumes a storage holds.
+ */
+import type { PveClient } from "../client.ts";
+import { ToolError } from "../errors.ts";
+import { pvePath, seg } from "../path.ts";
+
+/** PVE's content types (`GET /nodes/{node}/storage?content=`). */
+export const CONTENT_TYPES = [
+  "iso",
+  "vztmpl",
+  "backup",
+  "images",
+  "rootdir",
+  "snippets",
+  "import",
+] as const;
+export type ContentType = typeof CONTENT_TYPES[number];
+
+/** Names of the online nodes, sorted. */
+export async function onlineNodes(pve: PveClient): Promise<string[]> {
+  const nodes = await pve.get<{ node: string; status: string }[]>(
+    pvePath`/nodes`,
+  );
+  return nodes.filter((n) => n.status === "online").map((n) => n.node).sort();
+}
+
+/** A storage as one node sees it: where its content can be listed. */
+export interface StorageAt {
+  node: string;
+  storage: string;
+  shared: boolean;
+  content: string[];
+}
+
+/**
+ * Where storages can be read, from one `/cluster/resources` call: available
+ * storages (optionally of one node, one id, holding a content type), with a
+ * shared storage listed once. Naming a storage that is nowhere available is
+ * an error.
+ */
+export async function storageLocations(
+  pve: PveClient,
+  filter: { node?: string; storage?: string; content?: string },
+): Promise<StorageAt[]> {
+  const all = await pve.get<Record<string, unknown>[]>(
+    pvePath`/cluster/resources`,
+    { type: "storage" },
+  );
+  const seen = new Set<string>();
+  const out: StorageAt[] = [];
+  for (const e of all) {
+    const at: StorageAt = {
+      node: String(e.node),
+      storage: String(e.storage),
+      shared: Number(e.shared) === 1,
+      content: String(e.content ?? "").split(",").filter(Boolean),
+    };
+    if (e.status !== "available") continue;
+    if (filter.node && at.node !== filter.node) continue;
+    if (filter.storage && at.storage !== filter.storage) continue;
+    if (filter.content && !at.content.includes(filter.content)) continue;
+    if (at.shared && seen.has(at.storage)) continue;
+    seen.add(at.storage);
+    out.push(at);
+  }
+  if (filter.storage && out.length === 0) {
+    throw new ToolError(
+      `Storage '${filter.storage}' is not available${
+        filter.node ? ` on node '${filter.node}'` : " on any online node"
+      }${
+        filter.content ? ` for ${filter.content}` : ""
+      }: see proxmox_list_storage`,
+    );
+  }
+  return out;
+}
+
+/** A volume as `GET .../storage/{storage}/content` returns it. */
+export interface PveVolume {
+  volid: string;
+  content?: string;
+  format?: string;
+  size?: number;
+  ctime?: number;
+  vmid?: number;
+  notes?: string;
+  protected?: number;
+  subtype?: string;
+}
+
+/** The volumes of one storage on one node (PVE filters by one type). */
+export function storageContent(
+  pve: PveClient,
+  at: Pick<StorageAt, "node" | "storage">,
+  params: { content?: string; vmid?: number } = {},
+): Promise<PveVolume[]> {
+  return pve.get<PveVolume[]>(
+    pvePath`/nodes/${seg.node(at.node)}/storage/${
+      seg.storage(at.storage)
+    }/content`,
+    params,
+  );
+}
+
+/** A storage as `GET /nodes/{node}/storage` returns it (sizes in bytes). */
+export interface PveStorage {
+  storage: string;
+  type: string;
+  content: string;
+  active?: number;
+  enabled?: number;
+  shared?: number;
+  total?: number;
+  used?: number;
+  avail?: number;
+}
+
+/** The storages of one node with usage (optionally holding one type). */
+export function nodeStorages(
+  pve: PveClient,
+  node: string,
+  filter: { content?: ContentType } = {},
+): Promise<PveStorage[]> {
+  return pve.get<PveStorage[]>(pvePath`/nodes/${seg.node(node)}/storage`, {
+    content: filter.content,
+  });
+}
+
+/** A PVE time in seconds as an ISO string. */
+export function isoTime(sec?: number): string | undefined {
+  return sec === undefined ? undefined : new Date(sec * 1000).toISOString();
+}
