@@ -141,6 +141,23 @@ Deno.test("sim fault reset: the connection drops without a usable answer and not
   await ok.body?.cancel();
 });
 
+Deno.test("sim fault reset with apply: the write is carried out, then the connection drops", async () => {
+  await using sim = await startSim();
+  const g = stopped(sim);
+  sim.faults.inject({
+    method: "POST",
+    path: START,
+    fault: { kind: "reset", apply: true },
+  });
+  await assert.rejects(async () => {
+    const r = await api(sim)(START, { method: "POST" });
+    await r.text();
+  }, TypeError);
+  const [upid] = [...sim.cluster.tasks.keys()];
+  assert.equal((await waitTask(api(sim), upid)).exitstatus, "OK");
+  assert.equal(g.status, "running");
+});
+
 Deno.test("sim fault delay: answered normally after the delay", async () => {
   await using sim = await startSim();
   sim.faults.inject({ path: "/version", fault: { kind: "delay", ms: 300 } });
@@ -165,6 +182,7 @@ Deno.test("sim fault hang: no answer until the client gives up; nothing done", a
   await new Promise((r) => setTimeout(r, 100));
   assert.equal(g.status, "stopped");
   assert.equal(sim.cluster.tasks.size, 0);
+  assert.equal(sim.faults.hanging, 0, "the client gave up: nothing held");
 });
 
 Deno.test("sim fault hang with apply: the write is carried out, the answer never comes", async () => {
@@ -190,6 +208,7 @@ Deno.test("sim fault hang: closing the simulator ends a hung request", async () 
   sim.faults.inject({ fault: { kind: "hang" }, times: Infinity });
   const pending = api(sim)("/version").then((r) => r.text());
   await new Promise((r) => setTimeout(r, 100));
+  assert.equal(sim.faults.hanging, 1);
   const t0 = performance.now();
   await sim.close();
   assert.ok(performance.now() - t0 < 2000, "close did not wait for the hang");

@@ -16,8 +16,8 @@ export type Fault =
   | { kind: "html"; status: number }
   /** Carried out, then answered 200 with the JSON body cut in half. */
   | { kind: "truncate" }
-  /** The connection drops without a usable answer (not carried out). */
-  | { kind: "reset" }
+  /** The connection drops without a usable answer; `apply`: carry the request out first. */
+  | { kind: "reset"; apply?: boolean }
   /** Every ticket is forgotten first, so this request gets 401. */
   | { kind: "unauthorized" };
 
@@ -51,6 +51,7 @@ export type TaskOutcome = { fail: string } | { endless: true };
 export class Faults {
   #rules: { rule: FaultRule; left: number }[] = [];
   #tasks: { rule: TaskFault; left: number }[] = [];
+  #hung = new Set<() => void>();
 
   /** Adds a rule; rules are matched in order, each fires `times` times. */
   inject(rule: FaultRule): void {
@@ -66,6 +67,30 @@ export class Faults {
   clear(): void {
     this.#rules = [];
     this.#tasks = [];
+  }
+
+  /** Requests held by a hang fault right now. */
+  get hanging(): number {
+    return this.#hung.size;
+  }
+
+  /** Holds a request until its client gives up (signal) or releaseAll(). */
+  hold(signal: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const release = () => {
+        this.#hung.delete(release);
+        signal.removeEventListener("abort", release);
+        resolve();
+      };
+      this.#hung.add(release);
+      if (signal.aborted) release();
+      else signal.addEventListener("abort", release, { once: true });
+    });
+  }
+
+  /** Ends every held request (the simulator closes). */
+  releaseAll(): void {
+    for (const release of [...this.#hung]) release();
   }
 
   /** Rules that have not fired all their times yet. */

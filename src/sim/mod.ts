@@ -192,19 +192,6 @@ export async function startSimulator(
   };
 
   const faults = cluster.faults;
-  /** Releases of hung requests: the client gave up or the simulator closes. */
-  const hung = new Set<() => void>();
-  const hang = (request: Request) =>
-    new Promise<void>((resolve) => {
-      const release = () => {
-        hung.delete(release);
-        request.signal.removeEventListener("abort", release);
-        resolve();
-      };
-      hung.add(release);
-      request.signal.addEventListener("abort", release, { once: true });
-    });
-
   async function handle(request: Request): Promise<Response> {
     const at = Date.now();
     const url = new URL(request.url);
@@ -309,7 +296,7 @@ export async function startSimulator(
     switch (fault.kind) {
       case "hang": {
         if (fault.apply) await (await carryOut()).body?.cancel();
-        await hang(request);
+        await faults.hold(request.signal);
         return dropped();
       }
       case "delay":
@@ -338,6 +325,7 @@ export async function startSimulator(
         });
       }
       case "reset":
+        if (fault.apply) await (await carryOut()).body?.cancel();
         return dropped();
       case "unauthorized":
         tickets.clear();
@@ -470,7 +458,7 @@ export async function startSimulator(
     if (closed) return;
     closed = true;
     cluster.close();
-    for (const release of [...hung]) release();
+    faults.releaseAll();
     await server.shutdown();
   };
   return {
