@@ -48,6 +48,7 @@ if (import.meta.main) {
     flag === "--output" ? output : undefined,
   );
   const root = new URL("..", import.meta.url);
+  await Deno.mkdir(new URL("dist", root), { recursive: true });
   const { code } = await new Deno.Command(Deno.execPath(), { args, cwd: root })
     .spawn().status;
   Deno.exit(code);
