@@ -25,9 +25,14 @@ export async function boot(
     addSecret(sim.password);
     log.info(`Demo: simulated Proxmox VE cluster at ${sim.url}`);
   }
-  if (!config.verifySsl && config.proxmoxUrl.startsWith("https:")) {
+  const https = config.proxmoxUrl.startsWith("https:");
+  if (https && config.tlsFingerprints?.length) {
+    log.info(
+      `The certificate of ${config.proxmoxUrl} is pinned by PROXMOX_TLS_FINGERPRINT`,
+    );
+  } else if (!config.verifySsl && https) {
     log.warning(
-      `PROXMOX_VERIFY_SSL=false: the certificate of ${config.proxmoxUrl} is not checked`,
+      `PROXMOX_VERIFY_SSL=false: the certificate of ${config.proxmoxUrl} is not checked (PROXMOX_TLS_FINGERPRINT pins it instead)`,
     );
   }
   const pve = new PveClient({
@@ -35,6 +40,8 @@ export async function boot(
     auth: config.auth,
     verifySsl: config.verifySsl,
     caCert,
+    caFile: config.caFile,
+    fingerprints: config.tlsFingerprints,
     timeoutMs: config.timeoutMs,
   });
   return { config, pve };

@@ -17,6 +17,7 @@ export const ENV_VARS = [
   "PROXMOX_TOKEN_SECRET",
   "PROXMOX_VERIFY_SSL",
   "PROXMOX_CA_FILE",
+  "PROXMOX_TLS_FINGERPRINT",
   "PROXMOX_TIMEOUT",
   "MCP_TRANSPORT",
   "MCP_HOST",
@@ -68,6 +69,7 @@ const EnvSchema = z.object({
   ),
   PROXMOX_VERIFY_SSL: z._default(bool("PROXMOX_VERIFY_SSL"), true),
   PROXMOX_CA_FILE: z.optional(nonEmpty("PROXMOX_CA_FILE must name a file")),
+  PROXMOX_TLS_FINGERPRINT: z.optional(z.string()),
   PROXMOX_TIMEOUT: z._default(
     z.coerce.number({ error: "PROXMOX_TIMEOUT must be a number of seconds" })
       .check(z.positive({
@@ -116,6 +118,11 @@ export interface Config {
   auth: Auth;
   verifySsl: boolean;
   caFile?: string;
+  /**
+   * SHA-256 fingerprints the Proxmox certificate is pinned to (`AA:BB:…`);
+   * when set, only the pin decides (neither a CA nor verification applies).
+   */
+  tlsFingerprints?: string[];
   /** Per-request timeout in milliseconds. */
   timeoutMs: number;
   transport: "stdio" | "http" | "sse";
@@ -151,6 +158,7 @@ Options (each overrides its environment variable):
 
 Proxmox: PROXMOX_URL, PROXMOX_USER + PROXMOX_PASSWORD, or PROXMOX_TOKEN_ID +
 PROXMOX_TOKEN_SECRET; PROXMOX_VERIFY_SSL (default true), PROXMOX_CA_FILE,
+PROXMOX_TLS_FINGERPRINT (SHA-256, as \`pvenode cert info\` prints it),
 PROXMOX_TIMEOUT (seconds). HTTP: MCP_AUTH_TOKEN, MCP_ALLOWED_HOSTS. LOG_LEVEL.
 `;
 
@@ -252,6 +260,7 @@ export function loadConfig(
     auth,
     verifySsl: e.PROXMOX_VERIFY_SSL,
     caFile: e.PROXMOX_CA_FILE,
+    tlsFingerprints: parseFingerprints(e.PROXMOX_TLS_FINGERPRINT, proxmoxUrl),
     timeoutMs: e.PROXMOX_TIMEOUT * 1000,
     transport: e.MCP_TRANSPORT,
     host: e.MCP_HOST,
@@ -336,6 +345,43 @@ function parseFlags(args: string[]): Flags {
 export function isLoopback(host: string): boolean {
   const h = host.replace(/^\[|\]$/g, "");
   return h === "localhost" || h === "::1" || /^127(\.\d{1,3}){3}$/.test(h);
+}
+
+/**
+ * PROXMOX_TLS_FINGERPRINT: one or more SHA-256 fingerprints (comma-separated,
+ * for a certificate change), each as `pvenode cert info` prints it
+ * (`AA:BB:…`), lower case or without colons too; returned as `AA:BB:…`.
+ */
+function parseFingerprints(
+  value: string | undefined,
+  proxmoxUrl: string,
+): string[] | undefined {
+  if (value === undefined) return undefined;
+  const out: string[] = [];
+  for (const part of value.split(",").map((s) => s.trim()).filter(Boolean)) {
+    const hex = part.replace(/:/g, "");
+    if (/^[0-9a-f]{40}$/i.test(hex)) {
+      throw new ConfigError(
+        "PROXMOX_TLS_FINGERPRINT is a SHA-1 fingerprint: use the SHA-256 one (32 bytes, as `pvenode cert info` prints it)",
+      );
+    }
+    if (
+      !/^([0-9a-f]{2}:){31}[0-9a-f]{2}$/i.test(part) &&
+      !/^[0-9a-f]{64}$/i.test(part)
+    ) {
+      throw new ConfigError(
+        "PROXMOX_TLS_FINGERPRINT must be a SHA-256 fingerprint: 32 hex bytes as `pvenode cert info` prints them (AA:BB:…:FF)",
+      );
+    }
+    out.push(hex.toUpperCase().match(/../g)!.join(":"));
+  }
+  if (out.length === 0) return undefined;
+  if (proxmoxUrl.startsWith("http:")) {
+    throw new ConfigError(
+      "PROXMOX_TLS_FINGERPRINT is set but PROXMOX_URL is http://: a fingerprint pins an https:// certificate",
+    );
+  }
+  return out;
 }
 
 function parseProxmoxUrl(value: string): string {

@@ -26,15 +26,30 @@ function readEnv(): Record<string, string | undefined> {
   return env;
 }
 
+/**
+ * PROXMOX_CA_FILE, read once at start; then file access is given up (the
+ * server reads no other file), so the broad --allow-read the shipped tasks
+ * grant for it is gone before anything is served.
+ */
 async function readCa(config: Config): Promise<string | undefined> {
-  if (!config.caFile) return undefined;
   try {
+    // The demo and a pinned fingerprint need no CA file.
+    if (!config.caFile || config.demo || config.tlsFingerprints?.length) {
+      return undefined;
+    }
     return await Deno.readTextFile(config.caFile);
   } catch (e) {
-    if (e instanceof Deno.errors.NotCapable) throw e;
     throw new ConfigError(
-      `Cannot read PROXMOX_CA_FILE ${config.caFile}: ${(e as Error).message}`,
+      `Cannot read PROXMOX_CA_FILE ${config.caFile}: ${
+        (e as Error).message.split("\n")[0]
+      }${
+        e instanceof Deno.errors.NotCapable
+          ? ` (grant --allow-read=${config.caFile}, or pin the certificate with PROXMOX_TLS_FINGERPRINT, which needs no file)`
+          : ""
+      }`,
     );
+  } finally {
+    await Deno.permissions.revoke({ name: "read" });
   }
 }
 

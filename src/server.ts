@@ -79,6 +79,16 @@ export async function callTool(
       text = e.detail ? `${e.message}\n${JSON.stringify(e.detail)}` : e.message;
     } else if (e instanceof PveError) {
       text = e.message;
+      if (e.kind === "uncertain") {
+        // A write whose answer never came: say what Proxmox did, if it shows.
+        const { explainUncertain } = await import("./proxmox/api/recent.ts");
+        const seen = await explainUncertain(
+          deps.pve,
+          e,
+          Date.now() - (performance.now() - started),
+        );
+        if (seen) text += `. ${seen}`;
+      }
     } else {
       log.error(`${tool.name} failed unexpectedly`, {
         error: (e as Error)?.message,

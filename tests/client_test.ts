@@ -1,8 +1,15 @@
 /** PveClient details that the e2e tests cannot reach through a tool. */
 import assert from "node:assert/strict";
-import { encodeParams, PveClient } from "../src/proxmox/client.ts";
+import {
+  encodeParams,
+  PveClient,
+  type PveClientOptions,
+} from "../src/proxmox/client.ts";
+import { PveError } from "../src/proxmox/errors.ts";
 import { parseUpid, taskSucceeded } from "../src/proxmox/tasks.ts";
-import { startSim } from "./helpers.ts";
+import type { Fault } from "../src/sim/mod.ts";
+import { type SimTls, simTls } from "../src/sim/tls.ts";
+import { startSim, type TestSim } from "./helpers.ts";
 
 Deno.test("a ticket is renewed with itself before it expires, without the password", async () => {
   await using sim = await startSim();
@@ -72,4 +79,227 @@ Deno.test("UPIDs are parsed as PVE's regex says; WARNINGS count as success", () 
     !taskSucceeded("VM 100 already running") &&
       !taskSucceeded("unexpected status"),
   );
+});
+
+// --- Exactly-once writes and network faults (issue 9 items 2, 3, 9) -------
+
+type TlsPath = "http" | "https+ca" | "https, verify off" | "https, pinned";
+
+const TLS_PATHS: TlsPath[] = [
+  "http",
+  "https+ca",
+  "https, verify off",
+  "https, pinned",
+];
+
+/** A client of `sim` the way a TLS path sets it up. */
+function clientFor(
+  sim: TestSim,
+  path: TlsPath,
+  tls: SimTls | undefined,
+  extra: Partial<PveClientOptions> = {},
+): PveClient {
+  return new PveClient({
+    baseUrl: sim.url,
+    auth: {
+      kind: "password",
+      user: sim.credentials.user,
+      password: sim.credentials.password,
+    },
+    ...(path === "https+ca" ? { caCert: tls!.ca, caFile: tls!.caFile } : {}),
+    ...(path === "https, verify off" ? { verifySsl: false } : {}),
+    ...(path === "https, pinned" ? { fingerprints: [tls!.fingerprint] } : {}),
+    ...extra,
+  });
+}
+
+async function rejection(p: Promise<unknown>): Promise<PveError> {
+  try {
+    await p;
+  } catch (e) {
+    assert.ok(e instanceof PveError, `a PveError, not ${e}`);
+    return e;
+  }
+  throw new assert.AssertionError({ message: "expected a PveError" });
+}
+
+const START = "/nodes/pve1/qemu/100/status/start";
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+for (const path of TLS_PATHS) {
+  Deno.test(`a write that never gets an answer is sent exactly once and reported uncertain (${path})`, async () => {
+    const tls = path === "http" ? undefined : await simTls();
+    await using sim = await startSim(tls ? { tls } : {});
+    const pve = clientFor(sim, path, tls, { timeoutMs: 400 });
+    // A first request leaves a keep-alive connection for the write to reuse.
+    await pve.get("/version");
+    sim.faults.inject({
+      method: "POST",
+      path: START,
+      fault: { kind: "hang", apply: true },
+    });
+    const e = await rejection(pve.post(START));
+    assert.equal(e.kind, "uncertain");
+    assert.match(
+      e.message,
+      /^Proxmox did not answer within 0\.4 s; the request may have been applied \(POST \/nodes\/pve1\/qemu\/100\/status\/start\)/,
+    );
+    await sleep(600); // a re-send would arrive in this time
+    const starts = sim.requests.filter((r) =>
+      r.method === "POST" && r.rawPath.endsWith("/status/start")
+    );
+    assert.equal(starts.length, 1, "the write reached Proxmox exactly once");
+    // The next call works.
+    assert.ok(await pve.get("/version"));
+  });
+}
+
+Deno.test("a read that times out is kind timeout, sent once, and the next read works (verify off)", async () => {
+  const tls = await simTls();
+  await using sim = await startSim({ tls });
+  const pve = clientFor(sim, "https, verify off", tls, { timeoutMs: 300 });
+  await pve.get("/version");
+  sim.faults.inject({ method: "GET", path: "/nodes", fault: { kind: "hang" } });
+  const e = await rejection(pve.get("/nodes"));
+  assert.equal(e.kind, "timeout");
+  assert.match(
+    e.message,
+    /^Proxmox did not answer within 0\.3 s \(GET \/nodes\)/,
+  );
+  await sleep(500);
+  assert.equal(sim.requests.filter((r) => r.path === "/nodes").length, 1);
+  assert.ok(Array.isArray(await pve.get("/nodes")));
+});
+
+Deno.test("a write refused with 401 (expired ticket) is logged in again and sent once more: PVE checks auth before acting", async () => {
+  await using sim = await startSim();
+  const pve = clientFor(sim, "http", undefined);
+  await pve.get("/version");
+  sim.faults.inject({
+    method: "POST",
+    path: START,
+    fault: { kind: "unauthorized" },
+  });
+  const upid = await pve.post<string>(START);
+  assert.match(upid, /^UPID:pve1:/);
+  const starts = sim.requests.filter((r) =>
+    r.method === "POST" && r.rawPath.endsWith("/status/start")
+  );
+  assert.equal(starts.length, 2, "the refused one and the one carried out");
+  assert.equal(sim.cluster.tasks.size >= 1, true);
+});
+
+Deno.test("network faults become PveErrors with a kind and advice, and the next call works", async (t) => {
+  const tls = await simTls();
+  await using sim = await startSim({ tls });
+  for (const path of ["http", "https, verify off"] as const) {
+    await using plain = path === "http" ? await startSim() : undefined;
+    const target = plain ?? sim;
+    const pve = clientFor(target, path, tls);
+    await pve.get("/version");
+    const cases: {
+      name: string;
+      method: "GET" | "POST";
+      fault: Fault;
+      check: (e: PveError) => void;
+    }[] = [
+      {
+        name: "reset on a read",
+        method: "GET",
+        fault: { kind: "reset" },
+        check: (e) => {
+          assert.equal(e.kind, "network");
+          assert.match(
+            e.message,
+            /connection to Proxmox dropped before it answered/,
+          );
+          assert.match(e.message, /Try again/);
+        },
+      },
+      {
+        name: "reset on a write",
+        method: "POST",
+        fault: { kind: "reset" },
+        check: (e) => {
+          assert.equal(e.kind, "uncertain");
+          assert.match(
+            e.message,
+            /dropped before it answered .*; the request may have been applied/,
+          );
+        },
+      },
+      {
+        name: "truncated JSON on a read",
+        method: "GET",
+        fault: { kind: "truncate" },
+        check: (e) => {
+          assert.equal(e.kind, "badResponse");
+          assert.equal(e.status, 200);
+          assert.match(e.message, /not JSON \(cut short or garbled\)/);
+        },
+      },
+      {
+        name: "truncated JSON on a write",
+        method: "POST",
+        fault: { kind: "truncate" },
+        check: (e) => {
+          assert.equal(e.kind, "badResponse");
+          assert.match(e.message, /the request was accepted/);
+        },
+      },
+      {
+        name: "HTML error page",
+        method: "GET",
+        fault: { kind: "html", status: 502 },
+        check: (e) => {
+          assert.equal(e.kind, "server");
+          assert.equal(e.status, 502);
+          assert.match(
+            e.message,
+            /^Proxmox answered 502 to GET \/nodes\/pve1\/qemu\/100\/status\/current: 502 Bad Gateway\. A proxy/,
+          );
+          assert.doesNotMatch(e.message, /<|nginx/);
+        },
+      },
+      {
+        name: "503",
+        method: "GET",
+        fault: { kind: "status", status: 503 },
+        check: (e) => {
+          assert.equal(e.kind, "server");
+          assert.match(
+            e.message,
+            /restarting or overloaded: try again shortly/,
+          );
+        },
+      },
+      {
+        name: "595",
+        method: "GET",
+        fault: { kind: "status", status: 595, message: "Connection refused" },
+        check: (e) => {
+          assert.equal(e.kind, "nodeUnreachable");
+          assert.match(e.message, /A node is unreachable/);
+        },
+      },
+    ];
+    for (const c of cases) {
+      await t.step(`${c.name} (${path})`, async () => {
+        const at = c.method === "GET"
+          ? "/nodes/pve1/qemu/100/status/current"
+          : "/nodes/pve1/qemu/100/status/stop";
+        target.faults.inject({ method: c.method, path: at, fault: c.fault });
+        const before = target.requests.length;
+        c.check(await rejection(pve.request(c.method, at)));
+        assert.equal(
+          target.requests.filter((r, i) =>
+            i >= before && r.rawPath.endsWith(at)
+          ).length,
+          1,
+          "sent once",
+        );
+        assert.ok(await pve.get("/version"), "the next call works");
+      });
+    }
+  }
 });

@@ -1,7 +1,13 @@
 /**
  * PveClient: the only code that speaks HTTP to Proxmox. Ticket login with CSRF
- * and renewal, API tokens, TLS (system roots, an extra CA, or verification off
- * for the Proxmox host only), form encoding, timeouts and PVE's error shapes.
+ * and renewal, API tokens, TLS (system roots, an extra CA, a pinned
+ * certificate fingerprint, or verification off for the Proxmox host only),
+ * form encoding, timeouts and PVE's error shapes.
+ *
+ * Exactly once: a write (POST, PUT, DELETE) is sent once. The only re-sends
+ * are the login and a write PVE refused with 401 (PVE checks authentication
+ * before it acts). A write whose answer never came is a PveError of kind
+ * `uncertain`: it may have been applied.
  */
 import { AsyncLocalStorage } from "node:async_hooks";
 import { logger } from "../log.ts";
@@ -31,6 +37,14 @@ export interface PveClientOptions {
   verifySsl?: boolean;
   /** PEM text of an extra CA to trust. */
   caCert?: string;
+  /** Where caCert came from (PROXMOX_CA_FILE), named in TLS hints. */
+  caFile?: string;
+  /**
+   * SHA-256 fingerprints of the Proxmox certificate (`AA:BB:…`, as
+   * normalizeFingerprint makes them): the certificate must have one of them,
+   * and nothing else about it is checked (as Proxmox's own clients pin).
+   */
+  fingerprints?: string[];
   /** Per-request timeout in milliseconds (default 30 s). */
   timeoutMs?: number;
   /** Renew a ticket once it is this old (default 1 h 45 min). */
@@ -53,6 +67,8 @@ export interface GuestRef {
 interface RawResponse {
   status: number;
   statusText: string;
+  /** The Content-Type header ("" when absent). */
+  contentType: string;
   body: string;
 }
 
@@ -73,6 +89,7 @@ export class PveClient {
   #timeoutMs: number;
   #renewMs: number;
   #send: Sender;
+  #options: PveClientOptions;
   #ticket?: { ticket: string; csrf: string; at: number };
   #login?: Promise<void>;
   #resources?: { at: number; data: Promise<Record<string, unknown>[]> };
@@ -82,6 +99,7 @@ export class PveClient {
     this.#auth = options.auth;
     this.#timeoutMs = options.timeoutMs ?? 30_000;
     this.#renewMs = options.ticketRenewMs ?? 105 * 60_000;
+    this.#options = options;
     this.#send = makeSender(options);
   }
 
@@ -126,8 +144,9 @@ export class PveClient {
     await this.#ensureLogin();
     const res = await this.#call(method, path, params, signal);
     if (res.status === 401 && this.#auth.kind === "password") {
-      // The ticket expired or was revoked: the request was not carried out,
-      // so one fresh login and one retry are safe.
+      // The ticket expired or was revoked: PVE checks authentication before
+      // it acts, so the request was not carried out and one fresh login and
+      // one re-send are safe (the only re-send of a write).
       log.info("Ticket refused; logging in again");
       this.#ticket = undefined;
       await this.#ensureLogin();
@@ -311,7 +330,13 @@ export class PveClient {
     try {
       res = await this.#send(method, url, headers, body, sig);
     } catch (e) {
-      throw this.#networkError(e, method, path, timeout.signal.aborted);
+      throw await this.#networkError(e, {
+        method,
+        path,
+        timedOut: timeout.signal.aborted,
+        // The login is no write: it changes nothing and is re-sent freely.
+        write: method !== "GET" && !noAuth,
+      });
     } finally {
       clearTimeout(timer);
     }
@@ -325,52 +350,132 @@ export class PveClient {
     return res;
   }
 
-  #networkError(
+  async #networkError(
     e: unknown,
-    method: string,
-    path: string,
-    timedOut: boolean,
-  ): PveError {
+    at: { method: string; path: string; timedOut: boolean; write: boolean },
+  ): Promise<PveError> {
+    const { method, path, timedOut, write } = at;
     let text = e instanceof Error ? e.message : String(e);
     // fetch wraps the reason: "fetch failed" with the real error as cause.
+    let denied: Error | undefined = e instanceof Deno.errors.NotCapable
+      ? e
+      : undefined;
     for (let c = (e as Error)?.cause; c; c = (c as Error).cause) {
       text += `: ${(c as Error).message ?? c}`;
+      if (c instanceof Deno.errors.NotCapable) denied ??= c;
     }
     const base = { status: 0, method, path };
+    const seconds = this.#timeoutMs / 1000;
     if (timedOut) {
-      return new PveError({
-        ...base,
-        pveMessage: `Proxmox did not answer within ${this.#timeoutMs / 1000} s`,
-        hint: "Check that Proxmox is up, or raise PROXMOX_TIMEOUT",
-      });
+      return write
+        ? new PveError({
+          ...base,
+          kind: "uncertain",
+          pveMessage:
+            `Proxmox did not answer within ${seconds} s; the request may have been applied`,
+          hint:
+            "Check the guest's state or its recent tasks before sending it again (raise PROXMOX_TIMEOUT if Proxmox is slow)",
+        })
+        : new PveError({
+          ...base,
+          kind: "timeout",
+          pveMessage: `Proxmox did not answer within ${seconds} s`,
+          hint: "Check that Proxmox is up, or raise PROXMOX_TIMEOUT",
+        });
     }
     if ((e as Error)?.name === "AbortError") {
-      return new PveError({ ...base, pveMessage: "Request cancelled" });
-    }
-    if (/certificate|tls|ssl|handshake|UnknownIssuer/i.test(text)) {
       return new PveError({
         ...base,
+        kind: "cancelled",
+        pveMessage: write
+          ? "Request cancelled before Proxmox answered; it may have been applied"
+          : "Request cancelled",
+      });
+    }
+    if (denied) {
+      // Deno names the permission actually missing (net, sys, env, read).
+      return new PveError({
+        ...base,
+        kind: "network",
+        pveMessage: `Missing permission to reach ${this.baseUrl}: ${
+          firstLine(denied.message)
+        }`,
+        hint:
+          "Grant what it names in the deno run flags (the shipped tasks grant what the server needs)",
+      });
+    }
+    if (e instanceof FingerprintMismatch) {
+      return new PveError({
+        ...base,
+        kind: "tls",
+        pveMessage:
+          `The certificate of ${this.baseUrl} has SHA-256 fingerprint ${e.actual}, which PROXMOX_TLS_FINGERPRINT does not pin; nothing was sent`,
+        hint:
+          "If the node's certificate was renewed, compare with `pvenode cert info` on the node and update PROXMOX_TLS_FINGERPRINT",
+      });
+    }
+    if (
+      /certificate|tls|ssl|handshake|UnknownIssuer|CaUsedAsEndEntity/i.test(
+        text,
+      )
+    ) {
+      return new PveError({
+        ...base,
+        kind: "tls",
         pveMessage: `TLS verification of ${this.baseUrl} failed (${
+          firstLine(text)
+        }); nothing was sent`,
+        hint: await this.#tlsHint(text),
+      });
+    }
+    if (
+      /connect error|connection refused|ECONNREFUSED|dns error|ENOTFOUND|EAI_AGAIN|failed to lookup|no route to host|EHOSTUNREACH|ENETUNREACH|network is unreachable/i
+        .test(text)
+    ) {
+      return new PveError({
+        ...base,
+        kind: "network",
+        pveMessage: `Cannot reach Proxmox at ${this.baseUrl} (${
+          firstLine(text)
+        })${write ? "; nothing was sent" : ""}`,
+        hint: "Check PROXMOX_URL and that the host is up",
+      });
+    }
+    // Connected, then the answer never came whole (reset, closed early).
+    return write
+      ? new PveError({
+        ...base,
+        kind: "uncertain",
+        pveMessage: `The connection to Proxmox dropped before it answered (${
+          firstLine(text)
+        }); the request may have been applied`,
+        hint:
+          "Check the guest's state or its recent tasks before sending it again",
+      })
+      : new PveError({
+        ...base,
+        kind: "network",
+        pveMessage: `The connection to Proxmox dropped before it answered (${
           firstLine(text)
         })`,
         hint:
-          "Set PROXMOX_CA_FILE to the cluster's CA (/etc/pve/pve-root-ca.pem), or PROXMOX_VERIFY_SSL=false on a trusted network",
+          "Try again; if it persists, check a proxy or firewall between this server and Proxmox",
       });
+  }
+
+  /** What to do about a certificate that did not verify. */
+  async #tlsHint(text: string): Promise<string> {
+    const fp = await peerFingerprint(this.baseUrl).catch(() => undefined);
+    const pin = fp
+      ? `PROXMOX_TLS_FINGERPRINT=${fp} (the certificate presented now: compare it with \`pvenode cert info\` on the node first)`
+      : "PROXMOX_TLS_FINGERPRINT (the SHA-256 fingerprint `pvenode cert info` prints)";
+    if (/CaUsedAsEndEntity/i.test(text)) {
+      return `The certificate is self-signed and presented as its own CA, which TLS refuses to trust as a CA file: pin it instead with ${pin}`;
     }
-    if (e instanceof Deno.errors.NotCapable) {
-      return new PveError({
-        ...base,
-        pveMessage: `No permission to reach ${this.baseUrl}`,
-        hint: "Grant it with --allow-net=<proxmox host:port>",
-      });
+    if (this.#options.caFile) {
+      return `PROXMOX_CA_FILE (${this.#options.caFile}) does not verify this certificate: use the CA that signed it (/etc/pve/pve-root-ca.pem on a node), or pin the certificate with ${pin}`;
     }
-    return new PveError({
-      ...base,
-      pveMessage: `Cannot reach Proxmox at ${this.baseUrl} (${
-        firstLine(text)
-      })`,
-      hint: "Check PROXMOX_URL and that the host is up",
-    });
+    return `Set PROXMOX_CA_FILE to the cluster's CA (/etc/pve/pve-root-ca.pem), or pin the certificate with ${pin}`;
   }
 
   #unwrap<T>(
@@ -389,19 +494,35 @@ export class PveClient {
     } catch {
       json = undefined;
     }
+    const html = json === undefined && isHtml(res);
+    const write = method !== "GET" && path !== "/access/ticket";
     if (res.status >= 200 && res.status < 300) {
-      if (json === undefined) {
+      if (json === undefined || typeof json !== "object" || json === null) {
         throw new PveError({
           status: res.status,
           method,
           path,
-          pveMessage: "Proxmox sent a reply that is not JSON",
+          kind: "badResponse",
+          pveMessage: html
+            ? `Proxmox sent an HTML page${
+              htmlTitle(res.body) ? ` titled '${htmlTitle(res.body)}'` : ""
+            } where JSON was expected`
+            : `Proxmox sent a reply that is not JSON (${
+              res.body ? "cut short or garbled" : "empty"
+            })${write ? "; the request was accepted" : ""}`,
+          hint: html
+            ? "Is PROXMOX_URL the Proxmox API (https://host:8006), not a web page or a proxy's login?"
+            : write
+            ? "Check the guest's state or its recent tasks: it was carried out, but its answer was lost"
+            : "Try again; if it persists, check a proxy between this server and Proxmox",
         });
       }
       return { data: json.data as T, total: json.total };
     }
     // PVE >= 8.3 has `message` in the body; older ones only the reason phrase.
-    const message = (json?.message ?? res.statusText ?? "").trim() ||
+    // A proxy's HTML error page: its title, never the HTML.
+    const title = html ? htmlTitle(res.body) : undefined;
+    const message = (json?.message ?? title ?? res.statusText ?? "").trim() ||
       `HTTP ${res.status}`;
     let hint: string | undefined;
     if (res.status === 401) {
@@ -413,6 +534,13 @@ export class PveClient {
         "The Proxmox user or token lacks this privilege: grant it in Datacenter > Permissions";
     } else if (res.status === 595 || res.status === 596) {
       hint = "A node is unreachable: check the cluster's node status";
+    } else if ([502, 503, 504].includes(res.status)) {
+      hint = html
+        ? `A proxy between this server and Proxmox answered with an HTML page (${res.status}): check that pveproxy runs on the node and the proxy reaches it, then try again`
+        : "Proxmox (pveproxy) is restarting or overloaded: try again shortly";
+    } else if (html) {
+      hint =
+        "Something other than the Proxmox API answered with an HTML page: check PROXMOX_URL (https://host:8006) and any proxy in between";
     }
     return (() => {
       throw new PveError({
@@ -425,6 +553,28 @@ export class PveClient {
       });
     })();
   }
+}
+
+/** A certificate whose fingerprint is not pinned (the connection is closed). */
+class FingerprintMismatch extends Error {
+  override name = "FingerprintMismatch";
+  readonly actual: string;
+  constructor(actual: string) {
+    super(`certificate fingerprint ${actual} is not pinned`);
+    this.actual = actual;
+  }
+}
+
+function isHtml(res: RawResponse): boolean {
+  return /text\/html/i.test(res.contentType) ||
+    /^\s*<(!doctype html|html)/i.test(res.body);
+}
+
+/** An HTML page's title, whitespace collapsed and cut short. */
+function htmlTitle(body: string): string | undefined {
+  const m = /<title[^>]*>([^<]*)<\/title>/i.exec(body);
+  const t = m?.[1].replace(/\s+/g, " ").trim().slice(0, 120);
+  return t || undefined;
 }
 
 /**
@@ -457,8 +607,9 @@ function firstLine(s: string): string {
 }
 
 function makeSender(options: PveClientOptions): Sender {
-  if (options.verifySsl === false && options.baseUrl.startsWith("https:")) {
-    return nodeHttpsSender();
+  const https = options.baseUrl.startsWith("https:");
+  if (https && (options.fingerprints?.length || options.verifySsl === false)) {
+    return nodeTlsSender(options.fingerprints);
   }
   const client = options.caCert
     ? Deno.createHttpClient({ caCerts: [options.caCert] })
@@ -474,18 +625,50 @@ function makeSender(options: PveClientOptions): Sender {
     return {
       status: res.status,
       statusText: res.statusText,
+      contentType: res.headers.get("content-type") ?? "",
       body: await res.text(),
     };
   };
 }
 
-/** TLS without verification, for the Proxmox host only (Deno's fetch cannot). */
-function nodeHttpsSender(): Sender {
-  let mod: Promise<typeof import("node:https")> | undefined;
-  let agent: import("node:https").Agent | undefined;
+type Https = typeof import("node:https");
+type Tls = typeof import("node:tls");
+
+/**
+ * TLS through node:tls, for the Proxmox host only: the certificate pinned by
+ * fingerprint, or (no fingerprints) not checked at all. Deno's fetch can do
+ * neither.
+ *
+ * Each connection is made and its certificate checked before the request is
+ * handed its socket, so a mismatch fails closed: no byte of the request (nor
+ * its credentials) is written. `ca: []` keeps node:tls from building the
+ * default CA store, which it does from NODE_EXTRA_CA_CERTS and
+ * NODE_USE_SYSTEM_CA and which needs --allow-sys and --allow-env: no CA
+ * decides anything here.
+ *
+ * Exactly once: Deno's node:http client re-sends a request whose reused
+ * keep-alive socket closes before an answer, even a POST and even one its
+ * caller aborted (maybeRetryRequest in node:_http_client). So writes never
+ * get a reused socket (a fresh connection each, closed after the answer), and
+ * an aborted read gives its socket up without that re-send.
+ */
+function nodeTlsSender(fingerprints: string[] | undefined): Sender {
+  let mods: Promise<[Https, Tls]> | undefined;
+  let agents: {
+    read: import("node:https").Agent;
+    write: import("node:https").Agent;
+  } | undefined;
+  const pinned = fingerprints?.length ? new Set(fingerprints) : undefined;
   return async (method, url, headers, body, signal) => {
-    const https = await (mod ??= import("node:https"));
-    agent ??= new https.Agent({ rejectUnauthorized: false, keepAlive: true });
+    const [https, tls] = await (mods ??= Promise.all([
+      import("node:https"),
+      import("node:tls"),
+    ]));
+    agents ??= {
+      read: checkedAgent(https, tls, pinned, true),
+      write: checkedAgent(https, tls, pinned, false),
+    };
+    signal.throwIfAborted();
     return await new Promise<RawResponse>((resolve, reject) => {
       const req = https.request(url, {
         method,
@@ -493,24 +676,137 @@ function nodeHttpsSender(): Sender {
           ...headers,
           "Content-Length": String(new TextEncoder().encode(body).length),
         },
-        agent,
-        signal,
+        agent: method === "GET" ? agents!.read : agents!.write,
       }, (res) => {
         const chunks: Uint8Array[] = [];
         res.on("data", (c: Uint8Array) => chunks.push(c));
-        res.on("end", () =>
-          resolve({
+        res.on("end", () => {
+          if (!res.complete) {
+            return settle(
+              new Error("connection closed before the answer ended"),
+            );
+          }
+          settle(undefined, {
             status: res.statusCode ?? 0,
             statusText: res.statusMessage ?? "",
+            contentType: String(res.headers["content-type"] ?? ""),
             body: new TextDecoder().decode(concat(chunks)),
-          }));
-        res.on("error", reject);
+          });
+        });
+        res.on("error", (e) => settle(e));
+        res.on(
+          "aborted",
+          () => settle(new Error("connection closed before the answer ended")),
+        );
       });
-      req.on("error", reject);
+      let done = false;
+      const onAbort = () => {
+        // Give the socket up without Deno's re-send on a reused socket.
+        (req as { reusedSocket: boolean }).reusedSocket = false;
+        req.destroy();
+        settle(new DOMException("The request was aborted", "AbortError"));
+      };
+      function settle(e?: unknown, r?: RawResponse) {
+        if (done) return;
+        done = true;
+        signal.removeEventListener("abort", onAbort);
+        if (r) resolve(r);
+        else reject(e);
+      }
+      signal.addEventListener("abort", onAbort, { once: true });
+      req.on("error", (e) => settle(e));
       if (body !== undefined) req.write(body);
       req.end();
     });
   };
+}
+
+/**
+ * An agent whose connections are checked before any request gets them:
+ * `keepAlive` for reads (a socket may serve many), none for writes.
+ */
+function checkedAgent(
+  https: Https,
+  tls: Tls,
+  pinned: Set<string> | undefined,
+  keepAlive: boolean,
+): import("node:https").Agent {
+  const agent = new https.Agent({
+    keepAlive,
+    maxSockets: keepAlive ? 8 : Infinity,
+  });
+  // Called as createConnection(options, done): a socket handed to `done`
+  // later is what the request is written to (none is returned at once).
+  const connect = (
+    options: {
+      host?: string | null;
+      port?: number | string | null;
+      servername?: string;
+    },
+    done: (err: Error | null, socket?: import("node:tls").TLSSocket) => void,
+  ): undefined => {
+    const socket = tls.connect({
+      host: options.host ?? undefined,
+      port: Number(options.port),
+      servername: options.servername || undefined,
+      rejectUnauthorized: false,
+      ca: [],
+      ALPNProtocols: ["http/1.1"],
+    });
+    const fail = (e: Error) => {
+      socket.destroy();
+      done(e);
+    };
+    socket.once("error", fail);
+    socket.once("secureConnect", () => {
+      socket.off("error", fail);
+      if (pinned) {
+        const actual = socket.getPeerCertificate()?.fingerprint256 ?? "";
+        if (!pinned.has(actual.toUpperCase())) {
+          return fail(new FingerprintMismatch(actual || "(none)"));
+        }
+      }
+      done(null, socket);
+    });
+    return undefined;
+  };
+  (agent as unknown as { createConnection: typeof connect }).createConnection =
+    connect;
+  return agent;
+}
+
+/**
+ * The SHA-256 fingerprint of the certificate a TLS server presents (nothing
+ * is sent); for hints after a failed verification.
+ */
+export async function peerFingerprint(
+  baseUrl: string,
+  timeoutMs = 3000,
+): Promise<string | undefined> {
+  const url = new URL(baseUrl);
+  if (url.protocol !== "https:") return undefined;
+  const tls = await import("node:tls");
+  return await new Promise<string | undefined>((resolve) => {
+    const host = url.hostname.replace(/^\[|\]$/g, "");
+    const socket = tls.connect({
+      host,
+      port: Number(url.port || 443),
+      servername: /^[\d.]+$|:/.test(host) ? undefined : host,
+      rejectUnauthorized: false,
+      ca: [],
+    });
+    const timer = setTimeout(() => finish(undefined), timeoutMs);
+    function finish(fp: string | undefined) {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(fp);
+    }
+    socket.once("error", () => finish(undefined));
+    socket.once(
+      "secureConnect",
+      () => finish(socket.getPeerCertificate()?.fingerprint256 || undefined),
+    );
+  });
 }
 
 function concat(chunks: Uint8Array[]): Uint8Array {

@@ -1,4 +1,8 @@
-/** A throwaway CA and a server certificate for 127.0.0.1/localhost (openssl). */
+/**
+ * Test certificates (openssl): a throwaway CA and a server certificate for
+ * 127.0.0.1/localhost, as PVE's pve-root-ca and pve-ssl; or one self-signed
+ * certificate that is its own CA, as a hand-made node certificate often is.
+ */
 
 export interface SimTls {
   cert: string;
@@ -7,6 +11,74 @@ export interface SimTls {
   ca: string;
   caFile: string;
   dir: string;
+  /** SHA-256 of cert, as `pvenode cert info` prints it (`AA:BB:…`). */
+  fingerprint: string;
+}
+
+/** The SHA-256 fingerprint of a PEM certificate, as `AA:BB:…`. */
+export async function pemFingerprint(pem: string): Promise<string> {
+  const b64 = pem.replace(/-----[^-]+-----/g, "").replace(/\s+/g, "");
+  const der = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  const hash = new Uint8Array(await crypto.subtle.digest("SHA-256", der));
+  return [...hash].map((b) => b.toString(16).padStart(2, "0").toUpperCase())
+    .join(":");
+}
+
+let shared: Promise<SimTls> | undefined;
+
+/**
+ * One CA-signed certificate set per process, made on first use (openssl takes
+ * a while) and removed when the process ends. Tests share it read-only.
+ */
+export function simTls(): Promise<SimTls> {
+  if (!shared) {
+    shared = selfSignedCert();
+    shared.then((t) =>
+      globalThis.addEventListener("unload", () => {
+        try {
+          Deno.removeSync(t.dir, { recursive: true });
+        } catch { /* already gone */ }
+      })
+    ).catch(() => {});
+  }
+  return shared;
+}
+
+/**
+ * A certificate for 127.0.0.1/localhost that is its own CA (basicConstraints
+ * CA:TRUE, as `openssl req -x509` makes by default): `ca` is the certificate
+ * itself, which TLS libraries refuse as an end entity (CaUsedAsEndEntity).
+ */
+export async function caAsEndEntityCert(): Promise<SimTls> {
+  const dir = await Deno.makeTempDir({ prefix: "pve-sim-tls-" });
+  await openssl([
+    "req",
+    "-x509",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-days",
+    "2",
+    "-keyout",
+    "server.key",
+    "-out",
+    "server.pem",
+    "-subj",
+    "/CN=localhost",
+    "-addext",
+    "subjectAltName=IP:127.0.0.1,DNS:localhost",
+    "-addext",
+    "basicConstraints=critical,CA:TRUE",
+  ], dir);
+  const cert = await Deno.readTextFile(`${dir}/server.pem`);
+  return {
+    cert,
+    key: await Deno.readTextFile(`${dir}/server.key`),
+    ca: cert,
+    caFile: `${dir}/server.pem`,
+    dir,
+    fingerprint: await pemFingerprint(cert),
+  };
 }
 
 async function openssl(args: string[], cwd: string): Promise<void> {
@@ -75,11 +147,13 @@ export async function selfSignedCert(): Promise<SimTls> {
     "-extfile",
     "ext.cnf",
   ], dir);
+  const cert = await Deno.readTextFile(`${dir}/server.pem`);
   return {
-    cert: await Deno.readTextFile(`${dir}/server.pem`),
+    cert,
     key: await Deno.readTextFile(`${dir}/server.key`),
     ca: await Deno.readTextFile(`${dir}/ca.pem`),
     caFile: `${dir}/ca.pem`,
     dir,
+    fingerprint: await pemFingerprint(cert),
   };
 }
