@@ -1,6 +1,10 @@
 /** e2e: VMs from a cloud-init template and new LXC containers, over stdio. */
 import assert from "node:assert/strict";
-import { bootDisk, generatePassword, sizeBytes } from "../src/tools/create.ts";
+import {
+  bootDisk,
+  generatePassword,
+  sizeBytes,
+} from "../src/proxmox/api/create.ts";
 import { call, callOk, connect, simEnv, startSim } from "./helpers.ts";
 
 const KEYS = [
@@ -204,7 +208,7 @@ Deno.test("a step failing after the clone names the VM that exists and its state
   assert.equal(r.isError, true);
   assert.match(
     r.text,
-    /^VM 107 \(bad-keys\) was created on pve1 and is stopped, but the configure step failed: .*SSH public key validation error/,
+    /^VM 107 \(bad-keys\) was created on pve1 \(done: clone\) and is stopped, but the configure step failed: .*SSH public key validation error/,
   );
   assert.match(r.text, /proxmox_delete_vm/);
   assert.match(r.text, /"failed_step":"configure"/);
@@ -377,4 +381,150 @@ Deno.test("helpers: CSPRNG passwords, sizes, and the boot disk read from the con
     }),
     { key: "scsi1", size: 4 * 1024 ** 3 },
   );
+});
+
+Deno.test("create_vm_from_template: a resize failing after clone and configure says which steps were applied", async () => {
+  await using sim = await startSim();
+  await using s = await connect({ env: simEnv(sim) });
+  sim.faults.inject({
+    method: "PUT",
+    path: /\/resize$/,
+    fault: { kind: "status", status: 500, message: "storage is full" },
+  });
+  const r = await call(s.client, "proxmox_create_vm_from_template", {
+    template: 9000,
+    name: "grow-fails",
+    start: true,
+  });
+  assert.equal(r.isError, true);
+  assert.match(
+    r.text,
+    /^VM 107 \(grow-fails\) was created on pve1 \(done: clone, configure\) and is stopped, but the resize step failed: .*storage is full/,
+  );
+  assert.match(r.text, /"done_steps":\["clone","configure"\]/);
+  assert.match(r.text, /"failed_step":"resize"/);
+  assert.match(r.text, /"password":"[A-Za-z0-9]{24}"/, "set, so shown once");
+  assert.equal(sim.cluster.guests.get(107)!.config.name, "grow-fails");
+  assert.ok(!sim.requests.some((q) => q.path.endsWith("/status/start")));
+});
+
+Deno.test("create_vm_from_template: a start task failing names the steps done before it and keeps the task's UPID", async () => {
+  await using sim = await startSim();
+  await using s = await connect({ env: simEnv(sim) });
+  sim.faults.task({ type: "qmstart", fail: "start failed: out of memory" });
+  const r = await call(s.client, "proxmox_create_vm_from_template", {
+    template: 9000,
+    start: true,
+  });
+  assert.equal(r.isError, true);
+  assert.match(
+    r.text,
+    /was created on pve1 \(done: clone, configure, resize\) and is stopped, but the start step failed: Task failed: start VM 107: start failed: out of memory/,
+  );
+  assert.match(r.text, /"upid":"UPID:pve1:[^"]*:qmstart:107:/);
+  assert.equal(sim.cluster.guests.get(107)!.status, "stopped");
+});
+
+Deno.test("waiting for a new guest's addresses stops at the first permanent error (403, 501, agent not configured) and says why", async () => {
+  await using sim = await startSim();
+  await using s = await connect({ env: simEnv(sim) });
+  const cases = [
+    {
+      fault: {
+        kind: "status" as const,
+        status: 403,
+        message: "Permission check failed (/vms/107, VM.Monitor)",
+      },
+      why:
+        /the Proxmox user or token may not read them \(403\): Permission check failed/,
+    },
+    {
+      fault: {
+        kind: "status" as const,
+        status: 501,
+        message:
+          "Method 'GET /nodes/pve1/qemu/108/agent/network-get-interfaces' not implemented",
+      },
+      why: /this Proxmox does not offer that endpoint \(501\)/,
+    },
+    {
+      fault: {
+        kind: "status" as const,
+        status: 500,
+        message: "No QEMU guest agent configured",
+      },
+      why: /the guest agent is not enabled in its config/,
+    },
+  ];
+  for (const c of cases) {
+    sim.faults.clear();
+    sim.faults.inject({
+      method: "GET",
+      path: /\/agent\/network-get-interfaces$/,
+      times: Infinity,
+      fault: c.fault,
+    });
+    const t0 = performance.now();
+    const out = await callOk(s.client, "proxmox_create_vm_from_template", {
+      template: 9000,
+      start: true,
+      timeout_s: 40,
+    });
+    const seconds = (performance.now() - t0) / 1000;
+    assert.ok(seconds < 10, `returned after ${seconds} s, not timeout_s`);
+    assert.equal(out.state, "running");
+    assert.equal(out.ips, undefined);
+    assert.match(out.note, /^No IPs yet: /);
+    assert.match(out.note, c.why);
+    const polls = sim.requests.filter((q) =>
+      q.path.endsWith("/network-get-interfaces") &&
+      q.params.vmid === String(out.vmid)
+    );
+    assert.equal(polls.length, 1, "no retry after a permanent error");
+  }
+  sim.faults.clear();
+
+  // LXC: a 403 on interfaces stops the wait as well.
+  sim.faults.inject({
+    method: "GET",
+    path: /\/lxc\/\d+\/interfaces$/,
+    times: Infinity,
+    fault: { kind: "status", status: 403, message: "Permission check failed" },
+  });
+  const ct = await callOk(s.client, "proxmox_create_lxc", {
+    ostemplate: "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst",
+    node: "pve1",
+    start: true,
+    timeout_s: 40,
+  });
+  assert.match(ct.note, /may not read them \(403\)/);
+});
+
+Deno.test("addresses that take a few polls: progress continues while waiting", async () => {
+  await using sim = await startSim();
+  await using s = await connect({ env: simEnv(sim) });
+  sim.faults.inject({
+    method: "GET",
+    path: /\/agent\/network-get-interfaces$/,
+    times: 2,
+    fault: {
+      kind: "status",
+      status: 500,
+      message: "QEMU guest agent is not running",
+    },
+  });
+  const progress: { progress: number; message?: string }[] = [];
+  const r = await call(s.client, "proxmox_create_vm_from_template", {
+    template: 9000,
+    start: true,
+  }, { onprogress: (p) => progress.push(p) });
+  assert.ok(!r.isError, r.text);
+  assert.ok(r.data.ips.length > 0);
+  const waits = progress.filter((p) =>
+    /^addresses: waiting for an address/.test(p.message ?? "")
+  );
+  assert.ok(waits.length >= 2, progress.map((p) => p.message).join(" | "));
+  for (let i = 1; i < progress.length; i++) {
+    assert.ok(progress[i].progress > progress[i - 1].progress, "increasing");
+  }
 });

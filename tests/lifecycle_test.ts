@@ -63,7 +63,7 @@ Deno.test("stop_vm shuts down cleanly, answers plainly for a stopped guest, and 
   assert.match(r.task.upid, /:qmshutdown:100:/);
   assert.equal(sim.cluster.guests.get(100)!.status, "stopped");
   const req = sim.requests.findLast((x) => x.path.endsWith("/status/shutdown"));
-  assert.equal(req?.params.timeout, "96", "PVE's timeout leaves room");
+  assert.equal(req?.params.timeout, "36", "PVE's timeout leaves room");
   assert.equal(req?.params.forceStop, undefined);
 
   const ct = await callOk(s.client, "proxmox_stop_vm", { vmid: 202 });
@@ -130,7 +130,7 @@ Deno.test("a locked guest: start returns isError with PVE's lock message and how
 
   const bad = await call(s.client, "proxmox_get_task", { upid: "nope" });
   assert.equal(bad.isError, true);
-  assert.match(bad.text, /Not a UPID: 'nope'/);
+  assert.match(bad.text, /use the UPID exactly as a tool returned it/);
 });
 
 Deno.test("a task that outlives timeout_s returns its UPID as running; get_task follows it to the end", async () => {
@@ -426,4 +426,95 @@ Deno.test("simulator: QEMU and LXC power and delete differ like PVE (sync vs in-
     }),
   );
   assert.equal(shrink.exitstatus, "shrinking disks is not supported");
+});
+
+Deno.test("update_vm: configuration applied, then reading pending changes fails: the error says the change was made", async () => {
+  await using sim = await startSim();
+  await using s = await connect({ env: simEnv(sim) });
+  sim.faults.inject({
+    method: "GET",
+    path: "/nodes/pve1/qemu/100/pending",
+    fault: { kind: "status", status: 503, message: "Service Unavailable" },
+  });
+  const r = await call(s.client, "proxmox_update_vm", { vmid: 100, cores: 4 });
+  assert.equal(r.isError, true);
+  assert.match(
+    r.text,
+    /^Configuration applied \(cores\); reading pending changes of VM 100 \(web-01\) failed: Proxmox answered 503/,
+  );
+  assert.match(r.text, /"written":\["cores"\]/);
+  const g = sim.cluster.guests.get(100)!;
+  assert.equal(g.pending.cores, 4, "the change was written");
+  assert.ok(
+    !sim.requests.some((q) => q.path.endsWith("/status/reboot")),
+    "no reboot on an unknown pending state",
+  );
+});
+
+Deno.test("update_vm: the reboot done, the second pending read failing names both applied steps", async () => {
+  await using sim = await startSim();
+  await using s = await connect({ env: simEnv(sim) });
+  sim.faults.inject({
+    method: "GET",
+    path: "/nodes/pve1/qemu/100/pending",
+    fault: { kind: "delay", ms: 0 },
+  });
+  sim.faults.inject({
+    method: "GET",
+    path: "/nodes/pve1/qemu/100/pending",
+    fault: { kind: "status", status: 500, message: "got timeout" },
+  });
+  const r = await call(s.client, "proxmox_update_vm", { vmid: 100, cores: 4 });
+  assert.equal(r.isError, true);
+  assert.match(
+    r.text,
+    /^Configuration applied \(cores\) and VM 100 \(web-01\) rebooted \(task UPID:pve1:[^)]*:qmreboot:100:root@pam:\); reading pending changes .* failed: .*got timeout/,
+  );
+  assert.equal(sim.cluster.guests.get(100)!.config.cores, 4);
+});
+
+Deno.test("every task tool of the vms toolset waits at most 45 s by default; longer waits are opt-in", async () => {
+  const { ALL_TOOLS } = await import("../src/tools/mod.ts");
+  const mine = ALL_TOOLS.filter((t) =>
+    t.toolset === "vms" && t.input.timeout_s
+  );
+  assert.deepEqual(mine.map((t) => t.name).sort(), [
+    "proxmox_create_lxc",
+    "proxmox_create_vm_from_template",
+    "proxmox_delete_vm",
+    "proxmox_migrate_vm",
+    "proxmox_start_vm",
+    "proxmox_stop_vm",
+    "proxmox_update_vm",
+  ]);
+  for (const t of mine) {
+    const d = t.input.timeout_s.parse(undefined);
+    assert.ok(d <= 45, `${t.name}: default timeout_s ${d}`);
+    assert.equal(t.input.timeout_s.parse(3600), 3600, `${t.name}: opt-in`);
+  }
+});
+
+Deno.test("start_vm with the default wait returns 'running' with the UPID and how to follow it when the task outlives it", async () => {
+  await using sim = await startSim();
+  await using s = await connect({ env: simEnv(sim) });
+  sim.faults.task({ type: "qmstart", vmid: 106, endless: true });
+  const progress: { message?: string }[] = [];
+  const r = await call(
+    s.client,
+    "proxmox_start_vm",
+    { vmid: 106, timeout_s: 2 },
+    { onprogress: (p) => progress.push(p) },
+  );
+  assert.ok(!r.isError, r.text);
+  assert.equal(r.data.task.status, "running");
+  assert.match(r.data.task.upid, /:qmstart:106:/);
+  assert.match(r.data.task.note, /follow it with proxmox_get_task/);
+  assert.ok(
+    progress.filter((p) =>
+      /start VM 106 \(rocky-ci\): running/.test(
+        p.message ?? "",
+      )
+    ).length >= 2,
+    "progress while waiting",
+  );
 });

@@ -4,7 +4,6 @@
  * readOnlyHint and wins over every other filter.
  */
 import { createBackup, listBackups, restoreBackup } from "./backups.ts";
-import { createLxc, createVmFromTemplate } from "./create.ts";
 import type { ToolDef } from "./define.ts";
 import { addFirewallRule, listFirewallRules } from "./firewall.ts";
 import {
@@ -13,7 +12,6 @@ import {
   readFileVm,
   writeFileVm,
 } from "./guest.ts";
-import { deleteVm, migrateVm, startVm, stopVm, updateVm } from "./lifecycle.ts";
 import { listNodes } from "./nodes.ts";
 import {
   createSnapshot,
@@ -23,7 +21,17 @@ import {
 } from "./snapshots.ts";
 import { listContent, listStorage } from "./storage.ts";
 import { getTask } from "./tasks.ts";
-import { getVmStats, listVms } from "./vms.ts";
+import {
+  createLxc,
+  createVmFromTemplate,
+  deleteVm,
+  getVmStats,
+  listVms,
+  migrateVm,
+  startVm,
+  stopVm,
+  updateVm,
+} from "./vms.ts";
 
 export interface Toolset {
   id: string;

@@ -1,6 +1,7 @@
-/** Cluster nodes. */
+/** The `nodes` toolset: cluster nodes. */
 import { z } from "zod";
-import { defineTool } from "./define.ts";
+import { listNodes as readNodes } from "../proxmox/api/nodes.ts";
+import { defineTool, READ_ONLY } from "./define.ts";
 
 const GIB = 1024 ** 3;
 const gib = (b: unknown): number | undefined =>
@@ -27,25 +28,19 @@ export const listNodes = defineTool({
       uptime_s: z.number().optional(),
     })),
   }),
-  annotations: {
-    readOnlyHint: true,
-    destructiveHint: false,
-    idempotentHint: true,
-    openWorldHint: true,
-  },
+  annotations: READ_ONLY,
   async run(_args, { pve }) {
-    const list = await pve.get<Record<string, unknown>[]>("/nodes");
-    const nodes = list.map((n) => ({
+    const nodes = (await readNodes(pve)).map((n) => ({
       node: String(n.node),
-      status: String(n.status ?? "unknown"),
+      status: n.status,
       cpu_pct: pct(n.cpu),
-      cores: n.maxcpu as number | undefined,
+      cores: n.maxcpu,
       mem_gib: gib(n.mem),
       maxmem_gib: gib(n.maxmem),
       disk_gib: gib(n.disk),
       maxdisk_gib: gib(n.maxdisk),
-      uptime_s: n.uptime as number | undefined,
-    })).sort((a, b) => a.node.localeCompare(b.node));
+      uptime_s: n.uptime,
+    }));
     return { nodes };
   },
 });

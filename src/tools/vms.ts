@@ -1,6 +1,83 @@
-/** Guests (QEMU VMs and LXC containers): inventory and statistics. */
+/**
+ * The `vms` toolset: QEMU VMs and LXC containers. Inventory and statistics,
+ * start, stop, update, migrate and delete, and new guests (a VM cloned from a
+ * cloud-init template, a container from an ostemplate). Each tool maps its
+ * arguments to the API layer (every path and PVE quirk lives there), follows
+ * the task it started and says what to do when PVE refuses.
+ */
 import { z } from "zod";
-import { defineTool, GuestNode, NodeName, Vmid } from "./define.ts";
+import {
+  bootDisk,
+  cloneTemplate,
+  configureCloudInit,
+  createContainer,
+  freeVmid,
+  guestPassword,
+  ipSpec,
+  isContainerTemplate,
+  noContainerDirectories,
+  pveSize,
+  resizeDisk,
+  rootdirStorage,
+  sizeBytes,
+  usesLocalStorage,
+  wholeGib,
+} from "../proxmox/api/create.ts";
+import {
+  currentStatus,
+  getConfig,
+  type GuestRef,
+  hourStats,
+  listGuests,
+  locate,
+  lockAdvice,
+  lockOf,
+  named,
+  newGuest,
+  pendingKeys,
+  type RrdPoint,
+  updateConfig,
+  waitForAddresses,
+} from "../proxmox/api/guests.ts";
+import { listNodes } from "../proxmox/api/nodes.ts";
+import {
+  destroy,
+  migrate,
+  migrationMode,
+  reboot,
+  refusedAsRunning,
+  resume,
+  shutdown,
+  shutdownTimedOut,
+  start,
+  wasRunning,
+  wasStopped,
+} from "../proxmox/api/power.ts";
+import {
+  CREATES,
+  defineTool,
+  DESTRUCTIVE,
+  GuestNode,
+  IDEMPOTENT_CHANGE,
+  IDEMPOTENT_DESTRUCTIVE,
+  NodeName,
+  READ_ONLY,
+  StorageId,
+  taskFollower,
+  TaskOutcome,
+  TimeoutS,
+  type ToolContext,
+  ToolError,
+  Vmid,
+  Wait,
+} from "./define.ts";
+
+/**
+ * Default wait for every task tool: below common client request timeouts
+ * (the SDK client's is 60 s). A longer task comes back `running` with its
+ * UPID; timeout_s up to 3600 waits longer on request.
+ */
+const WAIT_S = 45;
 
 const MIB = 1024 ** 2;
 const GIB = 1024 ** 3;
@@ -10,6 +87,10 @@ const round = (n: number, d = 1): number => {
 };
 const num = (v: unknown): number =>
   typeof v === "number" ? v : Number(v ?? 0) || 0;
+const messageOf = (e: unknown): string =>
+  e instanceof Error ? e.message : String(e ?? "");
+
+// ---------------------------------------------------------------- inventory
 
 export const LIST_COLUMNS = [
   "vmid",
@@ -41,14 +122,9 @@ export const listVms = defineTool({
     columns: z.array(z.string()),
     rows: z.array(z.array(z.union([z.string(), z.number()]))),
   }),
-  annotations: {
-    readOnlyHint: true,
-    destructiveHint: false,
-    idempotentHint: true,
-    openWorldHint: true,
-  },
+  annotations: READ_ONLY,
   async run({ node, status, type, name_contains }, { pve }) {
-    const all = await pve.guests();
+    const all = await listGuests(pve);
     const needle = name_contains?.toLowerCase();
     const rows: (string | number)[][] = [];
     for (const r of all) {
@@ -74,15 +150,6 @@ export const listVms = defineTool({
     return { count: rows.length, columns: [...LIST_COLUMNS], rows };
   },
 });
-
-interface RrdPoint {
-  cpu?: number;
-  mem?: number;
-  netin?: number;
-  netout?: number;
-  diskread?: number;
-  diskwrite?: number;
-}
 
 function average(points: RrdPoint[], key: keyof RrdPoint): number | undefined {
   const vals = points.map((p) => p[key]).filter((v): v is number =>
@@ -127,21 +194,12 @@ export const getVmStats = defineTool({
       diskwrite_kibps: z.number().optional(),
     }).optional(),
   }),
-  annotations: {
-    readOnlyHint: true,
-    destructiveHint: false,
-    idempotentHint: true,
-    openWorldHint: true,
-  },
+  annotations: READ_ONLY,
   async run({ vmid, node }, { pve }) {
-    const g = await pve.locate(vmid, node);
+    const g = await locate(pve, vmid, node);
     const [cur, rrd] = await Promise.all([
-      pve.get<Record<string, unknown>>(`${g.path}/status/current`),
-      // RRD data is missing for a guest younger than a minute: not an error.
-      pve.get<RrdPoint[]>(`${g.path}/rrddata`, {
-        timeframe: "hour",
-        cf: "AVERAGE",
-      }).catch(() => [] as RrdPoint[]),
+      currentStatus(pve, g),
+      hourStats(pve, g),
     ]);
     const avg = (k: keyof RrdPoint, scale: number, d = 1) => {
       const a = average(rrd, k);
@@ -150,12 +208,12 @@ export const getVmStats = defineTool({
     const cpuAvg = average(rrd, "cpu");
     return {
       vmid,
-      name: cur.name as string | undefined,
+      name: cur.name,
       node: g.node,
       type: g.type,
       status: String(cur.status),
-      qmpstatus: cur.qmpstatus as string | undefined,
-      lock: cur.lock as string | undefined,
+      qmpstatus: cur.qmpstatus,
+      lock: cur.lock,
       uptime_s: num(cur.uptime),
       cpu_pct: round(num(cur.cpu) * 100),
       cores: num(cur.cpus),
@@ -178,5 +236,852 @@ export const getVmStats = defineTool({
         }
         : undefined,
     };
+  },
+});
+
+// ---------------------------------------------------------------- lifecycle
+
+/** Advice added to a failure it fits. */
+interface Hint {
+  when: (e: unknown) => boolean;
+  text: string;
+}
+
+/**
+ * Rethrows a failure with what to do about it: a lock names its cause and
+ * the way out. The task detail (UPID, exit status, log tail) is kept.
+ */
+function explain(e: unknown, g: GuestRef, hint?: Hint): never {
+  const lock = lockOf(e);
+  const extra = lock
+    ? lockAdvice(g, lock)
+    : hint?.when(e)
+    ? hint.text
+    : undefined;
+  if (!extra || !(e instanceof Error)) throw e;
+  throw new ToolError(
+    `${e.message}. ${extra}`,
+    e instanceof ToolError ? e.detail : undefined,
+  );
+}
+
+const Guest = {
+  vmid: z.number(),
+  node: z.string(),
+  type: z.enum(["qemu", "lxc"]),
+};
+
+/** Result of a power, migrate or delete call: the guest and its task. */
+const GuestTask = z.object({
+  ...Guest,
+  state: z.string().optional(),
+  task: TaskOutcome.optional(),
+  note: z.string().optional(),
+});
+type GuestTask = z.infer<typeof GuestTask>;
+
+function base(g: GuestRef): Pick<GuestTask, "vmid" | "node" | "type"> {
+  return { vmid: g.vmid, node: g.node, type: g.type };
+}
+
+/** The state a finished task leaves; unknown while it still runs. */
+function stateAfter(task: TaskOutcome, state: string): string | undefined {
+  return task.status === "running" ? undefined : state;
+}
+
+/** Starts a task and follows it; PVE failures get explained. */
+async function follow(
+  ctx: ToolContext,
+  g: GuestRef,
+  call: () => Promise<string>,
+  opts: { wait: boolean; timeoutS: number; what: string; hint?: Hint },
+): Promise<TaskOutcome> {
+  try {
+    return await ctx.task(await call(), opts);
+  } catch (e) {
+    explain(e, g, opts.hint);
+  }
+}
+
+export const startVm = defineTool({
+  name: "proxmox_start_vm",
+  toolset: "vms",
+  title: "Start a VM or container",
+  description: "Start or resume a guest.",
+  input: {
+    vmid: Vmid,
+    node: GuestNode,
+    wait: Wait,
+    timeout_s: TimeoutS(WAIT_S),
+  },
+  output: GuestTask,
+  annotations: IDEMPOTENT_CHANGE,
+  async run({ vmid, node, wait, timeout_s }, ctx) {
+    const { pve } = ctx;
+    const g = await locate(pve, vmid, node);
+    if (g.template) {
+      throw new ToolError(
+        `${
+          named(g)
+        } is a template and cannot be started: clone it with proxmox_create_vm_from_template`,
+      );
+    }
+    const already = { ...base(g), state: "running", note: "Already running" };
+    const cur = await currentStatus(pve, g);
+    const opts = { wait, timeoutS: timeout_s, what: `start ${named(g)}` };
+    if (cur.status === "running") {
+      if (cur.qmpstatus !== "paused") return already;
+      const task = await follow(ctx, g, () => resume(pve, g), {
+        ...opts,
+        what: `resume ${named(g)}`,
+      });
+      return { ...base(g), state: stateAfter(task, "running"), task };
+    }
+    try {
+      const task = await follow(ctx, g, () => start(pve, g), opts);
+      return { ...base(g), state: stateAfter(task, "running"), task };
+    } catch (e) {
+      // Started by someone else meanwhile: QEMU says so in the task, LXC sync.
+      if (wasRunning(e)) return already;
+      throw e;
+    }
+  },
+});
+
+export const stopVm = defineTool({
+  name: "proxmox_stop_vm",
+  toolset: "vms",
+  title: "Shut down a VM or container",
+  description: "Shut down a guest; force=true hard-stops if needed.",
+  input: {
+    vmid: Vmid,
+    node: GuestNode,
+    force: z.boolean().default(false),
+    wait: Wait,
+    timeout_s: TimeoutS(WAIT_S),
+  },
+  output: GuestTask,
+  annotations: IDEMPOTENT_DESTRUCTIVE,
+  async run({ vmid, node, force, wait, timeout_s }, ctx) {
+    const { pve } = ctx;
+    const g = await locate(pve, vmid, node);
+    const already = { ...base(g), state: "stopped", note: "Already stopped" };
+    const cur = await currentStatus(pve, g);
+    if (cur.status !== "running") return already;
+    if (cur.qmpstatus === "paused" && !force) {
+      throw new ToolError(
+        `${
+          named(g)
+        } is paused and cannot shut down cleanly: use force: true to stop it`,
+      );
+    }
+    // PVE's shutdown timeout leaves room to see a forced stop finish.
+    const timeout = Math.max(1, Math.floor(timeout_s * 0.8));
+    try {
+      const task = await follow(
+        ctx,
+        g,
+        () => shutdown(pve, g, { timeoutS: timeout, force }),
+        {
+          wait,
+          timeoutS: timeout_s,
+          what: `shut down ${named(g)}`,
+          hint: {
+            when: shutdownTimedOut,
+            text:
+              `The guest did not shut down within ${timeout} s: retry with force: true (hard stop after the timeout) or a longer timeout_s`,
+          },
+        },
+      );
+      return { ...base(g), state: stateAfter(task, "stopped"), task };
+    } catch (e) {
+      // LXC answers a stop of a stopped CT with a refused call.
+      if (wasStopped(e)) return already;
+      throw e;
+    }
+  },
+});
+
+export const updateVm = defineTool({
+  name: "proxmox_update_vm",
+  toolset: "vms",
+  title: "Change a VM's or container's resources",
+  description: "Change cores, memory, name, description, tags.",
+  input: {
+    vmid: Vmid,
+    node: GuestNode,
+    cores: z.number().int().optional(),
+    memory_mib: z.number().int().optional(),
+    name: z.string().optional(),
+    description: z.string().optional(),
+    tags: z.string().optional(),
+    restart: z.boolean().default(true),
+    wait: Wait,
+    timeout_s: TimeoutS(WAIT_S),
+  },
+  output: z.object({
+    ...Guest,
+    applied: z.array(z.string()),
+    pending: z.array(z.string()),
+    restarted: z.boolean(),
+    task: TaskOutcome.optional(),
+    note: z.string().optional(),
+  }),
+  annotations: IDEMPOTENT_DESTRUCTIVE,
+  async run(args, ctx) {
+    const { pve } = ctx;
+    const g = await locate(pve, args.vmid, args.node);
+    const qemu = g.type === "qemu";
+    const params: Record<string, string | number | undefined> = {
+      cores: args.cores,
+      // QEMU's memory is a property string, LXC's an integer.
+      memory: !qemu
+        ? args.memory_mib
+        : args.memory_mib
+        ? String(args.memory_mib)
+        : undefined,
+      description: args.description,
+      tags: args.tags,
+    };
+    params[qemu ? "name" : "hostname"] = args.name;
+    const keys = Object.keys(params).filter((k) => params[k] !== undefined);
+    if (!keys.length) {
+      throw new ToolError(
+        "Nothing to change: give cores, memory_mib, name, description or tags",
+      );
+    }
+    try {
+      await updateConfig(pve, g, params);
+    } catch (e) {
+      explain(e, g);
+    }
+    // From here on the change is made: a later failure says so.
+    const partial = (done: string, e: unknown): ToolError =>
+      new ToolError(
+        `${done}; reading pending changes of ${named(g)} failed: ${
+          messageOf(e)
+        }. Changes that need a restart take effect at the next one; proxmox_get_vm_stats shows the guest`,
+        {
+          vmid: g.vmid,
+          node: g.node,
+          written: keys,
+          ...(e instanceof ToolError ? e.detail : {}),
+        },
+      );
+    let pending: string[];
+    try {
+      pending = await pendingKeys(pve, g, keys);
+    } catch (e) {
+      throw partial(`Configuration applied (${keys.join(", ")})`, e);
+    }
+    const out = {
+      ...base(g),
+      applied: keys.filter((k) => !pending.includes(k)),
+      pending,
+      restarted: false,
+    };
+    if (!pending.length) return out;
+    if (!args.restart) {
+      return {
+        ...out,
+        note: `${
+          pending.join(", ")
+        } take effect at the next restart (restart: true reboots now)`,
+      };
+    }
+    let task: TaskOutcome;
+    try {
+      task = await follow(ctx, g, () => reboot(pve, g), {
+        wait: args.wait,
+        timeoutS: args.timeout_s,
+        what: `reboot ${named(g)}`,
+      });
+    } catch (e) {
+      throw new ToolError(
+        `Changed ${named(g)} (applied: ${
+          out.applied.join(", ") || "none"
+        }; pending: ${
+          pending.join(", ")
+        }), but the reboot to apply them failed: ${messageOf(e)}`,
+        e instanceof ToolError ? e.detail : undefined,
+      );
+    }
+    if (task.status === "running") return { ...out, task };
+    let left: string[];
+    try {
+      left = await pendingKeys(pve, g, keys);
+    } catch (e) {
+      throw partial(
+        `Configuration applied (${keys.join(", ")}) and ${
+          named(g)
+        } rebooted (task ${task.upid})`,
+        e,
+      );
+    }
+    return {
+      ...out,
+      applied: keys.filter((k) => !left.includes(k)),
+      pending: left,
+      restarted: true,
+      task,
+    };
+  },
+});
+
+export const migrateVm = defineTool({
+  name: "proxmox_migrate_vm",
+  toolset: "vms",
+  title: "Migrate a VM or container",
+  description: "Move a guest to another node.",
+  input: {
+    vmid: Vmid,
+    node: GuestNode,
+    target: NodeName,
+    wait: Wait,
+    timeout_s: TimeoutS(WAIT_S),
+  },
+  output: GuestTask.extend({ from: z.string(), mode: z.string() }),
+  annotations: IDEMPOTENT_CHANGE,
+  async run({ vmid, node, target, wait, timeout_s }, ctx) {
+    const { pve } = ctx;
+    const g = await locate(pve, vmid, node);
+    if (g.node === target) {
+      return {
+        ...base(g),
+        from: g.node,
+        mode: "none",
+        note: `Already on ${target}`,
+      };
+    }
+    const nodes = await listNodes(pve);
+    const online = nodes.filter((n) => n.status === "online").map((n) =>
+      n.node
+    );
+    const t = nodes.find((n) => n.node === target);
+    if (!t || t.status !== "online") {
+      throw new ToolError(
+        `Node '${target}' is ${
+          t ? t.status : "not in this cluster"
+        }: cannot migrate there. Online nodes: ${online.join(", ")}`,
+      );
+    }
+    const running = (await currentStatus(pve, g)).status === "running";
+    const mode = migrationMode(g, running);
+    const task = await follow(ctx, g, () => migrate(pve, g, target, mode), {
+      wait,
+      timeoutS: timeout_s,
+      what: `migrate ${named(g)} to ${target}`,
+    });
+    const done = task.status !== "running";
+    return {
+      ...base(g),
+      node: done ? target : g.node,
+      from: g.node,
+      mode,
+      state: done ? (running ? "running" : "stopped") : undefined,
+      task,
+    };
+  },
+});
+
+export const deleteVm = defineTool({
+  name: "proxmox_delete_vm",
+  toolset: "vms",
+  title: "Delete a stopped VM or container",
+  description: "Destroy a stopped guest and its disks.",
+  input: {
+    vmid: Vmid,
+    node: GuestNode,
+    wait: Wait,
+    timeout_s: TimeoutS(WAIT_S),
+  },
+  output: GuestTask.extend({ name: z.string().optional() }),
+  annotations: DESTRUCTIVE,
+  async run({ vmid, node, wait, timeout_s }, ctx) {
+    const { pve } = ctx;
+    const g = await locate(pve, vmid, node);
+    const refuse = () =>
+      new ToolError(
+        `${
+          named(g)
+        } is running: stop it first with proxmox_stop_vm (delete never stops a guest)`,
+      );
+    if ((await currentStatus(pve, g)).status === "running") throw refuse();
+    try {
+      const task = await follow(ctx, g, () => destroy(pve, g), {
+        wait,
+        timeoutS: timeout_s,
+        what: `delete ${named(g)}`,
+      });
+      return {
+        ...base(g),
+        name: g.name,
+        state: stateAfter(task, "deleted"),
+        task,
+      };
+    } catch (e) {
+      if (refusedAsRunning(e)) throw refuse();
+      throw e;
+    }
+  },
+});
+
+// ---------------------------------------------------------------- new guests
+
+interface Step {
+  step: string;
+  upid: string;
+  status: string;
+}
+
+/**
+ * The steps of one create call: MCP progress (the step index plus a fraction
+ * while its task runs, always increasing, `total` = steps), the tasks started
+ * and the steps completed, for a report when a later one fails.
+ */
+function stepper(ctx: ToolContext, total: number) {
+  let index = -1;
+  let last = -1;
+  const send = (message: string, p: number) => {
+    last = Math.max(p, last + 0.001);
+    return ctx.progress(message, Math.round(last * 1000) / 1000, total);
+  };
+  const steps: Step[] = [];
+  const done: string[] = [];
+  let current = "";
+  const task = taskFollower(
+    ctx.pve,
+    ctx.signal,
+    (message, p) =>
+      send(message, index + Math.min(0.9, (p ?? 0) / ((p ?? 0) + 20_000))),
+  );
+  return {
+    steps,
+    /** Steps completed so far, in order. */
+    done,
+    /** The step under way (or the last one begun). */
+    get current(): string {
+      return current;
+    },
+    begin(name: string): Promise<void> {
+      current = name;
+      index++;
+      return send(`step ${index + 1}/${total}: ${name}`, index);
+    },
+    /** Marks the step under way as completed. */
+    finish(): void {
+      if (current && !done.includes(current)) done.push(current);
+    },
+    /** Progress within the step under way (polls while waiting). */
+    tick(message: string, fraction: number): Promise<void> {
+      return send(`${current}: ${message}`, index + Math.min(0.9, fraction));
+    },
+    /** Begins a step that starts a task, and follows the task. */
+    async run(
+      name: string,
+      what: string,
+      call: () => Promise<string>,
+      opts: { wait?: boolean; timeoutS: number },
+    ): Promise<TaskOutcome> {
+      await this.begin(name);
+      return await this.follow(what, call, opts);
+    },
+    /** Starts the task of the step under way and follows it. */
+    async follow(
+      what: string,
+      call: () => Promise<string>,
+      opts: { wait?: boolean; timeoutS: number },
+    ): Promise<TaskOutcome> {
+      const name = current;
+      const upid = await call();
+      steps.push({ step: name, upid, status: "running" });
+      const out = await task(upid, {
+        wait: opts.wait ?? true,
+        timeoutS: opts.timeoutS,
+        what,
+        step: name,
+      });
+      steps[steps.length - 1].status = out.status;
+      if (out.status !== "running") this.finish();
+      return out;
+    },
+  };
+}
+
+type Chain = ReturnType<typeof stepper>;
+
+/** Waits for a new guest's addresses, with progress while it polls. */
+function addresses(
+  ctx: ToolContext,
+  chain: Chain,
+  g: GuestRef,
+  deadline: number,
+): Promise<{ ips?: string[]; why?: string }> {
+  return waitForAddresses(ctx.pve, g, {
+    deadline,
+    signal: ctx.signal,
+    onPoll: (polls) =>
+      chain.tick(`waiting for an address (${polls})`, polls / (polls + 10)),
+  });
+}
+
+/**
+ * A step after the guest was created failed: say which guest exists, which
+ * steps were applied, its state, and how to go on; keep the task detail
+ * (UPID, log tail).
+ */
+async function createdButFailed(
+  ctx: ToolContext,
+  g: GuestRef,
+  chain: Chain,
+  e: unknown,
+  extra: Record<string, unknown>,
+): Promise<never> {
+  let state = "in an unknown state";
+  try {
+    const c = await currentStatus(ctx.pve, g);
+    state = c.lock ? `${c.status} and locked (${c.lock})` : c.status;
+  } catch { /* keep "unknown" */ }
+  const step = chain.current;
+  throw new ToolError(
+    `${named(g)} was created on ${g.node} (done: ${
+      chain.done.join(", ")
+    }) and is ${state}, but the ${step} step failed: ${
+      messageOf(e)
+    }. Fix the cause and finish it by hand, or remove it with proxmox_delete_vm`,
+    {
+      vmid: g.vmid,
+      node: g.node,
+      state,
+      done_steps: chain.done,
+      failed_step: step,
+      ...(e instanceof ToolError ? e.detail : {}),
+      ...extra,
+    },
+  );
+}
+
+const Created = z.object({
+  vmid: z.number(),
+  node: z.string(),
+  name: z.string().optional(),
+  state: z.string(),
+  user: z.string().optional(),
+  password: z.string().optional().describe("Generated; shown only once"),
+  disk: z.string().optional(),
+  ips: z.array(z.string()).optional(),
+  tasks: z.array(
+    z.object({ step: z.string(), upid: z.string(), status: z.string() }),
+  ),
+  note: z.string().optional(),
+});
+
+export const createVmFromTemplate = defineTool({
+  name: "proxmox_create_vm_from_template",
+  toolset: "vms",
+  title: "Create a VM from a cloud-init template",
+  description: "Clone a cloud-init VM template, resize, start, return IPs.",
+  input: {
+    template: Vmid,
+    newid: Vmid.optional(),
+    name: z.string().optional(),
+    node: NodeName.optional(),
+    storage: StorageId.optional(),
+    linked: z.boolean().optional(),
+    disk_size: z.string().default("64G"),
+    cores: z.number().int().optional(),
+    memory_mib: z.number().int().optional(),
+    ciuser: z.string().optional(),
+    password: z.string().optional(),
+    sshkeys: z.string().optional(),
+    ip: z.string().default("dhcp"),
+    gateway: z.string().optional(),
+    nameserver: z.string().optional(),
+    searchdomain: z.string().optional(),
+    start: z.boolean().optional(),
+    wait: Wait,
+    timeout_s: TimeoutS(WAIT_S),
+  },
+  output: Created,
+  annotations: CREATES,
+  async run(a, ctx) {
+    const { pve } = ctx;
+    const deadline = Date.now() + a.timeout_s * 1000;
+    const left = () => Math.max(1, Math.ceil((deadline - Date.now()) / 1000));
+    const want = sizeBytes(a.disk_size);
+    if (!want) {
+      throw new ToolError(
+        `disk_size must look like 64G or 1T, not '${a.disk_size}'`,
+      );
+    }
+    const ipconfig0 = ipSpec(a.ip, a.gateway);
+    const { password, generated } = guestPassword(a.password);
+    const tpl = await locate(pve, a.template);
+    if (tpl.type !== "qemu" || !tpl.template) {
+      throw new ToolError(
+        `${
+          named(tpl)
+        } is not a QEMU template: pick one with proxmox_list_vms (template = 1)`,
+      );
+    }
+    const node = a.node ?? tpl.node;
+    const newid = await freeVmid(pve, a.newid);
+    const chain = stepper(ctx, a.start ? 5 : 3);
+    const result = (
+      vm: { state: string; name?: string },
+      extra: Partial<z.infer<typeof Created>> = {},
+    ) => ({ vmid: newid, node, ...vm, tasks: chain.steps, ...extra });
+
+    // 1. Clone. PVE removes a clone that fails, so nothing is left over.
+    let out: TaskOutcome;
+    try {
+      out = await chain.run(
+        "clone",
+        `clone ${named(tpl)} to VM ${newid}`,
+        () =>
+          cloneTemplate(pve, tpl, {
+            newid,
+            name: a.name,
+            linked: a.linked,
+            storage: a.storage,
+            node,
+          }),
+        { timeoutS: left() },
+      );
+    } catch (e) {
+      explain(e, tpl, {
+        when: usesLocalStorage,
+        text:
+          `Clone it on ${tpl.node} (omit node), then move it with proxmox_migrate_vm`,
+      });
+    }
+    const vm = newGuest({ vmid: newid, node, type: "qemu", name: a.name });
+    if (out.status === "running") {
+      return result({ state: "locked (clone)" }, {
+        note:
+          `The clone is still running after ${a.timeout_s} s (follow it with proxmox_get_task); cloud-init, disk size and start were NOT applied to VM ${newid}`,
+      });
+    }
+
+    const shown = generated ? password : undefined;
+    let passwordSet = false;
+    try {
+      // 2. Cloud-init and resources (PUT: nothing to allocate).
+      await chain.begin("configure");
+      await configureCloudInit(pve, vm, {
+        ciuser: a.ciuser,
+        cipassword: password,
+        sshkeys: a.sshkeys,
+        ipconfig0,
+        nameserver: a.nameserver,
+        searchdomain: a.searchdomain,
+        cores: a.cores,
+        memoryMib: a.memory_mib,
+      });
+      passwordSet = true;
+      chain.finish();
+
+      // 3. The boot disk grows to disk_size; it never shrinks.
+      await chain.begin("resize");
+      const cfg = await getConfig(pve, vm);
+      vm.name = String(cfg.name ?? vm.name ?? "");
+      const base = {
+        name: vm.name,
+        user: cfg.ciuser as string | undefined,
+        password: shown,
+      };
+      const boot = bootDisk(cfg);
+      let disk: string | undefined;
+      let note: string | undefined;
+      if (!boot) {
+        chain.finish();
+        note = "No boot disk found in the config: nothing resized";
+      } else if (boot.size >= want) {
+        chain.finish();
+        disk = `${boot.key} ${pveSize(boot.size)}`;
+        if (boot.size > want) {
+          note = `${boot.key} is already ${pveSize(boot.size)}: not shrunk`;
+        }
+      } else {
+        out = await chain.follow(
+          `resize ${boot.key} of VM ${newid} to ${pveSize(want)}`,
+          () => resizeDisk(pve, vm, boot.key, want),
+          { timeoutS: left() },
+        );
+        disk = `${boot.key} ${pveSize(want)}`;
+        if (out.status === "running") {
+          return result({ ...base, state: "stopped" }, {
+            disk,
+            note:
+              `The resize is still running (follow it with proxmox_get_task); VM ${newid} was not started`,
+          });
+        }
+      }
+      if (!a.start) {
+        return result({ ...base, state: "stopped" }, { disk, note });
+      }
+
+      // 4. Start, then 5. wait for the agent to report addresses.
+      out = await chain.run(
+        "start",
+        `start VM ${newid}`,
+        () => start(pve, vm),
+        { wait: a.wait, timeoutS: left() },
+      );
+      if (out.status === "running") {
+        return result({ ...base, state: "starting" }, {
+          disk,
+          note: out.note ?? "Start still running: no addresses yet",
+        });
+      }
+      await chain.begin("addresses");
+      const ips = await addresses(ctx, chain, vm, deadline);
+      return result({ ...base, state: "running" }, {
+        disk,
+        ips: ips.ips,
+        note: [note, ips.why && `No IPs yet: ${ips.why}`].filter(Boolean)
+          .join("; ") || undefined,
+      });
+    } catch (e) {
+      return await createdButFailed(
+        ctx,
+        vm,
+        chain,
+        e,
+        passwordSet && shown ? { password: shown } : {},
+      );
+    }
+  },
+});
+
+export const createLxc = defineTool({
+  name: "proxmox_create_lxc",
+  toolset: "vms",
+  title: "Create an LXC container",
+  description: "New container from an ostemplate volid; returns its IPs.",
+  input: {
+    ostemplate: z.string(),
+    node: NodeName,
+    vmid: Vmid.optional(),
+    hostname: z.string().optional(),
+    password: z.string().optional(),
+    sshkeys: z.string().optional(),
+    cores: z.number().int().optional(),
+    memory_mib: z.number().int().optional(),
+    swap_mib: z.number().int().optional(),
+    storage: StorageId.optional(),
+    disk_size: z.string().default("8G"),
+    bridge: z.string().optional(),
+    ip: z.string().default("dhcp"),
+    gateway: z.string().optional(),
+    privileged: z.boolean().optional(),
+    nesting: z.boolean().optional(),
+    start: z.boolean().optional(),
+    wait: Wait,
+    timeout_s: TimeoutS(WAIT_S),
+  },
+  output: Created,
+  annotations: CREATES,
+  async run(a, ctx) {
+    const { pve } = ctx;
+    const deadline = Date.now() + a.timeout_s * 1000;
+    const left = () => Math.max(1, Math.ceil((deadline - Date.now()) / 1000));
+    if (!isContainerTemplate(a.ostemplate)) {
+      throw new ToolError(
+        `ostemplate must be a template volid like local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst (see the storage content), not '${a.ostemplate}'`,
+      );
+    }
+    const bytes = sizeBytes(a.disk_size);
+    if (!bytes) {
+      throw new ToolError(`disk_size must look like 8G, not '${a.disk_size}'`);
+    }
+    const ip = ipSpec(a.ip, a.gateway);
+    const { password, generated } = guestPassword(a.password);
+    const storage = a.storage ?? await rootdirStorage(pve, a.node);
+    const vmid = await freeVmid(pve, a.vmid);
+    const shown = generated ? password : undefined;
+    const chain = stepper(ctx, a.start ? 3 : 1);
+    const ct = newGuest({
+      vmid,
+      node: a.node,
+      type: "lxc",
+      name: a.hostname ?? `CT${vmid}`,
+    });
+    const result = (
+      state: string,
+      extra: Partial<z.infer<typeof Created>> = {},
+    ) => ({
+      vmid,
+      node: a.node,
+      name: ct.name,
+      state,
+      user: "root",
+      password: shown,
+      disk: `rootfs ${wholeGib(bytes)}G`,
+      tasks: chain.steps,
+      ...extra,
+    });
+
+    // 1. Create. PVE removes a container whose create task fails.
+    let out = await chain.run(
+      "create",
+      `create ${named(ct)}`,
+      () =>
+        createContainer(pve, {
+          vmid,
+          node: a.node,
+          ostemplate: a.ostemplate,
+          hostname: a.hostname,
+          password,
+          sshkeys: a.sshkeys,
+          cores: a.cores,
+          memoryMib: a.memory_mib,
+          swapMib: a.swap_mib,
+          storage,
+          diskBytes: bytes,
+          bridge: a.bridge ?? "vmbr0",
+          ip,
+          privileged: a.privileged,
+          nesting: a.nesting,
+        }),
+      { timeoutS: left() },
+    ).catch((e) =>
+      explain(e, ct, {
+        when: noContainerDirectories,
+        text: "Pick a storage with content 'rootdir' (e.g. local-lvm)",
+      })
+    );
+    if (out.status === "running") {
+      return result("locked (create)", {
+        note:
+          `The create task is still running (follow it with proxmox_get_task); CT ${vmid} was not started`,
+      });
+    }
+    if (!a.start) return result("stopped");
+    try {
+      out = await chain.run(
+        "start",
+        `start CT ${vmid}`,
+        () => start(pve, ct),
+        { wait: a.wait, timeoutS: left() },
+      );
+      if (out.status === "running") {
+        return result("starting", { note: out.note });
+      }
+      await chain.begin("addresses");
+      const ips = await addresses(ctx, chain, ct, deadline);
+      return result("running", {
+        ips: ips.ips,
+        note: ips.why && `No IPs yet: ${ips.why}`,
+      });
+    } catch (e) {
+      return await createdButFailed(
+        ctx,
+        ct,
+        chain,
+        e,
+        shown ? { password: shown } : {},
+      );
+    }
   },
 });
