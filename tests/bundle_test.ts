@@ -14,6 +14,7 @@ import {
 import { Client } from "@modelcontextprotocol/client";
 import { StdioClientTransport } from "@modelcontextprotocol/client/stdio";
 import { startPermissions } from "../scripts/permissions.ts";
+import { simTls } from "../src/sim/tls.ts";
 import { assertNoSecrets, callOk, startSim } from "./helpers.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -73,6 +74,46 @@ async function mcpConfig(installed: string, userConfig: Record<string, any>) {
   });
 }
 
+/** Starts the server as the client would, lists its tools and calls one. */
+async function listAndCall(
+  command: string,
+  args: string[],
+  env: Record<string, string>,
+  expect: { readOnly: boolean },
+): Promise<void> {
+  const transport = new StdioClientTransport({
+    command,
+    args,
+    env: { PATH: Deno.env.get("PATH") ?? "", ...env },
+    stderr: "pipe",
+  });
+  let stderr = "";
+  transport.stderr?.on("data", (c: Uint8Array) => {
+    stderr += new TextDecoder().decode(c);
+  });
+  const client = new Client({
+    name: "claude-desktop-stand-in",
+    version: "1",
+  });
+  try {
+    await client.connect(transport);
+    const { tools } = await client.listTools();
+    assert.ok(tools.length > 5);
+    assert.equal(
+      tools.every((t) => t.annotations?.readOnlyHint === true),
+      expect.readOnly,
+      "read_only reached the server",
+    );
+    const nodes = await callOk(client, "proxmox_list_nodes");
+    assert.equal(nodes.nodes.length, 3);
+  } catch (e) {
+    throw new Error(`${(e as Error).message}; server stderr: ${stderr}`);
+  } finally {
+    await client.close();
+  }
+  assertNoSecrets(stderr, env);
+}
+
 Deno.test("the packed bundle starts as its manifest says and lists tools with the user's settings", async () => {
   const work = await Deno.makeTempDir({ prefix: "proxmox-mcp-bundle-" });
   await using sim = await startSim();
@@ -100,36 +141,9 @@ Deno.test("the packed bundle starts as its manifest says and lists tools with th
     assert.equal(env.MCP_READ_ONLY, "true");
     assert.equal(env.PROXMOX_VERIFY_SSL, "true");
 
-    const transport = new StdioClientTransport({
-      command: config.command,
-      args: config.args ?? [],
-      env: { PATH: Deno.env.get("PATH") ?? "", ...env },
-      stderr: "pipe",
+    await listAndCall(config.command, config.args ?? [], env, {
+      readOnly: true,
     });
-    let stderr = "";
-    transport.stderr?.on("data", (c: Uint8Array) => {
-      stderr += new TextDecoder().decode(c);
-    });
-    const client = new Client({
-      name: "claude-desktop-stand-in",
-      version: "1",
-    });
-    try {
-      await client.connect(transport);
-      const { tools } = await client.listTools();
-      assert.ok(tools.length > 5);
-      assert.ok(
-        tools.every((t) => t.annotations?.readOnlyHint === true),
-        "read_only reached the server",
-      );
-      const nodes = await callOk(client, "proxmox_list_nodes");
-      assert.equal(nodes.nodes.length, 3);
-    } catch (e) {
-      throw new Error(`${(e as Error).message}; server stderr: ${stderr}`);
-    } finally {
-      await client.close();
-    }
-    assertNoSecrets(stderr, env);
   } finally {
     await Deno.remove(work, { recursive: true });
   }
@@ -144,6 +158,29 @@ Deno.test("the bundle does not start without the token secret (a required settin
       token_id: "mcp@pve!mcp",
     });
     assert.equal(config, undefined);
+  } finally {
+    await Deno.remove(work, { recursive: true });
+  }
+});
+
+Deno.test("the bundle reaches a self-signed Proxmox through the fingerprint the user gives, without a CA file", async () => {
+  const work = await Deno.makeTempDir({ prefix: "proxmox-mcp-bundle-" });
+  const tls = await simTls();
+  await using sim = await startSim({ tls });
+  try {
+    const installed = await installBundle(work);
+    const config = await mcpConfig(installed, {
+      proxmox_url: sim.url,
+      token_id: sim.credentials.tokenId,
+      token_secret: sim.credentials.tokenSecret,
+      tls_fingerprint: tls.fingerprint,
+    });
+    assert.ok(config && sim.url.startsWith("https://"));
+    assert.equal(config.env?.PROXMOX_TLS_FINGERPRINT, tls.fingerprint);
+    assert.equal(config.env?.PROXMOX_VERIFY_SSL, "true");
+    await listAndCall(config.command, config.args ?? [], config.env ?? {}, {
+      readOnly: false,
+    });
   } finally {
     await Deno.remove(work, { recursive: true });
   }
