@@ -5,6 +5,8 @@ import {
   type ParamValue,
   type ValidateOptions,
 } from "../src/sim/schema.ts";
+import { ONLY_IN } from "../src/sim/mod.ts";
+import { ALL_ROUTES } from "../src/sim/routes/mod.ts";
 import { officialSchema, startSim, type TestSim } from "./sim_helpers.ts";
 
 // Missing under CI fails this file; elsewhere one visible warning.
@@ -647,6 +649,46 @@ Deno.test("sim 8.4: /cluster/resources has no memhost (added in 9.0)", async () 
     const vm = data.find((e: { vmid: number }) => e.vmid === 100);
     assert.equal("memhost" in vm, has, pveVersion);
   }
+});
+
+Deno.test({
+  name:
+    "sim ONLY_IN lists exactly the parameters one release's schema has and the other's lacks, for every simulated endpoint",
+  ignore: schema === null || schema8 === null,
+  fn() {
+    const names = (s: ApiSchema, method: string, path: string) =>
+      Object.keys(s.methodInfo(method, path)?.parameters?.properties ?? {});
+    const found: Record<"8.4" | "9.1", Record<string, string[]>> = {
+      "8.4": {},
+      "9.1": {},
+    };
+    for (const { method, path } of ALL_ROUTES) {
+      const p8 = names(schema8!, method, path);
+      const p9 = names(schema!, method, path);
+      const only8 = p8.filter((k) => !p9.includes(k)).sort();
+      const only9 = p9.filter((k) => !p8.includes(k)).sort();
+      if (only8.length) found["8.4"][`${method} ${path}`] = only8;
+      if (only9.length) found["9.1"][`${method} ${path}`] = only9;
+    }
+    assert.deepEqual(found, ONLY_IN);
+  },
+});
+
+Deno.test("sim without a schema still refuses what only the other release has", async () => {
+  await using sim84 = await startSim({ pveVersion: "8.4", schema: null });
+  const start = await tokenApi(sim84)("/nodes/pve1/qemu/100/status/start", {
+    method: "POST",
+    body: new URLSearchParams({ "with-conntrack-state": "1" }),
+  });
+  assert.equal(start.status, 400);
+  assert.deepEqual(start.errors, { "with-conntrack-state": NOT_DEFINED });
+  await using sim91 = await startSim({ pveVersion: "9.1", schema: null });
+  const dump = await tokenApi(sim91)("/nodes/pve1/vzdump", {
+    method: "POST",
+    body: new URLSearchParams({ vmid: "100", "notification-policy": "never" }),
+  });
+  assert.equal(dump.status, 400);
+  assert.deepEqual(dump.errors, { "notification-policy": NOT_DEFINED });
 });
 
 Deno.test("officialSchema: a missing schema file fails under CI instead of skipping", async () => {

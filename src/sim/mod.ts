@@ -9,11 +9,17 @@ import { ALL_ROUTES } from "./routes/mod.ts";
 import type { ApiSchema } from "./schema.ts";
 import { seedCluster, type SeedOptions } from "./seed.ts";
 import { Cluster, SimError } from "./state.ts";
-import { isPve9, type PveVersion, pveVersion } from "./versions.ts";
+import {
+  isPve9,
+  paramsMissingIn,
+  type PveVersion,
+  pveVersion,
+} from "./versions.ts";
 
 export type { Fault, FaultRule, TaskFault } from "./faults.ts";
 export { Faults } from "./faults.ts";
 export {
+  ONLY_IN,
   PVE_RELEASES,
   type PveRelease,
   type PveVersion,
@@ -413,6 +419,14 @@ export async function startSimulator(
         return errorResponse(SimError.param(errors));
       }
     }
+    // Without a schema too: a release refuses what only the other one has.
+    const missing = paramsMissingIn(
+      cluster.pveVersion,
+      method,
+      matched.route.path,
+      params,
+    );
+    if (missing) return errorResponse(SimError.param(missing));
     const req: SimRequest = { method, path, params, user, isToken, cluster };
     try {
       // Calls for a node are proxied to it: unknown or offline nodes fail.

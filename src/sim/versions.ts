@@ -33,6 +33,53 @@ export const PVE_RELEASES: Record<PveVersion, PveRelease> = {
   },
 };
 
+/**
+ * Parameters of the endpoints the simulator serves that only one release
+ * has, by `METHOD /template` (read from the two official schemas; a test
+ * keeps this table equal to them). The other release refuses them as
+ * undefined, with or without a schema to validate against.
+ */
+export const ONLY_IN: Record<PveVersion, Record<string, readonly string[]>> = {
+  "8.4": {
+    "POST /nodes/{node}/vzdump": ["notification-policy", "notification-target"],
+  },
+  "9.1": {
+    "GET /nodes/{node}/qemu/{vmid}/agent/file-read": [
+      "count",
+      "decode",
+      "offset",
+    ],
+    "POST /nodes/{node}/lxc": ["entrypoint", "env", "ha-managed"],
+    "POST /nodes/{node}/qemu": ["allow-ksm", "ha-managed", "intel-tdx"],
+    "POST /nodes/{node}/qemu/{vmid}/config": ["allow-ksm", "intel-tdx"],
+    "POST /nodes/{node}/qemu/{vmid}/migrate": ["with-conntrack-state"],
+    "POST /nodes/{node}/qemu/{vmid}/status/start": ["with-conntrack-state"],
+    "PUT /nodes/{node}/lxc/{vmid}/config": ["entrypoint", "env"],
+    "PUT /nodes/{node}/qemu/{vmid}/config": ["allow-ksm", "intel-tdx"],
+  },
+};
+
+const UNDEFINED_PARAM =
+  "property is not defined in schema and the schema does not allow additional properties";
+
+/**
+ * PVE's per-parameter errors for parameters of `method template` that the
+ * release lacks, or null.
+ */
+export function paramsMissingIn(
+  version: PveVersion,
+  method: string,
+  template: string,
+  params: Record<string, unknown>,
+): Record<string, string> | null {
+  const other: PveVersion = version === "8.4" ? "9.1" : "8.4";
+  const names = ONLY_IN[other][`${method} ${template}`] ?? [];
+  const given = names.filter((k) => params[k] !== undefined);
+  return given.length
+    ? Object.fromEntries(given.map((k) => [k, UNDEFINED_PARAM]))
+    : null;
+}
+
 /** The version named, or a RangeError naming the ones supported. */
 export function pveVersion(value: string | undefined): PveVersion {
   if (value === undefined) return "9.1";

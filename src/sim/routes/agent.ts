@@ -21,8 +21,6 @@ import {
 } from "../state.ts";
 import { isPve9 } from "../versions.ts";
 
-const UNDEFINED_PARAM =
-  "property is not defined in schema and the schema does not allow additional properties";
 /** QGA keeps at most this much of each stream (GUEST_EXEC_MAX_OUTPUT). */
 const MAX_CAPTURE = 16 * 1024 * 1024;
 const MAX_READ_SIZE = 16 * 1024 * 1024;
@@ -217,17 +215,6 @@ export const AGENT_ROUTES: Route[] = [
     method: "GET",
     path: `${BASE}/file-read`,
     handler: (req) => {
-      if (!isPve9(req.cluster.pveVersion)) {
-        // PVE 8.x has no paging: these are unknown parameters there.
-        const extra = ["offset", "count", "decode"].filter((k) =>
-          req.params[k] !== undefined
-        );
-        if (extra.length) {
-          throw SimError.param(
-            Object.fromEntries(extra.map((k) => [k, UNDEFINED_PARAM])),
-          );
-        }
-      }
       const { os } = agentGuest(req);
       const file = need(req, "file");
       const offset = int(req, "offset") ?? 0;
