@@ -1,7 +1,9 @@
 /**
- * A stateful Proxmox VE 9.1 API simulator on Deno.serve: PVE's paths, the
- * `{data}` envelope and error shapes, ticket and token auth, tasks with UPIDs,
- * locks. Validates parameters against the official schema when given one.
+ * A stateful Proxmox VE API simulator on Deno.serve, playing PVE 9.1 or 8.4:
+ * PVE's paths, the `{data}` envelope and error shapes, ticket and token auth,
+ * tasks with UPIDs, locks. Validates parameters against the official schema
+ * when given one, records every request, and injects faults on demand
+ * (`sim.faults`).
  */
 import type { Fault, Faults } from "./faults.ts";
 import { type MatchedRoute, Router, type SimRequest, TOTAL } from "./router.ts";
