@@ -1,5 +1,6 @@
 /** Simulator fault injection and the raw request log, driven with plain fetch. */
 import assert from "node:assert/strict";
+import { simTls } from "../src/sim/tls.ts";
 import { startSim, type TestSim } from "./sim_helpers.ts";
 
 function api(sim: TestSim) {
@@ -341,4 +342,33 @@ Deno.test("sim request log: the raw path keeps dot segments a raw client sent", 
     "/api2/json/nodes/pve1/qemu/100/snapshot/..",
   );
   assert.equal(sim.cluster.guests.has(100), true);
+});
+
+Deno.test("sim faults over HTTPS: reset drops the connection, hang holds until the client gives up", async () => {
+  const tls = await simTls();
+  await using sim = await startSim({ tls: { cert: tls.cert, key: tls.key } });
+  const client = Deno.createHttpClient({ caCerts: [tls.ca] });
+  try {
+    const call = (init: RequestInit = {}) =>
+      fetch(`${sim.url}/api2/json/version`, {
+        ...init,
+        client,
+        headers: {
+          Authorization:
+            `PVEAPIToken=${sim.credentials.tokenId}=${sim.credentials.tokenSecret}`,
+        },
+      });
+    sim.faults.inject({ fault: { kind: "reset" } });
+    await assert.rejects(async () => await (await call()).text(), TypeError);
+    sim.faults.inject({ fault: { kind: "hang" } });
+    await assert.rejects(call({ signal: AbortSignal.timeout(200) }));
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(sim.faults.hanging, 0);
+    const ok = await call();
+    assert.equal(ok.status, 200);
+    await ok.body?.cancel();
+    assert.equal(sim.requests.length, 3);
+  } finally {
+    client.close();
+  }
 });
