@@ -528,3 +528,40 @@ Deno.test("addresses that take a few polls: progress continues while waiting", a
     assert.ok(progress[i].progress > progress[i - 1].progress, "increasing");
   }
 });
+
+Deno.test("a cancelled create stops polling for addresses at once (the guest stays as created)", async () => {
+  await using sim = await startSim();
+  await using s = await connect({ env: simEnv(sim) });
+  sim.faults.inject({
+    method: "GET",
+    path: /\/agent\/network-get-interfaces$/,
+    times: Infinity,
+    fault: {
+      kind: "status",
+      status: 500,
+      message: "QEMU guest agent is not running",
+    },
+  });
+  const polls = () =>
+    sim.requests.filter((q) => q.path.endsWith("/network-get-interfaces"))
+      .length;
+  const abort = new AbortController();
+  const pending = s.client.callTool(
+    {
+      name: "proxmox_create_vm_from_template",
+      arguments: { template: 9000, start: true, timeout_s: 40 },
+    },
+    { signal: abort.signal, timeout: 60_000 },
+  );
+  for (let i = 0; i < 100 && polls() < 2; i++) {
+    await new Promise((res) => setTimeout(res, 50));
+  }
+  assert.ok(polls() >= 2, "polling before the cancel");
+  abort.abort();
+  await assert.rejects(pending);
+  await new Promise((res) => setTimeout(res, 300));
+  const after = polls();
+  await new Promise((res) => setTimeout(res, 1500));
+  assert.equal(polls(), after, "no poll after the cancel");
+  assert.equal(sim.cluster.guests.get(107)?.status, "running");
+});

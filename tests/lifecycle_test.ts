@@ -494,7 +494,7 @@ Deno.test("every task tool of the vms toolset waits at most 45 s by default; lon
   }
 });
 
-Deno.test("start_vm with the default wait returns 'running' with the UPID and how to follow it when the task outlives it", async () => {
+Deno.test("start_vm whose task outlives timeout_s returns 'running' with the UPID and how to follow it; progress continues while waiting", async () => {
   await using sim = await startSim();
   await using s = await connect({ env: simEnv(sim) });
   sim.faults.task({ type: "qmstart", vmid: 106, endless: true });
