@@ -206,3 +206,66 @@ Deno.test("log redaction: secret-named keys and registered secret values", () =>
     /a secret/,
   );
 });
+
+Deno.test("PROXMOX_TLS_FINGERPRINT: SHA-256 as pvenode cert info prints it, lower case or without colons; anything else is refused by name", () => {
+  const fp =
+    "2A:C0:57:3D:2C:8B:74:D1:92:22:B1:4B:54:E5:F3:B9:F0:F6:A6:B1:CA:97:06:F6:EB:8C:25:4B:9E:38:D1:93";
+  const config = (value: string, url = BASE.PROXMOX_URL) => {
+    const r = loadConfig([], {
+      ...BASE,
+      PROXMOX_URL: url,
+      PROXMOX_TLS_FINGERPRINT: value,
+    });
+    assert.equal(r.kind, "run");
+    return r.kind === "run" ? r.config : undefined!;
+  };
+  for (const v of [fp, fp.toLowerCase(), fp.replace(/:/g, ""), ` ${fp} `]) {
+    assert.deepEqual(config(v).tlsFingerprints, [fp], v);
+  }
+  // Two, for a certificate change.
+  const other = fp.replace(/^2A/, "3B");
+  assert.deepEqual(config(`${fp}, ${other}`).tlsFingerprints, [fp, other]);
+  const plain = loadConfig([], BASE);
+  assert.ok(plain.kind === "run" && plain.config.tlsFingerprints === undefined);
+  const refused: [string, RegExp, string?][] = [
+    [fp.slice(0, -3), /must be a SHA-256 fingerprint: 32 hex bytes/],
+    [fp.replace(/:/g, "-"), /must be a SHA-256 fingerprint/],
+    [fp.replace("2A", "ZZ"), /must be a SHA-256 fingerprint/],
+    [
+      "AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD",
+      /is a SHA-1 fingerprint: use the SHA-256 one/,
+    ],
+    [fp, /PROXMOX_URL is http:\/\//, "http://pve:8006"],
+  ];
+  for (const [value, re, url] of refused) {
+    assert.throws(() => config(value, url), re, value);
+  }
+});
+
+Deno.test("the shipped run tasks grant every variable the server reads; start, http and sse can read PROXMOX_CA_FILE", async () => {
+  const tasks = JSON.parse(
+    await Deno.readTextFile(new URL("../deno.json", import.meta.url)),
+  ).tasks as Record<string, string>;
+  for (const name of ["start", "demo", "http", "sse"]) {
+    const env = /--allow-env=([A-Z_,]+)/.exec(tasks[name])?.[1].split(",");
+    assert.ok(env, `${name} grants env`);
+    for (const v of ENV_VARS) assert.ok(env.includes(v), `${name}: ${v}`);
+    assert.doesNotMatch(tasks[name], /--allow-sys|--allow-all|-A /, name);
+  }
+  for (const name of ["start", "http", "sse"]) {
+    assert.match(tasks[name], / --allow-read /, name);
+  }
+});
+
+Deno.test("PROXMOX_CA_FILE without read permission: one line naming --allow-read and the fingerprint that needs no file", async () => {
+  const r = await start({
+    ...BASE,
+    PROXMOX_CA_FILE: "/etc/pve/pve-root-ca.pem",
+  });
+  assert.equal(r.code, 2);
+  assert.match(
+    r.stderr,
+    /^proxmox-mcp: Cannot read PROXMOX_CA_FILE \/etc\/pve\/pve-root-ca\.pem: Requires read access to .*\(grant --allow-read=\/etc\/pve\/pve-root-ca\.pem, or pin the certificate with PROXMOX_TLS_FINGERPRINT, which needs no file\)$/m,
+  );
+  assert.equal(r.stderr.trim().split("\n").length, 1);
+});

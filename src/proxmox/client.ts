@@ -357,13 +357,17 @@ export class PveClient {
     const { method, path, timedOut, write } = at;
     let text = e instanceof Error ? e.message : String(e);
     // fetch wraps the reason: "fetch failed" with the real error as cause.
+    let reason = text;
     let denied: Error | undefined = e instanceof Deno.errors.NotCapable
       ? e
       : undefined;
     for (let c = (e as Error)?.cause; c; c = (c as Error).cause) {
-      text += `: ${(c as Error).message ?? c}`;
+      reason = String((c as Error).message ?? c);
+      text += `: ${reason}`;
       if (c instanceof Deno.errors.NotCapable) denied ??= c;
     }
+    // The innermost reason, without fetch's "error sending request for url".
+    reason = firstLine(reason.replace(/^.*\): (?=[a-z])/i, ""));
     const base = { status: 0, method, path };
     const seconds = this.#timeoutMs / 1000;
     if (timedOut) {
@@ -422,9 +426,8 @@ export class PveClient {
       return new PveError({
         ...base,
         kind: "tls",
-        pveMessage: `TLS verification of ${this.baseUrl} failed (${
-          firstLine(text)
-        }); nothing was sent`,
+        pveMessage:
+          `TLS verification of ${this.baseUrl} failed (${reason}); nothing was sent`,
         hint: await this.#tlsHint(text),
       });
     }
@@ -435,9 +438,9 @@ export class PveClient {
       return new PveError({
         ...base,
         kind: "network",
-        pveMessage: `Cannot reach Proxmox at ${this.baseUrl} (${
-          firstLine(text)
-        })${write ? "; nothing was sent" : ""}`,
+        pveMessage: `Cannot reach Proxmox at ${this.baseUrl} (${reason})${
+          write ? "; nothing was sent" : ""
+        }`,
         hint: "Check PROXMOX_URL and that the host is up",
       });
     }
@@ -446,18 +449,16 @@ export class PveClient {
       ? new PveError({
         ...base,
         kind: "uncertain",
-        pveMessage: `The connection to Proxmox dropped before it answered (${
-          firstLine(text)
-        }); the request may have been applied`,
+        pveMessage:
+          `The connection to Proxmox dropped before it answered (${reason}); the request may have been applied`,
         hint:
           "Check the guest's state or its recent tasks before sending it again",
       })
       : new PveError({
         ...base,
         kind: "network",
-        pveMessage: `The connection to Proxmox dropped before it answered (${
-          firstLine(text)
-        })`,
+        pveMessage:
+          `The connection to Proxmox dropped before it answered (${reason})`,
         hint:
           "Try again; if it persists, check a proxy or firewall between this server and Proxmox",
       });
@@ -470,7 +471,7 @@ export class PveClient {
       ? `PROXMOX_TLS_FINGERPRINT=${fp} (the certificate presented now: compare it with \`pvenode cert info\` on the node first)`
       : "PROXMOX_TLS_FINGERPRINT (the SHA-256 fingerprint `pvenode cert info` prints)";
     if (/CaUsedAsEndEntity/i.test(text)) {
-      return `The certificate is self-signed and presented as its own CA, which TLS refuses to trust as a CA file: pin it instead with ${pin}`;
+      return `The certificate is self-signed and marked as a CA, which TLS refuses as a server certificate even when PROXMOX_CA_FILE names it: pin it instead with ${pin}`;
     }
     if (this.#options.caFile) {
       return `PROXMOX_CA_FILE (${this.#options.caFile}) does not verify this certificate: use the CA that signed it (/etc/pve/pve-root-ca.pem on a node), or pin the certificate with ${pin}`;

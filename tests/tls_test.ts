@@ -1,0 +1,288 @@
+/**
+ * TLS where users are: the real server, started with `deno task start`'s
+ * own permissions (scripts/permissions.ts) and the environment a company
+ * shell or an MCP client passes on, against an HTTPS simulator; certificate
+ * pinning by fingerprint; hints that fit the configuration.
+ */
+import { Client } from "@modelcontextprotocol/client";
+import { StdioClientTransport } from "@modelcontextprotocol/client/stdio";
+import assert from "node:assert/strict";
+import { startPermissions } from "../scripts/permissions.ts";
+import { PveClient } from "../src/proxmox/client.ts";
+import { PveError } from "../src/proxmox/errors.ts";
+import { caAsEndEntityCert, type SimTls, simTls } from "../src/sim/tls.ts";
+import {
+  assertNoSecrets,
+  call,
+  callOk,
+  connect,
+  MAIN,
+  simEnv,
+  startSim,
+  type TestSim,
+} from "./helpers.ts";
+
+/**
+ * What an MCP client started from a company shell passes on: CA bundles for
+ * node and Deno, a proxy for the outside world with the local network
+ * exempt, the usual locale and terminal variables.
+ */
+function inheritedEnv(tls: SimTls): Record<string, string> {
+  return {
+    PATH: Deno.env.get("PATH") ?? "",
+    HOME: Deno.env.get("HOME") ?? "",
+    DENO_DIR: Deno.env.get("DENO_DIR") ?? "",
+    LANG: "en_US.UTF-8",
+    TERM: "xterm-256color",
+    USER: "alice",
+    SHELL: "/bin/bash",
+    NODE_EXTRA_CA_CERTS: tls.caFile,
+    NODE_USE_SYSTEM_CA: "1",
+    DENO_CERT: tls.caFile,
+    SSL_CERT_FILE: tls.caFile,
+    REQUESTS_CA_BUNDLE: tls.caFile,
+    // A proxy that is not there: anything sent to it fails.
+    HTTPS_PROXY: "http://127.0.0.1:9",
+    HTTP_PROXY: "http://127.0.0.1:9",
+    https_proxy: "http://127.0.0.1:9",
+    NO_PROXY: "127.0.0.1,localhost,.internal",
+    no_proxy: "127.0.0.1,localhost,.internal",
+    LOG_LEVEL: "DEBUG",
+  };
+}
+
+/** The real entry point with `deno task start`'s permissions. */
+async function startTask(
+  env: Record<string, string>,
+  permissions?: string[],
+): Promise<
+  { client: Client; stderr: () => string } & AsyncDisposable
+> {
+  const transport = new StdioClientTransport({
+    command: Deno.execPath(),
+    args: ["run", ...(permissions ?? await startPermissions()), MAIN],
+    env,
+    stderr: "pipe",
+  });
+  let err = "";
+  transport.stderr?.on("data", (c: Uint8Array) => {
+    err += new TextDecoder().decode(c);
+  });
+  const client = new Client({ name: "tls-test", version: "1.0.0" });
+  await client.connect(transport);
+  return {
+    client,
+    stderr: () => err,
+    [Symbol.asyncDispose]: async () => {
+      await client.close();
+      assertNoSecrets(err, env);
+    },
+  };
+}
+
+Deno.test("deno task start's permissions reach HTTPS Proxmox with a company shell's environment (NODE_EXTRA_CA_CERTS, NODE_USE_SYSTEM_CA, DENO_CERT, HTTPS_PROXY/NO_PROXY): verify off, pinned, CA file", async (t) => {
+  const tls = await simTls();
+  await using sim = await startSim({ tls });
+  const settings: Record<string, Record<string, string>> = {
+    "PROXMOX_VERIFY_SSL=false": { PROXMOX_VERIFY_SSL: "false" },
+    "PROXMOX_TLS_FINGERPRINT": {
+      PROXMOX_TLS_FINGERPRINT: tls.fingerprint.toLowerCase(),
+    },
+    "PROXMOX_CA_FILE": { PROXMOX_CA_FILE: tls.caFile },
+  };
+  for (const [name, extra] of Object.entries(settings)) {
+    await t.step(name, async () => {
+      await using s = await startTask({
+        ...inheritedEnv(tls),
+        ...simEnv(sim),
+        ...extra,
+      });
+      const r = await call(s.client, "proxmox_list_nodes");
+      assert.ok(!r.isError, `${name}: ${r.text}\n${s.stderr()}`);
+      assert.equal(r.data.nodes.length, 3);
+      // A write goes through the same path.
+      const started = await callOk(s.client, "proxmox_start_vm", {
+        vmid: 102,
+      });
+      assert.equal(started.state, "running");
+    });
+  }
+});
+
+Deno.test("a permission the server lacks is named in the error (not a wrong --allow-net hint)", async () => {
+  const tls = await simTls();
+  await using sim = await startSim({ tls });
+  const perms = (await startPermissions()).map((f) =>
+    f === "--allow-net" ? "--allow-net=127.0.0.1:1" : f
+  );
+  await using s = await startTask({
+    ...inheritedEnv(tls),
+    ...simEnv(sim),
+    PROXMOX_VERIFY_SSL: "false",
+  }, perms);
+  const r = await call(s.client, "proxmox_list_nodes");
+  assert.equal(r.isError, true);
+  assert.match(
+    r.text,
+    /Missing permission to reach https:\/\/127\.0\.0\.1:\d+: Requires net access to "127\.0\.0\.1:\d+", run again with the --allow-net flag/,
+  );
+});
+
+function tokenClient(
+  sim: TestSim,
+  extra: Partial<ConstructorParameters<typeof PveClient>[0]>,
+): PveClient {
+  return new PveClient({
+    baseUrl: sim.url,
+    auth: {
+      kind: "token",
+      tokenId: sim.credentials.tokenId,
+      secret: sim.credentials.tokenSecret,
+    },
+    ...extra,
+  });
+}
+
+Deno.test("a pinned fingerprint that matches is enough: no CA, no verification off", async () => {
+  const tls = await simTls();
+  await using sim = await startSim({ tls });
+  for (
+    const fp of [
+      tls.fingerprint,
+      tls.fingerprint.toLowerCase(),
+    ]
+  ) {
+    const pve = tokenClient(sim, { fingerprints: [fp.toUpperCase()] });
+    assert.ok(await pve.get("/version"));
+    assert.ok(await pve.post("/nodes/pve2/qemu/106/status/start"));
+  }
+});
+
+Deno.test("a mismatching fingerprint fails closed: no request (nor its credentials) reaches Proxmox, and the error shows the presented one", async () => {
+  const tls = await simTls();
+  await using sim = await startSim({ tls });
+  const wrong = tls.fingerprint.replace(/^../, (b) => b === "00" ? "01" : "00");
+  for (const auth of ["token", "ticket"] as const) {
+    const pve = auth === "token"
+      ? tokenClient(sim, { fingerprints: [wrong] })
+      : new PveClient({
+        baseUrl: sim.url,
+        auth: {
+          kind: "password",
+          user: sim.credentials.user,
+          password: sim.credentials.password,
+        },
+        fingerprints: [wrong],
+      });
+    for (const method of ["GET", "POST"]) {
+      let err: unknown;
+      try {
+        await pve.request(method, "/nodes/pve1/qemu/100/status/current");
+      } catch (e) {
+        err = e;
+      }
+      assert.ok(err instanceof PveError, String(err));
+      assert.equal(err.kind, "tls");
+      assert.ok(
+        err.message.includes(tls.fingerprint),
+        "names the presented fingerprint",
+      );
+      assert.match(err.message, /nothing was sent/);
+    }
+  }
+  assert.equal(sim.requests.length, 0, "no request reached Proxmox");
+});
+
+Deno.test("PROXMOX_CA_FILE that does not verify the certificate: the hint names that file and the presented fingerprint, never 'Set PROXMOX_CA_FILE'", async () => {
+  const tls = await simTls();
+  await using sim = await startSim({ tls });
+  const other = await caAsEndEntityCert(); // any other CA
+  try {
+    await using s = await connect({
+      env: { ...simEnv(sim), PROXMOX_CA_FILE: other.caFile },
+    });
+    const r = await call(s.client, "proxmox_list_nodes");
+    assert.equal(r.isError, true);
+    assert.match(
+      r.text,
+      /TLS verification of https:\/\/127\.0\.0\.1:\d+ failed/,
+    );
+    assert.ok(
+      r.text.includes(`PROXMOX_CA_FILE (${other.caFile}) does not verify`),
+    );
+    assert.ok(!r.text.includes("Set PROXMOX_CA_FILE"));
+    assert.ok(r.text.includes(`PROXMOX_TLS_FINGERPRINT=${tls.fingerprint}`));
+    assert.equal(sim.requests.length, 0);
+  } finally {
+    await Deno.remove(other.dir, { recursive: true });
+  }
+});
+
+Deno.test("a self-signed certificate used as its own CA (CaUsedAsEndEntity) gets a hint to pin its fingerprint, and pinning it works", async () => {
+  const own = await caAsEndEntityCert();
+  try {
+    await using sim = await startSim({ tls: own });
+    await using s = await connect({
+      env: { ...simEnv(sim), PROXMOX_CA_FILE: own.caFile },
+    });
+    const r = await call(s.client, "proxmox_list_nodes");
+    assert.equal(r.isError, true);
+    assert.match(r.text, /CaUsedAsEndEntity/);
+    assert.match(r.text, /self-signed and marked as a CA/);
+    assert.ok(r.text.includes(`PROXMOX_TLS_FINGERPRINT=${own.fingerprint}`));
+
+    await using pinned = await connect({
+      env: { ...simEnv(sim), PROXMOX_TLS_FINGERPRINT: own.fingerprint },
+    });
+    const nodes = await callOk(pinned.client, "proxmox_list_nodes");
+    assert.equal(nodes.nodes.length, 3);
+  } finally {
+    await Deno.remove(own.dir, { recursive: true });
+  }
+});
+
+Deno.test("a tool whose write got no answer says it may have been applied, and which task Proxmox started for the guest", async () => {
+  const tls = await simTls();
+  await using sim = await startSim({ tls });
+  await using s = await connect({
+    env: {
+      ...simEnv(sim),
+      PROXMOX_VERIFY_SSL: "false",
+      PROXMOX_TIMEOUT: "0.5",
+    },
+  });
+  sim.faults.inject({
+    method: "POST",
+    path: "/nodes/pve2/qemu/102/status/start",
+    fault: { kind: "hang", apply: true },
+  });
+  const r = await call(s.client, "proxmox_start_vm", { vmid: 102 });
+  assert.equal(r.isError, true);
+  assert.match(
+    r.text,
+    /Proxmox did not answer within 0\.5 s; the request may have been applied/,
+  );
+  assert.match(
+    r.text,
+    /Proxmox started 1 task\(s\) for guest 102 on pve2 in the last minute: qmstart .*\(UPID:pve2:[^)]+\)/,
+  );
+  const starts = sim.requests.filter((q) =>
+    q.method === "POST" && q.rawPath.endsWith("/102/status/start")
+  );
+  assert.equal(starts.length, 1, "sent once");
+  const lookups = sim.requests.filter((q) =>
+    q.path === "/nodes/{node}/tasks" && q.params.vmid === "102"
+  );
+  assert.equal(lookups.length, 1);
+  assert.equal(lookups[0].params.source, "all", "running tasks too");
+
+  // Where nothing was started, it says so.
+  sim.faults.inject({
+    method: "POST",
+    path: "/nodes/pve2/qemu/106/status/start",
+    fault: { kind: "hang" },
+  });
+  const none = await call(s.client, "proxmox_start_vm", { vmid: 106 });
+  assert.equal(none.isError, true);
+  assert.match(none.text, /lists no task for guest 106 on pve2/);
+});
