@@ -21,7 +21,7 @@ import {
   serverName,
 } from "../scripts/release_fill.ts";
 import { startPermissions, taskPermissions } from "../scripts/permissions.ts";
-import { compileArgs } from "../scripts/compile.ts";
+import { compileArgs, TARGETS } from "../scripts/compile.ts";
 import { TOOLS_JSON, toolsJson } from "../scripts/tools_json.ts";
 import { apidataToJson, SCHEMAS } from "../scripts/fetch_pve_schemas.ts";
 
@@ -281,4 +281,42 @@ Deno.test("the schema fetcher rebuilds ../shared/pve-api byte for byte from apid
     );
     assert.equal(hex, s.sha256, s.file);
   }
+});
+
+Deno.test("the release workflow tests first, then builds, smoke-tests and bundles every target", async () => {
+  const wf = parseYaml(await read(".github/workflows/release.yml"));
+  const testSteps = JSON.stringify(wf.jobs.test.steps);
+  for (
+    const cmd of ["deno task ok", "deno task test", "validate manifest.json"]
+  ) {
+    assert.ok(testSteps.includes(cmd), cmd);
+  }
+  assert.equal(wf.jobs.binaries.needs, "test");
+  assert.equal(wf.jobs.image.needs, "test");
+  const matrix: { os: string; target: string }[] =
+    wf.jobs.binaries.strategy.matrix.include;
+  assert.deepEqual(
+    matrix.map((m) => m.target).sort(),
+    Object.keys(TARGETS).sort(),
+  );
+  assert.ok(matrix.every((m) => m.os !== "macos-13"), "macos-13 was retired");
+  const steps = JSON.stringify(wf.jobs.binaries.steps);
+  for (
+    const s of [
+      "deno task compile:${{ matrix.target }}",
+      "scripts/smoke.ts",
+      'mcpb@${MCPB_VERSION}\\" pack',
+    ]
+  ) assert.ok(steps.includes(s), s);
+  const all = await read(".github/workflows/release.yml");
+  assert.ok(!/deno (run|compile) -A|--allow-all/.test(all), "never -A");
+  for (
+    const s of [
+      "actions/attest-build-provenance",
+      "SHA256SUMS",
+      "scripts/release_fill.ts",
+      "steps.push.outputs.digest",
+      "mcp-publisher publish server.json",
+    ]
+  ) assert.ok(all.includes(s), s);
 });
