@@ -1,7 +1,12 @@
 /** e2e: the guest-agent tools over stdio against the simulator's scripted guests. */
 import assert from "node:assert/strict";
 import { makeGuestOs } from "../src/sim/seed.ts";
-import { recipeFor, redactCommand } from "../src/tools/guest.ts";
+import { redactCommand } from "../src/proxmox/api/agent.ts";
+import {
+  executeCommand,
+  installSoftware,
+  recipeFor,
+} from "../src/tools/guest.ts";
 import { call, callOk, connect, simEnv, startSim } from "./helpers.ts";
 
 const enc = new TextEncoder();
@@ -88,26 +93,48 @@ Deno.test("execute_command caps output per stream, keeping head and tail", async
   assert.ok(d.stdout.length <= 8100);
 });
 
-Deno.test("execute_command stops waiting at timeout_s with isError and the guest pid", async () => {
+Deno.test("execute_command stops waiting at timeout_s with status running, the guest pid and how to follow it; a call with that pid collects the output without running it again", async () => {
   await using sim = await startSim();
   await using s = await connect({ env: simEnv(sim) });
   const t0 = performance.now();
   const r = await call(s.client, "proxmox_execute_command", {
     vmid: 100,
-    command: "sleep 30; echo late",
+    command: "sleep 2; echo late",
     timeout_s: 1,
   });
   const took = performance.now() - t0;
-  assert.ok(r.isError);
+  assert.ok(!r.isError, r.text);
+  assert.equal(r.data.status, "running");
+  assert.equal(r.data.exitcode, undefined);
   assert.match(
-    r.text,
-    /still running in VM 100 after 1(\.\d)? s \(guest pid \d+\)/,
+    r.data.note,
+    /still running in VM 100 after 1(\.\d)? s \(guest pid (\d+)\); it keeps running in the guest: call proxmox_execute_command again with the same arguments plus pid: \d+/,
   );
-  assert.match(r.text, /raise timeout_s/);
   assert.ok(took < 4000, `returned after ${took} ms`);
   // The process is still there in the guest.
   const os = sim.cluster.guests.get(100)!.guestOs!;
   assert.equal([...os.processes.values()].length, 1);
+
+  const execs = () =>
+    sim.requests.filter((q) => q.path.endsWith("/agent/exec")).length;
+  const before = execs();
+  const done = await callOk(s.client, "proxmox_execute_command", {
+    vmid: 100,
+    command: "sleep 2; echo late",
+    pid: r.data.pid,
+    timeout_s: 10,
+  });
+  assert.equal(done.status, "exited");
+  assert.equal(done.pid, r.data.pid);
+  assert.equal(done.exitcode, 0);
+  assert.equal(done.stdout, "late\n");
+  assert.equal(execs(), before, "not started again");
+});
+
+Deno.test("guest commands wait 45 s by default, not longer (clients give up after 60 s)", () => {
+  for (const tool of [executeCommand, installSoftware]) {
+    assert.equal(tool.input.timeout_s.parse(undefined), 45, tool.name);
+  }
 });
 
 Deno.test("read_file_vm and write_file_vm round-trip text and binary, with PVE's limit and truncated flag", async () => {
@@ -326,7 +353,7 @@ Deno.test("agent errors come in PVE's order and words with what to do; container
   );
 });
 
-Deno.test("the INFO log of an exec and a file write names tool, vmid and a redacted command, never file contents or stdin", async () => {
+Deno.test("the INFO log of an exec and a file write names tool, vmid, program and argument count, never the command line, file contents or stdin", async () => {
   await using sim = await startSim();
   await using s = await connect({
     env: { ...simEnv(sim), LOG_LEVEL: "INFO" },
@@ -356,18 +383,96 @@ Deno.test("the INFO log of an exec and a file write names tool, vmid and a redac
   );
   assert.match(
     log,
-    / INFO guest: guest exec tool=proxmox_execute_command vmid=100 command=\/bin\/sh -c "cat > \/dev\/null; echo --password=\[redacted\] > \/dev\/null" stdin_bytes=21/,
+    / INFO guest: guest exec tool=proxmox_execute_command vmid=100 program=\/bin\/sh args=2 stdin_bytes=21\n/,
   );
   assert.match(
     log,
-    / INFO guest: guest exec ended tool=proxmox_execute_command vmid=100 pid=\d+ exitcode=0/,
+    / INFO guest: guest exec ended tool=proxmox_execute_command vmid=100 pid=\d+ exitcode=0 seconds=/,
   );
   for (
-    const secret of ["content-never-logged", "hunter2", "stdin-never-logged"]
+    const secret of [
+      "content-never-logged",
+      "hunter2",
+      "stdin-never-logged",
+      "/dev/null",
+    ]
   ) {
     assert.ok(!log.includes(secret), `${secret} is not in the log`);
   }
 });
+
+/** Four common ways a password ends up in a guest command. */
+const SECRET_COMMANDS: [string, string | string[], RegExp][] = [
+  [
+    "sshpass -p",
+    "sshpass -p 'Sshpass-Secret-1' ssh root@10.0.0.5 uptime",
+    /sshpass -p \[redacted\] ssh root@10\.0\.0\.5 uptime/,
+  ],
+  [
+    "echo | sudo -S",
+    "echo 'Sudo-Secret-2' | sudo -S apt-get update",
+    /echo \[redacted\] \| sudo -S apt-get update/,
+  ],
+  [
+    "MYSQL_PWD=",
+    "MYSQL_PWD=Mysql-Secret-3 mysql -u root -e 'select 1'",
+    /MYSQL_PWD=\[redacted\] mysql -u root/,
+  ],
+  [
+    "htpasswd -b",
+    "htpasswd -b /etc/nginx/.htpasswd admin Htpasswd-Secret-4",
+    /htpasswd -b \/etc\/nginx\/\.htpasswd admin \[redacted\]/,
+  ],
+  [
+    "sshpass -p (argv)",
+    ["sshpass", "-p", "Sshpass-Secret-5", "ssh", "host"],
+    /sshpass -p \[redacted\] ssh host/,
+  ],
+  [
+    "htpasswd -nb (argv)",
+    ["htpasswd", "-nb", "admin", "Htpasswd Secret 6"],
+    /htpasswd -nb admin \[redacted\]/,
+  ],
+];
+
+for (const level of ["INFO", "DEBUG"] as const) {
+  Deno.test(`passwords in guest commands (sshpass -p, echo | sudo -S, MYSQL_PWD=, htpasswd -b) never reach the ${level} log`, async () => {
+    await using sim = await startSim();
+    await using s = await connect({
+      env: { ...simEnv(sim), LOG_LEVEL: level },
+    });
+    for (const [form, command] of SECRET_COMMANDS) {
+      // The command runs (or the guest cannot find the program): either way
+      // it was sent to the guest.
+      await call(s.client, "proxmox_execute_command", { vmid: 100, command });
+      const sent = sim.requests.filter((q) => q.path.endsWith("/agent/exec"))
+        .at(-1)!;
+      assert.deepEqual(
+        sent.params.command,
+        Array.isArray(command) ? command : ["/bin/sh", "-c", command],
+        form,
+      );
+    }
+    const log = s.stderr();
+    for (const [form, command, masked] of SECRET_COMMANDS) {
+      const secret = /\b(\w+[- ]Secret[- ]\d)\b/.exec(String(command))![1];
+      assert.ok(!log.includes(secret), `${form}: the password is in the log`);
+      if (level === "DEBUG") assert.match(log, masked, form);
+    }
+    if (level === "INFO") {
+      assert.equal(
+        log.match(
+          /guest exec tool=proxmox_execute_command vmid=100 program=\/bin\/sh args=2\n/g,
+        )
+          ?.length,
+        4,
+      );
+      assert.match(log, /program=sshpass args=4\n/);
+      assert.match(log, /program=htpasswd args=3\n/);
+      assert.doesNotMatch(log, /redacted|ssh root|apt-get|mysql|htpasswd -/);
+    }
+  });
+}
 
 Deno.test("on a Windows guest a string command runs through cmd /c, and install_software says it needs os-release", async () => {
   await using sim = await startSim();
@@ -459,7 +564,7 @@ Deno.test("logged commands have their secrets masked", () => {
       ],
       [
         ["/bin/sh", "-c", "echo 'root:hunter2' | chpasswd"],
-        `/bin/sh -c "echo 'root:[redacted]' | chpasswd"`,
+        `/bin/sh -c "echo [redacted] | chpasswd"`,
       ],
     ] as const
   ) assert.equal(redactCommand([...argv]), logged);
@@ -481,7 +586,7 @@ Deno.test("logged commands have their secrets masked", () => {
   );
   assert.equal(
     redactCommand(["curl", "-H", "Authorization: Bearer abc.def"]),
-    'curl -H "Authorization: Bearer [redacted]"',
+    "curl -H 'Authorization: Bearer [redacted]'",
   );
   assert.ok(redactCommand(["echo", "x".repeat(1000)]).length <= 301);
 });

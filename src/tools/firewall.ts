@@ -2,117 +2,37 @@
  * Guest firewall rules, for VMs and containers alike. Every field is checked
  * before the first request to PVE (pve-firewall's port, address and
  * interface syntax, and the cross-field rules of `verify_rule`). PVE's create
- * quirks are handled: a new rule lands at position 0 whatever `pos` says, so
- * it is moved with a follow-up `moveto`; and it is stored disabled unless
- * `enable=1` is sent.
+ * quirks (a new rule lands at position 0; it is stored disabled unless
+ * enabled) are handled in the API layer. Adding a rule takes several writes:
+ * when a later one fails, the error says exactly which were applied.
  */
-import { isIPv4, isIPv6 } from "node:net";
 import { z } from "zod";
-import type { GuestRef, PveClient } from "../proxmox/client.ts";
-import { ToolError } from "../proxmox/errors.ts";
-import { defineTool, Vmid } from "./define.ts";
-
-// ---------------------------------------------------------------------------
-// Field syntax (pve-firewall's parse_port_name_number_or_range and
-// parse_address_list)
+import {
+  addressSpecError,
+  addressVersion,
+  createRule,
+  enableRule,
+  firewallNics,
+  type FirewallRule,
+  getOptions,
+  listRules,
+  moveRule,
+  portSpecError,
+  type RuleFields,
+  setEnabled,
+} from "../proxmox/api/firewall.ts";
+import { type GuestRef, locate } from "../proxmox/api/guests.ts";
+import {
+  defineTool,
+  IDEMPOTENT_DESTRUCTIVE,
+  PveError,
+  READ_ONLY,
+  type ToolContext,
+  ToolError,
+  Vmid,
+} from "./define.ts";
 
 const NAME_RE = /^[A-Za-z][A-Za-z0-9\-_]+$/;
-const ALIAS_RE = /^((dc|guest)\/)?[A-Za-z][A-Za-z0-9\-_]+$/;
-
-/** Why a port list is invalid, or undefined. */
-export function portSpecError(spec: string): string | undefined {
-  let numbers = 0;
-  for (const item of spec.split(",")) {
-    const m = /^(\d+)(?::(\d+))?$/.exec(item);
-    if (m) {
-      const [a, b] = [Number(m[1]), Number(m[2] ?? m[1])];
-      if (a > 65535 || b > 65535) return `invalid port '${item}' (0-65535)`;
-      if (a > b) return `backwards range '${item}': write '${m[2]}:${m[1]}'`;
-      numbers += m[2] === undefined ? 1 : 2;
-    } else if (!/^[a-z][a-z0-9+._-]*$/i.test(item)) {
-      return `invalid port '${item}': use numbers, ranges like 80:85 or service names, comma-separated`;
-    }
-  }
-  if (numbers > 15) return "too many entries in port list (> 15 numbers)";
-  return undefined;
-}
-
-function ipBits(ip: string): string {
-  if (isIPv4(ip)) {
-    return ip.split(".").map((q) => Number(q).toString(2).padStart(8, "0"))
-      .join("");
-  }
-  let s = ip;
-  const last = s.slice(s.lastIndexOf(":") + 1);
-  if (last.includes(".")) {
-    const o = last.split(".").map(Number);
-    s = `${s.slice(0, s.lastIndexOf(":") + 1)}${
-      ((o[0] << 8) | o[1]).toString(16)
-    }:${((o[2] << 8) | o[3]).toString(16)}`;
-  }
-  const [head, tail] = s.includes("::") ? s.split("::") : [s, undefined];
-  const h = head ? head.split(":") : [];
-  const t = tail ? tail.split(":") : [];
-  const groups = tail === undefined
-    ? h
-    : [...h, ...Array<string>(8 - h.length - t.length).fill("0"), ...t];
-  return groups.map((g) => parseInt(g, 16).toString(2).padStart(16, "0"))
-    .join("");
-}
-
-/** 4 or 6 for an IP/CIDR/range list, 0 for an alias or IP set. */
-export function addressVersion(spec: string): number {
-  if (spec.startsWith("+") || ALIAS_RE.test(spec)) return 0;
-  const first = spec.split(/[,/-]/)[0];
-  return isIPv4(first) ? 4 : 6;
-}
-
-/** Why an address spec is invalid, or undefined. */
-export function addressSpecError(spec: string): string | undefined {
-  if (spec.startsWith("+")) {
-    return /^\+((dc|guest)\/)?[A-Za-z][A-Za-z0-9\-_]+$/.test(spec) &&
-        spec.length <= 65
-      ? undefined
-      : `invalid IP set '${spec}': write +name`;
-  }
-  if (ALIAS_RE.test(spec)) {
-    return spec.length <= 64 ? undefined : "alias name too long";
-  }
-  const items = spec.split(",");
-  let version = 0;
-  for (const item of items) {
-    const range = item.split("-");
-    if (range.length > 2) return `invalid address '${item}'`;
-    if (range.length === 2) {
-      if (items.length > 1) return "a range cannot be part of a list";
-      const [a, b] = range;
-      if (!isIPv4(a) && !isIPv6(a)) return `invalid IP address '${a}'`;
-      if (isIPv4(a) !== isIPv4(b) || (!isIPv4(b) && !isIPv6(b))) {
-        return `invalid range '${item}'`;
-      }
-      if (ipBits(a) > ipBits(b)) return `backwards range '${item}'`;
-    } else {
-      const [ip, len, extra] = item.split("/");
-      if (!isIPv4(ip) && !isIPv6(ip)) {
-        return `invalid address '${item}': use an IP, a CIDR, a range a-b, an alias or +ipset`;
-      }
-      if (extra !== undefined) return `invalid CIDR '${item}'`;
-      if (len !== undefined) {
-        const bits = ipBits(ip);
-        if (!/^\d+$/.test(len) || Number(len) > bits.length) {
-          return `invalid prefix length in '${item}'`;
-        }
-        if (bits.slice(Number(len)).includes("1")) {
-          return `'${item}' has host bits set: use the network address`;
-        }
-      }
-    }
-    const v = isIPv4(range[0].split("/")[0]) ? 4 : 6;
-    if (version && v !== version) return "IPv4 and IPv6 mixed in one list";
-    version = v;
-  }
-  return undefined;
-}
 
 function checked(
   check: (v: string) => string | undefined,
@@ -151,7 +71,7 @@ const PORT_PROTOCOLS = new Set([
 ]);
 
 // ---------------------------------------------------------------------------
-// Reading rules and options
+// What a rule looks like in results
 
 const Rule = z.object({
   pos: z.number(),
@@ -169,45 +89,6 @@ const Rule = z.object({
   comment: z.string().optional(),
   "icmp-type": z.string().optional(),
 });
-type Rule = z.infer<typeof Rule>;
-
-function ruleOf(raw: Record<string, unknown>): Rule {
-  const out: Record<string, unknown> = {};
-  for (const key of Object.keys(Rule.shape)) {
-    const v = raw[key];
-    if (v === undefined || v === null || v === "") continue;
-    out[key] = key === "pos" || key === "enable" ? Number(v) : String(v);
-  }
-  out.enable ??= 0;
-  return out as Rule;
-}
-
-async function readRules(
-  pve: PveClient,
-  g: GuestRef,
-): Promise<{ rules: Rule[]; digest?: string }> {
-  const raw = await pve.get<Record<string, unknown>[]>(
-    `${g.path}/firewall/rules`,
-  );
-  return {
-    rules: raw.map(ruleOf).sort((a, b) => a.pos - b.pos),
-    digest: raw[0]?.digest as string | undefined,
-  };
-}
-
-interface Options {
-  enable?: number | boolean;
-  policy_in?: string;
-  policy_out?: string;
-}
-
-async function readOptions(pve: PveClient, g: GuestRef): Promise<Options> {
-  return await pve.get<Options>(`${g.path}/firewall/options`);
-}
-
-const enabled = (o: Options) => Number(o.enable ?? 0) === 1;
-
-// ---------------------------------------------------------------------------
 
 export const listFirewallRules = defineTool({
   name: "proxmox_list_firewall_rules",
@@ -222,21 +103,16 @@ export const listFirewallRules = defineTool({
     policy_out: z.string().optional(),
     rules: z.array(Rule),
   }),
-  annotations: {
-    readOnlyHint: true,
-    destructiveHint: false,
-    idempotentHint: true,
-    openWorldHint: true,
-  },
+  annotations: READ_ONLY,
   async run({ vmid }, { pve }) {
-    const g = await pve.locate(vmid);
+    const g = await locate(pve, vmid);
     const [{ rules }, options] = await Promise.all([
-      readRules(pve, g),
-      readOptions(pve, g),
+      listRules(pve, g),
+      getOptions(pve, g),
     ]);
     return {
       vmid,
-      firewall_enabled: enabled(options),
+      firewall_enabled: options.enabled,
       policy_in: options.policy_in,
       policy_out: options.policy_out,
       rules,
@@ -344,17 +220,14 @@ export const addFirewallRule = defineTool({
     firewall_enabled: z.boolean(),
     warning: z.string().optional(),
   }),
-  annotations: {
-    readOnlyHint: false,
-    // A DROP rule, or enable_firewall under a DROP policy, can cut a guest off.
-    destructiveHint: true,
-    idempotentHint: true,
-    openWorldHint: true,
-  },
-  async run(args, { pve }) {
+  // A DROP rule, or enable_firewall under a DROP policy, can cut a guest off;
+  // repeating the call adds nothing.
+  annotations: IDEMPOTENT_DESTRUCTIVE,
+  async run(args, ctx) {
     const action = checkRule(args);
-    const g = await pve.locate(args.vmid);
-    const fields = {
+    const { pve } = ctx;
+    const g = await locate(pve, args.vmid);
+    const fields: RuleFields = {
       type: args.type,
       action,
       proto: args.proto,
@@ -367,62 +240,118 @@ export const addFirewallRule = defineTool({
       comment: args.comment,
       log: args.log,
     };
-    let { rules, digest } = await readRules(pve, g);
+    const steps = new Steps(g);
+    let { rules, digest } = await listRules(pve, g);
     // The same rule is not added twice (so a retry with enable_firewall is safe).
     let pos = rules.findIndex((r) => sameRule(r, fields));
     const added = pos < 0;
     if (added) {
-      // PVE stores a rule disabled unless enable is sent.
-      await pve.post(`${g.path}/firewall/rules`, {
-        ...fields,
-        enable: args.enable ? 1 : 0,
-      });
-      // PVE always inserts at 0; moveto puts it before the rule at that index.
-      ({ rules, digest } = await readRules(pve, g));
+      await steps.write(
+        "adding the rule",
+        "added the rule at position 0 (where PVE puts new rules)",
+        () => createRule(pve, g, fields, args.enable),
+      );
+      ({ rules, digest } = await steps.read(() => listRules(pve, g)));
       const want = Math.min(args.position ?? 0, rules.length - 1);
       if (want > 0) {
-        const moveto = want === rules.length - 1 ? rules.length : want + 1;
-        await pve.put(`${g.path}/firewall/rules/0`, { moveto, digest });
-        ({ rules } = await readRules(pve, g));
+        await steps.write(
+          `moving it to position ${want}`,
+          `moved it to position ${want}`,
+          () => moveRule(pve, g, 0, want, digest),
+        );
+        ({ rules } = await steps.read(() => listRules(pve, g)));
       }
       pos = want;
     } else if (args.enable && rules[pos].enable !== 1) {
-      await pve.put(`${g.path}/firewall/rules/${pos}`, { enable: 1, digest });
-      ({ rules } = await readRules(pve, g));
+      await steps.write(
+        `enabling the existing rule at position ${pos}`,
+        `enabled the existing rule at position ${pos}`,
+        () => enableRule(pve, g, pos, digest),
+      );
+      ({ rules } = await steps.read(() => listRules(pve, g)));
     }
-    let options = await readOptions(pve, g);
+    let options = await steps.read(() => getOptions(pve, g));
     const warnings: string[] = [];
-    if (!enabled(options) && args.enable_firewall) {
-      await pve.put(`${g.path}/firewall/options`, { enable: true });
-      options = await readOptions(pve, g);
+    if (!options.enabled && args.enable_firewall) {
+      await steps.write(
+        "switching the guest firewall on",
+        "switched the guest firewall on",
+        () => setEnabled(pve, g, true),
+      );
+      options = await steps.read(() => getOptions(pve, g));
       warnings.push(
         `Switched the guest firewall on: inbound traffic that no rule accepts now meets policy_in ${
           options.policy_in ?? "DROP"
         }`,
       );
-    } else if (!enabled(options)) {
+    } else if (!options.enabled) {
       warnings.push(
         `The firewall of guest ${args.vmid} is off, so this rule has no effect yet: repeat this call with enable_firewall: true (the rule is not added twice; policy_in ${
           options.policy_in ?? "DROP"
         } then applies to other inbound traffic)`,
       );
     }
-    const nic = await nicWarning(pve, g, args.iface);
+    const nic = await steps.read(() => nicWarning(ctx, g, args.iface));
     if (nic) warnings.push(nic);
     return {
       vmid: args.vmid,
       added,
       rule: rules[pos],
       rules: rules.length,
-      firewall_enabled: enabled(options),
+      firewall_enabled: options.enabled,
       warning: warnings.length ? warnings.join("; ") : undefined,
     };
   },
 });
 
-function sameRule(r: Rule, f: Record<string, string | undefined>): boolean {
+/**
+ * The writes of one call, so that a failure after some of them says which
+ * were applied ("added the rule at position 0; moving it to position 2
+ * failed: …") instead of leaving the caller to guess.
+ */
+class Steps {
+  readonly #g: GuestRef;
+  readonly #done: string[] = [];
+  constructor(g: GuestRef) {
+    this.#g = g;
+  }
+
+  /** A write: on failure, says what was applied before it. */
+  async write(doing: string, done: string, fn: () => Promise<void>) {
+    try {
+      await fn();
+    } catch (e) {
+      throw this.#failed(doing, e);
+    }
+    this.#done.push(done);
+  }
+
+  /** A read: after a write, its failure says what was applied. */
+  async read<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      if (!this.#done.length) throw e;
+      throw this.#failed("reading the result back", e);
+    }
+  }
+
+  #failed(doing: string, e: unknown): unknown {
+    if (!this.#done.length) return e;
+    const why = e instanceof PveError || e instanceof ToolError
+      ? e.message
+      : String((e as Error)?.message ?? e);
+    const applied = this.#done.join("; ");
+    return new ToolError(
+      `Firewall of guest ${this.#g.vmid}: ${applied}; ${doing} failed: ${why}. Check with proxmox_list_firewall_rules before repeating the call`,
+      { applied: [...this.#done] },
+    );
+  }
+}
+
+function sameRule(r: FirewallRule, f: RuleFields): boolean {
   return Object.entries(f).every(([k, v]) => {
-    const have = r[k as keyof Rule] as string | undefined;
+    const have = r[k as keyof FirewallRule] as string | undefined;
     return k === "macro" || k === "proto" || k === "action"
       ? have?.toLowerCase() === v?.toLowerCase()
       : have === v;
@@ -431,22 +360,20 @@ function sameRule(r: Rule, f: Record<string, string | undefined>): boolean {
 
 /** Rules only act on NICs with firewall=1. */
 async function nicWarning(
-  pve: PveClient,
+  { pve }: ToolContext,
   g: GuestRef,
   iface: string | undefined,
 ): Promise<string | undefined> {
-  const config = await pve.get<Record<string, unknown>>(`${g.path}/config`);
-  const nics = Object.keys(config).filter((k) => /^net\d+$/.test(k));
-  const on = nics.filter((k) => /(^|,)firewall=1(,|$)/.test(String(config[k])));
+  const { nics, filtered } = await firewallNics(pve, g);
   if (iface && !nics.includes(iface)) {
     return `Guest ${g.vmid} has no ${iface} (it has ${
       nics.join(", ") || "no NIC"
     })`;
   }
-  if (iface && !on.includes(iface)) {
+  if (iface && !filtered.includes(iface)) {
     return `${iface} of guest ${g.vmid} has no firewall=1, so the firewall does not filter it: set firewall=1 on ${iface}`;
   }
-  if (!on.length) {
+  if (!filtered.length) {
     return `No network device of guest ${g.vmid} has firewall=1, so the firewall filters nothing: set firewall=1 on its NICs`;
   }
   return undefined;

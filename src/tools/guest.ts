@@ -2,32 +2,49 @@
  * Inside QEMU VMs through the guest agent: run commands, read and write
  * files, install software from fixed recipes. Safety properties:
  * - containers are refused before any agent call (the agent is QEMU-only);
- * - PVE's agent errors keep PVE's words and gain what to do;
+ * - PVE's agent errors keep PVE's words and gain what to do (by error kind);
  * - output and file reads are capped so one call cannot flood the context;
  * - install_software runs only the reviewed recipes below: no user text and
  *   no text from the guest reaches a shell;
- * - every exec and file write is logged at INFO with tool, vmid and a
- *   redacted command, never with file contents or stdin.
+ * - waits stop at timeout_s (45 s by default) with `running` and the guest
+ *   pid to follow; the process goes on in the guest;
+ * - commands are logged at INFO by program and argument count only (the
+ *   masked command line at DEBUG), never with file contents or stdin.
  */
 import { z } from "zod";
-import { logger } from "../log.ts";
-import type { GuestRef, PveClient } from "../proxmox/client.ts";
-import { PveError, ToolError } from "../proxmox/errors.ts";
-import { defineTool, TimeoutS, type ToolContext, Vmid } from "./define.ts";
-
-const log = logger("guest");
-
-/** PVE's `content` limit for agent/file-write (base64 characters). */
-export const FILE_WRITE_MAX_CHARS = 61440;
-/** PVE's `input-data` limit for agent/exec. */
-const STDIN_MAX_BYTES = 65536;
+import {
+  agentPrivilege,
+  base64Decode,
+  base64Encode,
+  type ExecOutcome,
+  FILE_WRITE_MAX_BYTES,
+  FILE_WRITE_MAX_CHARS,
+  osInfo,
+  readFile,
+  runCommand,
+  STDIN_MAX_BYTES,
+  writeFile,
+} from "../proxmox/api/agent.ts";
+import { type GuestRef, locate } from "../proxmox/api/guests.ts";
+import {
+  defineTool,
+  DESTRUCTIVE,
+  IDEMPOTENT_DESTRUCTIVE,
+  PveError,
+  type PveErrorKind,
+  READ_ONLY,
+  TimeoutS,
+  type ToolContext,
+  ToolError,
+  Vmid,
+} from "./define.ts";
 
 // ---------------------------------------------------------------------------
 // Helpers shared by the tools
 
 /** The VM behind a vmid; containers get an error that says what to use. */
-async function qemuGuest(pve: PveClient, vmid: number): Promise<GuestRef> {
-  const g = await pve.locate(vmid);
+async function qemuGuest(ctx: ToolContext, vmid: number): Promise<GuestRef> {
+  const g = await locate(ctx.pve, vmid);
   if (g.type === "lxc") {
     throw new ToolError(
       `Guest ${vmid} is an LXC container; the QEMU guest agent exists only for VMs: run commands in it with 'pct exec ${vmid} -- <command>' on node ${g.node}, or over SSH`,
@@ -36,72 +53,51 @@ async function qemuGuest(pve: PveClient, vmid: number): Promise<GuestRef> {
   return g;
 }
 
-const AGENT_HINTS: [RegExp, string][] = [
-  [
-    /^No QEMU guest agent configured/,
-    "enable the agent option (qm set <vmid> --agent enabled=1), install qemu-guest-agent in the guest, then stop and start the VM",
-  ],
-  [/^VM \d+ is not running/, "start it first (proxmox_start_vm)"],
-  [
-    /^QEMU guest agent is not running/,
+/** What to do about an agent error of each kind (PVE's words come first). */
+const AGENT_ADVICE: Partial<Record<PveErrorKind, (vmid: number) => string>> = {
+  agentNotConfigured: (vmid) =>
+    `enable the agent option (qm set ${vmid} --agent enabled=1), install qemu-guest-agent in the guest, then stop and start the VM`,
+  // PVE says "VM 100 is not running"; the table may call it either.
+  notRunning: () => "start it first (proxmox_start_vm)",
+  alreadyStopped: () => "start it first (proxmox_start_vm)",
+  agentNotRunning: () =>
     "install and start qemu-guest-agent inside the guest (e.g. apt install qemu-guest-agent; systemctl enable --now qemu-guest-agent), or wait a moment after boot",
-  ],
-];
+};
 
-/** Runs an agent call; PVE's agent errors become ToolErrors with a hint. */
-async function agent<T>(vmid: number, call: () => Promise<T>): Promise<T> {
+/**
+ * Runs agent calls; PVE's agent errors become ToolErrors with what to do.
+ * `privilege` names what the call needs, for a 403.
+ */
+async function agent<T>(
+  ctx: ToolContext,
+  vmid: number,
+  privilege: "exec" | "file",
+  call: () => Promise<T>,
+): Promise<T> {
   try {
     return await call();
   } catch (e) {
-    if (!(e instanceof PveError) || e.status !== 500) throw e;
+    if (!(e instanceof PveError)) throw e;
     const msg = e.pveMessage;
     const where = msg.includes(String(vmid)) ? "" : ` (VM ${vmid})`;
-    for (const [re, hint] of AGENT_HINTS) {
-      if (re.test(msg)) {
-        throw new ToolError(
-          `${msg}${where}: ${hint.replace("<vmid>", String(vmid))}`,
-        );
-      }
+    if (e.status === 500) {
+      const advice = AGENT_ADVICE[e.kind];
+      if (advice) throw new ToolError(`${msg}${where}: ${advice(vmid)}`);
+      if (e.kind === "agent") throw new ToolError(`${msg}${where}`);
     }
-    if (msg.startsWith("Agent error:")) throw new ToolError(`${msg}${where}`);
+    if (e.kind === "permission") {
+      throw new ToolError(
+        `${e.message}: the guest agent needs ${await agentPrivilege(
+          ctx.pve,
+          privilege,
+        )} on /vms/${vmid}`,
+      );
+    }
     throw e;
   }
 }
 
 const encoder = new TextEncoder();
-
-/** Bytes as a string of chars 0-255 (how PVE's Perl hands bytes over). */
-function toBinary(bytes: Uint8Array): string {
-  let s = "";
-  for (let i = 0; i < bytes.length; i += 8192) {
-    s += String.fromCharCode(...bytes.subarray(i, i + 8192));
-  }
-  return s;
-}
-
-/** PVE sends decoded agent output as one char per byte. */
-function fromBinary(s: string): Uint8Array {
-  for (let i = 0; i < s.length; i++) {
-    if (s.charCodeAt(i) > 0xff) return encoder.encode(s);
-  }
-  return Uint8Array.from(s, (c) => c.charCodeAt(0));
-}
-
-function base64Encode(bytes: Uint8Array): string {
-  return btoa(toBinary(bytes));
-}
-
-function base64Decode(text: string): Uint8Array | undefined {
-  const clean = text.replace(/\s+/g, "");
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(clean) || clean.length % 4 === 1) {
-    return undefined;
-  }
-  try {
-    return Uint8Array.from(atob(clean), (c) => c.charCodeAt(0));
-  } catch {
-    return undefined;
-  }
-}
 
 /** Keeps head and tail of a long text; says how much was left out. */
 export function capText(
@@ -120,188 +116,23 @@ export function capText(
   };
 }
 
-const SECRET_WORD = "pass(?:word|wd)?|secret|token|api[-_]?key|auth";
-const REDACTIONS: [RegExp, string][] = [
-  // --password=x, --token x, -auth x
-  [
-    new RegExp(`(-{1,2}[\\w-]*(?:${SECRET_WORD})[\\w-]*)(=|\\s+)(\\S+)`, "gi"),
-    "$1$2[redacted]",
-  ],
-  // PASSWORD=x, db_token=x
-  [
-    new RegExp(`\\b([\\w-]*(?:${SECRET_WORD})[\\w-]*)=(\\S+)`, "gi"),
-    "$1=[redacted]",
-  ],
-  // https://user:pass@host
-  [/(:\/\/[^/\s:@]+:)[^@\s/]+@/g, "$1[redacted]@"],
-  // Authorization: Bearer x / PVEAPIToken=...
-  [/(authorization:\s*\w+\s+)\S+/gi, "$1[redacted]"],
-  // Any header naming a key, token or secret: -H 'X-Api-Key: x'
-  [
-    new RegExp(
-      `\\b(?!authorization:)([\\w-]*(?:${SECRET_WORD}|key)[\\w-]*:\\s*)[^'"\\s]+`,
-      "gi",
-    ),
-    "$1[redacted]",
-  ],
-  // mysql -psecret, sshpass -p secret (as one argument or inside sh -c)
-  [/(^|\s)(-p)(?!\s*-)(\s*)([^\s'"]+)/g, "$1$2$3[redacted]"],
-  // user:password fed to chpasswd
-  [/(\b\w+:)[^\s:'"|]+(['"]?\s*\|\s*chpasswd)/g, "$1[redacted]$2"],
-];
-
-const SECRET_FLAG = new RegExp(`^-{1,2}[\\w-]*(?:${SECRET_WORD})[\\w-]*$`, "i");
-
-/** A command line for the log: secrets masked, at most 300 chars. */
-export function redactCommand(argv: string[]): string {
-  const args = argv.map((a) =>
-    REDACTIONS.reduce((text, [re, to]) => text.replace(re, to), a)
-  );
-  // `--password secret` as two arguments.
-  for (let i = 0; i < args.length - 1; i++) {
-    if (SECRET_FLAG.test(args[i]) || args[i] === "-p") {
-      args[i + 1] = "[redacted]";
-    }
-  }
-  const s = args.map((a) =>
-    /[\s"'\\]/.test(a) || a === "" ? JSON.stringify(a) : a
-  ).join(" ");
-  return s.length > 300 ? s.slice(0, 300) + "…" : s;
+/** What a caller does about a process still running at timeout_s. */
+function followNote(
+  tool: string,
+  vmid: number,
+  o: ExecOutcome,
+  what: string,
+): string {
+  return `${what} is still running in VM ${vmid} after ${o.seconds} s (guest pid ${o.pid}); it keeps running in the guest: call ${tool} again with the same arguments plus pid: ${o.pid} to wait for it and collect its output (it is not started again), optionally with a longer timeout_s`;
 }
 
-interface ExecStatus {
-  exited: number | boolean;
-  exitcode?: number;
-  signal?: number;
-  "out-data"?: string;
-  "err-data"?: string;
-  "out-truncated"?: number | boolean;
-  "err-truncated"?: number | boolean;
-}
-
-interface ExecOutcome {
-  pid: number;
-  exited: boolean;
-  exitcode?: number;
-  signal?: number;
-  stdout: string;
-  stderr: string;
-  outTruncated: boolean;
-  errTruncated: boolean;
-  seconds: number;
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason);
-    const id = setTimeout(() => {
-      signal.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(id);
-      reject(signal.reason);
-    };
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
-}
-
-/**
- * agent/exec, then exec-status until the process exits or the time is up.
- * Logs the redacted command (never stdin) at INFO.
- */
-async function execInVm(
-  ctx: ToolContext,
-  g: GuestRef,
-  argv: string[],
-  options: {
-    tool: string;
-    stdin?: Uint8Array;
-    timeoutS: number;
-    /** Called between polls with the elapsed time in ms. */
-    onPoll?: (elapsedMs: number) => Promise<void>;
-  },
-): Promise<ExecOutcome> {
-  const started = performance.now();
-  log.info("guest exec", {
-    tool: options.tool,
-    vmid: g.vmid,
-    command: redactCommand(argv),
-    stdin_bytes: options.stdin?.length,
-  });
-  const { pid } = await agent(
-    g.vmid,
-    () =>
-      ctx.pve.post<{ pid: number }>(`${g.path}/agent/exec`, {
-        command: argv,
-        // One char per byte: PVE base64-encodes it byte for byte.
-        "input-data": options.stdin ? toBinary(options.stdin) : undefined,
-      }),
-  );
-  const deadline = started + options.timeoutS * 1000;
-  let delay = 100;
-  for (;;) {
-    const st = await agent(
-      g.vmid,
-      () => ctx.pve.get<ExecStatus>(`${g.path}/agent/exec-status`, { pid }),
-    );
-    const seconds = Math.round((performance.now() - started) / 100) / 10;
-    if (st.exited === true || Number(st.exited) === 1) {
-      log.info("guest exec ended", {
-        tool: options.tool,
-        vmid: g.vmid,
-        pid,
-        exitcode: st.exitcode,
-        signal: st.signal,
-        seconds,
-      });
-      const dec = new TextDecoder();
-      return {
-        pid,
-        exited: true,
-        exitcode: st.exitcode,
-        signal: st.signal,
-        stdout: dec.decode(fromBinary(st["out-data"] ?? "")),
-        stderr: dec.decode(fromBinary(st["err-data"] ?? "")),
-        outTruncated: Number(st["out-truncated"] ?? 0) === 1,
-        errTruncated: Number(st["err-truncated"] ?? 0) === 1,
-        seconds,
-      };
-    }
-    const left = deadline - performance.now();
-    if (left <= 0) {
-      return {
-        pid,
-        exited: false,
-        stdout: "",
-        stderr: "",
-        outTruncated: false,
-        errTruncated: false,
-        seconds,
-      };
-    }
-    await options.onPoll?.(Math.round(performance.now() - started));
-    await sleep(Math.min(delay, left), ctx.signal);
-    delay = Math.min(delay * 1.5, 2000);
-  }
-}
-
-function stillRunning(vmid: number, o: ExecOutcome, what: string): ToolError {
-  return new ToolError(
-    `${what} is still running in VM ${vmid} after ${o.seconds} s (guest pid ${o.pid}); it keeps running in the guest: raise timeout_s, or start it in the background`,
-    { pid: o.pid, exited: false },
-  );
-}
+/** A guest pid from an earlier call that returned `running`. */
+const FollowPid = z.number().int().min(1).max(2 ** 31 - 1).optional().meta({
+  advertise: false,
+});
 
 // ---------------------------------------------------------------------------
 // proxmox_execute_command
-
-const READ = {
-  readOnlyHint: true,
-  destructiveHint: false,
-  idempotentHint: true,
-  openWorldHint: true,
-};
 
 export const executeCommand = defineTool({
   name: "proxmox_execute_command",
@@ -317,11 +148,14 @@ export const executeCommand = defineTool({
       z.array(z.string().min(1).max(16384)).min(1).max(256),
     ]),
     stdin: z.string().max(STDIN_MAX_BYTES).optional(),
-    timeout_s: TimeoutS(60),
+    timeout_s: TimeoutS(45),
     max_output: z.number().int().min(200).max(1_000_000).default(8000),
+    pid: FollowPid,
   },
   output: z.object({
     vmid: z.number(),
+    status: z.enum(["exited", "running"]),
+    pid: z.number(),
     exitcode: z.number().optional(),
     signal: z.number().optional(),
     stdout: z.string(),
@@ -329,45 +163,51 @@ export const executeCommand = defineTool({
     stdout_truncated: z.boolean(),
     stderr_truncated: z.boolean(),
     seconds: z.number(),
+    note: z.string().optional(),
   }),
-  annotations: {
-    readOnlyHint: false,
-    destructiveHint: true,
-    idempotentHint: false,
-    openWorldHint: true,
-  },
-  async run({ vmid, command, stdin, timeout_s, max_output }, ctx) {
+  annotations: DESTRUCTIVE,
+  async run({ vmid, command, stdin, timeout_s, max_output, pid }, ctx) {
     const stdinBytes = stdin === undefined ? undefined : encoder.encode(stdin);
     if (stdinBytes && stdinBytes.length > STDIN_MAX_BYTES) {
       throw new ToolError(
         `stdin is ${stdinBytes.length} bytes; the agent takes at most ${STDIN_MAX_BYTES}: send it in parts (e.g. 'cat >> file' per part)`,
       );
     }
-    const g = await qemuGuest(ctx.pve, vmid);
-    let argv: string[];
-    if (Array.isArray(command)) argv = command;
-    else {
-      const info = await agent(
-        vmid,
-        () =>
-          ctx.pve.get<{ result?: { id?: string } }>(
-            `${g.path}/agent/get-osinfo`,
-          ),
-      );
-      argv = info?.result?.id === "mswindows"
-        ? ["cmd", "/c", command]
-        : ["/bin/sh", "-c", command];
+    const g = await qemuGuest(ctx, vmid);
+    let argv: string[] = [];
+    if (pid === undefined) {
+      if (Array.isArray(command)) argv = command;
+      else {
+        const info = await agent(ctx, vmid, "exec", () => osInfo(ctx.pve, g));
+        argv = info.id === "mswindows"
+          ? ["cmd", "/c", command]
+          : ["/bin/sh", "-c", command];
+      }
     }
-    const o = await execInVm(ctx, g, argv, {
-      tool: "proxmox_execute_command",
-      stdin: stdinBytes,
-      timeoutS: timeout_s,
-    });
-    if (!o.exited) throw stillRunning(vmid, o, "The command");
+    const o = await agent(
+      ctx,
+      vmid,
+      "exec",
+      () =>
+        runCommand(ctx.pve, g, argv, {
+          stdin: stdinBytes,
+          timeoutS: timeout_s,
+          signal: ctx.signal,
+          pid,
+          by: "proxmox_execute_command",
+          onPoll: (ms) =>
+            ctx.progress(
+              `Command in VM ${vmid}: running ${Math.round(ms / 1000)} s`,
+              ms,
+            ),
+        }),
+    );
     const out = capText(o.stdout, max_output);
     const err = capText(o.stderr, max_output);
     return {
       vmid,
+      status: o.exited ? "exited" as const : "running" as const,
+      pid: o.pid,
       exitcode: o.exitcode,
       signal: o.signal,
       stdout: out.text,
@@ -375,6 +215,9 @@ export const executeCommand = defineTool({
       stdout_truncated: out.truncated || o.outTruncated,
       stderr_truncated: err.truncated || o.errTruncated,
       seconds: o.seconds,
+      note: o.exited
+        ? undefined
+        : followNote("proxmox_execute_command", vmid, o, "The command"),
     };
   },
 });
@@ -404,22 +247,21 @@ export const readFileVm = defineTool({
     size: z.number(),
     truncated: z.boolean(),
   }),
-  annotations: READ,
+  annotations: READ_ONLY,
   async run({ vmid, path, max_bytes }, ctx) {
-    const g = await qemuGuest(ctx.pve, vmid);
-    log.info("guest file read", { tool: "proxmox_read_file_vm", vmid, path });
-    const r = await agent(vmid, () =>
-      ctx.pve.get<
-        { content: string; "bytes-read"?: number; truncated?: number }
-      >(`${g.path}/agent/file-read`, {
-        file: path,
-        count: max_bytes,
-        decode: false,
-      }));
-    const bytes = base64Decode(r.content ?? "") ?? fromBinary(r.content ?? "");
+    const g = await qemuGuest(ctx, vmid);
+    const r = await agent(
+      ctx,
+      vmid,
+      "file",
+      () =>
+        readFile(ctx.pve, g, path, max_bytes, {
+          by: "proxmox_read_file_vm",
+        }),
+    );
     let text: string | undefined;
     try {
-      text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+      text = new TextDecoder("utf-8", { fatal: true }).decode(r.bytes);
       if (text.includes("\0")) text = undefined;
     } catch {
       text = undefined;
@@ -428,9 +270,9 @@ export const readFileVm = defineTool({
       vmid,
       path,
       encoding: text === undefined ? "base64" as const : "utf-8" as const,
-      content: text ?? base64Encode(bytes),
-      size: r["bytes-read"] ?? bytes.length,
-      truncated: Number(r.truncated ?? 0) === 1,
+      content: text ?? base64Encode(r.bytes),
+      size: r.size,
+      truncated: r.truncated,
     };
   },
 });
@@ -447,12 +289,7 @@ export const writeFileVm = defineTool({
     base64: z.boolean().optional(),
   },
   output: z.object({ vmid: z.number(), path: z.string(), bytes: z.number() }),
-  annotations: {
-    readOnlyHint: false,
-    destructiveHint: true,
-    idempotentHint: true,
-    openWorldHint: true,
-  },
+  annotations: IDEMPOTENT_DESTRUCTIVE,
   async run({ vmid, path, content, base64 }, ctx) {
     const bytes = base64 ? base64Decode(content) : encoder.encode(content);
     if (!bytes) {
@@ -460,28 +297,18 @@ export const writeFileVm = defineTool({
         "content is not valid base64: send base64=false for text",
       );
     }
-    // Sent already base64-encoded (encode=0): exact bytes, any encoding.
-    const encoded = base64Encode(bytes);
-    if (encoded.length > FILE_WRITE_MAX_CHARS) {
+    if (bytes.length > FILE_WRITE_MAX_BYTES) {
       throw new ToolError(
-        `Content is ${bytes.length} bytes; PVE's file-write takes at most ${FILE_WRITE_MAX_CHARS} base64 characters (${
-          FILE_WRITE_MAX_CHARS / 4 * 3
-        } bytes): write the first part with this tool, then append the rest with proxmox_execute_command (stdin, 'cat >> <path>')`,
+        `Content is ${bytes.length} bytes; PVE's file-write takes at most ${FILE_WRITE_MAX_CHARS} base64 characters (${FILE_WRITE_MAX_BYTES} bytes): write the first part with this tool, then append the rest with proxmox_execute_command (stdin, 'cat >> <path>')`,
       );
     }
-    const g = await qemuGuest(ctx.pve, vmid);
-    log.info("guest file write", {
-      tool: "proxmox_write_file_vm",
+    const g = await qemuGuest(ctx, vmid);
+    await agent(
+      ctx,
       vmid,
-      path,
-      bytes: bytes.length,
-    });
-    await agent(vmid, () =>
-      ctx.pve.post(`${g.path}/agent/file-write`, {
-        file: path,
-        content: encoded,
-        encode: false,
-      }));
+      "file",
+      () => writeFile(ctx.pve, g, path, bytes, { by: "proxmox_write_file_vm" }),
+    );
     return { vmid, path, bytes: bytes.length };
   },
 });
@@ -583,46 +410,41 @@ export const installSoftware = defineTool({
   input: {
     vmid: Vmid,
     software: z.enum(["docker", "nginx", "update"]),
-    timeout_s: TimeoutS(900),
+    timeout_s: TimeoutS(45),
+    pid: FollowPid,
   },
   output: z.object({
     vmid: z.number(),
     software: z.string(),
     distro: z.string(),
     package_manager: z.string(),
-    exitcode: z.number(),
+    status: z.enum(["ok", "running"]),
+    pid: z.number(),
+    exitcode: z.number().optional(),
     seconds: z.number(),
     output_tail: z.string(),
+    note: z.string().optional(),
   }),
-  annotations: {
-    readOnlyHint: false,
-    destructiveHint: true,
-    idempotentHint: false,
-    openWorldHint: true,
-  },
-  async run({ vmid, software, timeout_s }, ctx) {
-    const g = await qemuGuest(ctx.pve, vmid);
-    let osText: string;
-    try {
-      const r = await agent(
-        vmid,
-        () =>
-          ctx.pve.get<{ content: string }>(`${g.path}/agent/file-read`, {
-            file: "/etc/os-release",
-            count: 65536,
-            decode: false,
-          }),
-      );
-      const bytes = base64Decode(r.content ?? "") ?? new Uint8Array();
-      osText = new TextDecoder().decode(bytes);
-    } catch (e) {
-      if (e instanceof ToolError && e.message.startsWith("Agent error:")) {
-        throw new ToolError(
-          `Cannot read /etc/os-release in VM ${vmid} (${e.message}): proxmox_install_software supports Linux guests; use proxmox_execute_command`,
-        );
-      }
-      throw e;
-    }
+  annotations: DESTRUCTIVE,
+  async run({ vmid, software, timeout_s, pid }, ctx) {
+    const g = await qemuGuest(ctx, vmid);
+    const r = await agent(
+      ctx,
+      vmid,
+      "file",
+      () =>
+        readFile(ctx.pve, g, "/etc/os-release", 65536, {
+          by: "proxmox_install_software",
+        }).catch((e) => {
+          if (e instanceof PveError && e.kind === "agent") {
+            throw new ToolError(
+              `Cannot read /etc/os-release in VM ${vmid} (${e.pveMessage}): proxmox_install_software supports Linux guests; use proxmox_execute_command`,
+            );
+          }
+          throw e;
+        }),
+    );
+    const osText = new TextDecoder().decode(r.bytes);
     const osr = parseOsRelease(osText);
     const distro = shown(osr.PRETTY_NAME ?? osr.NAME ?? osr.ID ?? "unknown");
     const recipe = recipeFor(osr, software);
@@ -640,17 +462,45 @@ export const installSoftware = defineTool({
       `${what} in VM ${vmid} (${distro}) with ${recipe.manager}`,
       0,
     );
-    const o = await execInVm(ctx, g, ["/bin/sh", "-c", recipe.script], {
-      tool: "proxmox_install_software",
-      timeoutS: timeout_s,
-      // The progress value is the elapsed ms: it always grows.
-      onPoll: (ms) =>
-        ctx.progress(
-          `${what} in VM ${vmid}: running ${Math.round(ms / 1000)} s`,
-          ms,
+    const o = await agent(
+      ctx,
+      vmid,
+      "exec",
+      () =>
+        runCommand(ctx.pve, g, ["/bin/sh", "-c", recipe.script], {
+          timeoutS: timeout_s,
+          signal: ctx.signal,
+          pid,
+          by: "proxmox_install_software",
+          // The progress value is the elapsed ms: it always grows.
+          onPoll: (ms) =>
+            ctx.progress(
+              `${what} in VM ${vmid}: running ${Math.round(ms / 1000)} s`,
+              ms,
+            ),
+        }),
+    );
+    const base = {
+      vmid,
+      software,
+      distro,
+      package_manager: recipe.manager,
+      pid: o.pid,
+      seconds: o.seconds,
+    };
+    if (!o.exited) {
+      return {
+        ...base,
+        status: "running" as const,
+        output_tail: "",
+        note: followNote(
+          "proxmox_install_software",
+          vmid,
+          o,
+          `${what} (${recipe.manager})`,
         ),
-    });
-    if (!o.exited) throw stillRunning(vmid, o, `${what} (${recipe.manager})`);
+      };
+    }
     const output = tail(o.stdout + o.stderr, 30, 3000);
     if (o.exitcode !== 0) {
       throw new ToolError(
@@ -660,15 +510,7 @@ export const installSoftware = defineTool({
         { exitcode: o.exitcode, output_tail: output },
       );
     }
-    return {
-      vmid,
-      software,
-      distro,
-      package_manager: recipe.manager,
-      exitcode: 0,
-      seconds: o.seconds,
-      output_tail: output,
-    };
+    return { ...base, status: "ok" as const, exitcode: 0, output_tail: output };
   },
 });
 
