@@ -1,6 +1,8 @@
 /** e2e: backup, backup listing and restore tools over stdio. */
 import assert from "node:assert/strict";
+import { z } from "zod";
 import type { ConfigValue } from "../src/sim/state.ts";
+import { createBackup, restoreBackup } from "../src/tools/backups.ts";
 import type { TestSim } from "./helpers.ts";
 import { call, callOk, connect, simEnv, startSim } from "./helpers.ts";
 
@@ -343,4 +345,153 @@ Deno.test("vzdump answers OK when no listed guest is on the node, and PVE's rest
   });
   assert.equal(disk.status, 400);
   assert.equal(sim.cluster.guests.has(120), false);
+});
+
+Deno.test("backup and restore wait at most 45 s by default, then answer running with the UPID and the storage; progress goes on while waiting", async () => {
+  assert.equal(z.object(createBackup.input).parse({ vmid: 100 }).timeout_s, 45);
+  assert.equal(
+    z.object(restoreBackup.input).parse({ volid: "local:backup/x" }).timeout_s,
+    45,
+  );
+  await using sim = await startSim();
+  await using s = await connect({ env: simEnv(sim) });
+  sim.faults.task({ type: "vzdump", vmid: 101, endless: true });
+  const progress: string[] = [];
+  const r = await call(s.client, "proxmox_create_backup", {
+    vmid: 101,
+    timeout_s: 2,
+  }, { onprogress: (p) => progress.push(p.message ?? "") });
+  assert.ok(!r.isError, r.text);
+  assert.equal(r.data.status, "running");
+  assert.equal(r.data.storage, "local");
+  assert.equal(r.data.volid, undefined);
+  assert.match(r.data.upid, /:vzdump:101:/);
+  assert.match(r.data.note, /follow it with proxmox_get_task/);
+  assert.ok(progress.length >= 2, `progress while waiting: ${progress.length}`);
+  assert.match(progress.at(-1)!, /back up VM 101: running/);
+});
+
+Deno.test("a backup whose task log cannot be read finds its archive by listing; when that fails too, it says the backup is made and which step failed", async () => {
+  await using sim = await startSim();
+  await using s = await connect({ env: simEnv(sim) });
+  const log = {
+    method: "GET",
+    path: /\/tasks\/[^/]+\/log$/,
+    times: Infinity,
+    fault: { kind: "status", status: 500, message: "log read broke" },
+  } as const;
+  sim.faults.inject(log);
+  const listed = await callOk(s.client, "proxmox_create_backup", { vmid: 100 });
+  assert.equal(listed.status, "ok");
+  assert.match(
+    listed.volid,
+    /^local:backup\/vzdump-qemu-100-[\d_-]+\.vma\.zst$/,
+  );
+  assert.ok(sim.cluster.volumes.some((v) => v.volid === listed.volid));
+
+  sim.faults.inject({
+    method: "GET",
+    path: "/nodes/pve1/storage/local/content",
+    times: Infinity,
+    fault: { kind: "status", status: 500, message: "listing broke" },
+  });
+  const r = await call(s.client, "proxmox_create_backup", { vmid: 200 });
+  assert.ok(!r.isError, r.text);
+  assert.equal(r.data.status, "ok");
+  assert.equal(r.data.volid, undefined);
+  assert.match(
+    r.data.note,
+    /^Backed up CT 200 to 'local'; finding the archive's volid failed: .*listing broke.*\. See proxmox_list_backups$/,
+  );
+  assert.ok(
+    sim.cluster.volumes.some((v) => /vzdump-lxc-200-/.test(v.volid)),
+    "the archive exists",
+  );
+});
+
+Deno.test("backups on Proxmox Backup Server: volids with ':' and '/' in the snapshot time are made, listed and restored as they are", async () => {
+  await using sim = await startSim({ pbs: true });
+  await using s = await connect({ env: simEnv(sim) });
+  const b = await callOk(s.client, "proxmox_create_backup", {
+    vmid: 100,
+    storage: "pbs",
+  });
+  assert.match(
+    b.volid,
+    /^pbs:backup\/vm\/100\/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/,
+  );
+  const list = await callOk(s.client, "proxmox_list_backups", {
+    storage: "pbs",
+  });
+  const mine = list.backups.find((x: { volid: string }) => x.volid === b.volid);
+  assert.deepEqual(
+    [mine.vmid, mine.type, mine.node, mine.storage],
+    [100, "qemu", undefined, "pbs"],
+  );
+  assert.ok(
+    list.backups.some((x: { volid: string; type: string; vmid: number }) =>
+      x.volid === "pbs:backup/ct/200/2026-11-20T03:00:00Z" &&
+      x.type === "lxc" && x.vmid === 200
+    ),
+  );
+  const vm = await callOk(s.client, "proxmox_restore_backup", {
+    volid: b.volid,
+  });
+  assert.equal(vm.type, "qemu");
+  assert.equal(vm.status, "ok");
+  const ct = await callOk(s.client, "proxmox_restore_backup", {
+    volid: "pbs:backup/ct/200/2026-11-20T03:00:00Z",
+    vmid: 260,
+  });
+  assert.equal(ct.type, "lxc");
+  assert.equal(sim.cluster.guests.get(260)!.type, "lxc");
+  const req = sim.requests.find((x) =>
+    x.method === "POST" && x.path === "/nodes/{node}/lxc"
+  )!;
+  assert.equal(req.params.ostemplate, "pbs:backup/ct/200/2026-11-20T03:00:00Z");
+});
+
+Deno.test("backup tools refuse storage ids, node names and volids that could change a path before any request", async () => {
+  await using sim = await startSim();
+  await using s = await connect({ env: simEnv(sim) });
+  const hostile = [
+    "..",
+    ".",
+    "a/..",
+    "%2e%2e",
+    "/",
+    "?x=",
+    "#",
+    "a\0b",
+    "a\nb",
+  ];
+  const guests = [...sim.cluster.guests.keys()];
+  sim.requests.length = 0;
+  const volid = "local:backup/vzdump-qemu-101-2026_11_20-03_00_00.vma.zst";
+  for (const bad of hostile) {
+    for (
+      const [tool, args] of [
+        ["proxmox_create_backup", { vmid: 100, storage: bad }],
+        ["proxmox_create_backup", { vmid: 100, node: bad }],
+        ["proxmox_list_backups", { storage: bad }],
+        ["proxmox_list_backups", { node: bad }],
+        ["proxmox_restore_backup", { volid: bad }],
+        ["proxmox_restore_backup", { volid: `local:${bad}` }],
+        ["proxmox_restore_backup", { volid: `${bad}:backup/x` }],
+        ["proxmox_restore_backup", { volid, storage: bad }],
+        ["proxmox_restore_backup", { volid, node: bad }],
+      ] as const
+    ) {
+      const r = await call(s.client, tool, args);
+      assert.equal(r.isError, true, `${tool} ${JSON.stringify(args)}`);
+      // A volume part without a parent reference ('local:/') is a volid,
+      // only not an archive.
+      assert.match(
+        r.text,
+        /Input validation error|is not a vzdump backup archive/,
+      );
+    }
+  }
+  assert.deepEqual(sim.requests.map((r) => `${r.method} ${r.path}`), []);
+  assert.deepEqual([...sim.cluster.guests.keys()], guests);
 });

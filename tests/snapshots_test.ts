@@ -413,3 +413,34 @@ Deno.test("rollback that succeeded but whose status read fails says the rollback
     ),
   );
 });
+
+Deno.test("a snapshot request whose answer never comes is sent once, reported as possibly applied, with where to look", async () => {
+  await using sim = await startSim();
+  await using s = await connect({
+    env: { ...simEnv(sim), PROXMOX_TIMEOUT: "1" },
+  });
+  sim.faults.inject({
+    method: "POST",
+    path: "/nodes/pve1/qemu/100/snapshot",
+    fault: { kind: "hang", apply: true },
+  });
+  const r = await call(s.client, "proxmox_create_snapshot", {
+    vmid: 100,
+    name: "maybe",
+  });
+  assert.equal(r.isError, true);
+  assert.match(r.text, /the request may have been applied/);
+  assert.match(r.text, /Whether it was applied: proxmox_list_snapshots/);
+  assert.equal(
+    sim.requests.filter((x) =>
+      x.method === "POST" && x.path.endsWith("/snapshot")
+    ).length,
+    1,
+    "never sent again",
+  );
+  const list = await callOk(s.client, "proxmox_list_snapshots", { vmid: 100 });
+  assert.ok(
+    list.snapshots.some((x: { name: string }) => x.name === "maybe"),
+    "it was applied",
+  );
+});

@@ -60,9 +60,9 @@ export const createBackup = defineTool({
     } catch (e) {
       if (e instanceof PveError && e.kind === "uncertain") {
         throw new ToolError(
-          `${e.message}: look for a vzdump task of ${
+          `${e.message}. Whether it was applied: a new archive of ${
             label(g)
-          } in its node's tasks, or a new archive with proxmox_list_backups, before trying again`,
+          } in proxmox_list_backups once its vzdump task ends`,
         );
       }
       throw e;
@@ -185,7 +185,7 @@ export const restoreBackup = defineTool({
         throw new ToolError(
           `${
             message(e)
-          }: check whether ${target} exists (proxmox_list_vms) before trying again`,
+          }. Whether it was applied: ${target} in proxmox_list_vms`,
         );
       }
       throw e;

@@ -27,7 +27,7 @@ const TIMEOUT_S = 45;
 function uncertain(e: unknown, check: string): never {
   if (e instanceof PveError && e.kind === "uncertain") {
     throw new ToolError(
-      `${e.message}: check with ${check} before trying again`,
+      `${e.message}. Whether it was applied: ${check}`,
     );
   }
   throw e;
