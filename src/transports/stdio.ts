@@ -615,7 +615,12 @@ export async function serveStdio(options: StdioOptions): Promise<void> {
       t = await startHandoff();
     } catch (e) {
       const message = `Cannot load the server: ${(e as Error)?.message ?? e}`;
-      log?.error(message);
+      // Logging may be what failed to load: say it on stderr as main.ts does.
+      try {
+        Deno.stderr.writeSync(encoder.encode(`proxmox-mcp: ${message}\n`));
+      } catch {
+        // stderr closed
+      }
       if (inbound.kind === "request") {
         out.error(inbound.msg.id, INTERNAL_ERROR, message);
       }
