@@ -2,6 +2,7 @@
 import { z } from "zod";
 import * as backups from "../proxmox/api/backups.ts";
 import { label, locate } from "../proxmox/api/guests.ts";
+import { failureKind } from "../proxmox/api/tasks.ts";
 import {
   CREATES,
   defineTool,
@@ -166,7 +167,7 @@ export const restoreBackup = defineTool({
     const target = label(plan);
     // PVE's refusals, with what to do about them.
     const advise = (e: unknown): never => {
-      const kind = backups.restoreFailure(e);
+      const kind = failureKind(e);
       if (kind === "exists") {
         throw new ToolError(
           `${

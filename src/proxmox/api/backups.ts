@@ -7,7 +7,7 @@
  * `local`, which rarely holds containers.
  */
 import type { PveClient } from "../client.ts";
-import { classify, PveError, type PveErrorKind, ToolError } from "../errors.ts";
+import { ToolError } from "../errors.ts";
 import { pvePath, seg } from "../path.ts";
 import { taskLogTail } from "../tasks.ts";
 import { type GuestRef, label } from "./guests.ts";
@@ -289,16 +289,4 @@ export async function startRestore(
   // The guest list changes: the next lookup must see the new guest.
   pve.invalidate();
   return upid;
-}
-
-/**
- * Why a restore failed, whether PVE refused the call (PveError) or the
- * restore task ended in error (ctx.task's ToolError with its exit status):
- * `exists` (the vmid is taken), `guestRunning` (overwriting needs it
- * stopped), or any other kind.
- */
-export function restoreFailure(e: unknown): PveErrorKind | undefined {
-  if (e instanceof PveError) return e.kind;
-  const exit = e instanceof ToolError ? e.detail?.exitstatus : undefined;
-  return typeof exit === "string" ? classify(500, exit) : undefined;
 }
