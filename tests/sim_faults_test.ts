@@ -372,3 +372,80 @@ Deno.test("sim faults over HTTPS: reset drops the connection, hang holds until t
     client.close();
   }
 });
+
+async function rawExchange(port: number, request: string): Promise<string> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  await conn.write(new TextEncoder().encode(request));
+  const chunks: Uint8Array[] = [];
+  const buf = new Uint8Array(4096);
+  try {
+    for (;;) {
+      const n = await conn.read(buf);
+      if (n === null) break;
+      chunks.push(buf.slice(0, n));
+    }
+  } catch { /* reset by peer: also no more bytes */ }
+  try {
+    conn.close();
+  } catch { /* closed */ }
+  return new TextDecoder().decode(
+    new Uint8Array(chunks.flatMap((c) => [...c])),
+  );
+}
+
+Deno.test("sim rawSockets: a reset closes the connection before any byte of an answer; without it a head goes out first", async () => {
+  for (const rawSockets of [true, false]) {
+    await using sim = await startSim({ rawSockets });
+    const auth =
+      `PVEAPIToken=${sim.credentials.tokenId}=${sim.credentials.tokenSecret}`;
+    const request =
+      `GET /api2/json/version HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth}\r\n\r\n`;
+    sim.faults.inject({ fault: { kind: "reset" } });
+    const answer = await rawExchange(sim.port, request);
+    if (rawSockets) assert.equal(answer, "", "not one byte");
+    else assert.match(answer, /^HTTP\/1\.1 200 OK\r\n/);
+    assert.equal(sim.requests.length, 1, "the request arrived");
+    // Later requests are served as usual.
+    const ok = await rawExchange(
+      sim.port,
+      request.replace("\r\n\r\n", "\r\nConnection: close\r\n\r\n"),
+    );
+    assert.match(ok, /^HTTP\/1\.1 200 OK\r\n[\s\S]*"release":/);
+  }
+});
+
+Deno.test("sim rawSockets: node:http sees the reset as ECONNRESET, over HTTP and HTTPS", async () => {
+  const http = await import("node:http");
+  const https = await import("node:https");
+  const tls = await simTls();
+  for (const secure of [false, true]) {
+    await using sim = await startSim({
+      rawSockets: true,
+      ...(secure ? { tls: { cert: tls.cert, key: tls.key } } : {}),
+    });
+    sim.faults.inject({ fault: { kind: "reset" } });
+    const code = await new Promise<string>((resolve) => {
+      const req = (secure ? https : http).request(
+        `${sim.url}/api2/json/version`,
+        {
+          headers: {
+            Authorization:
+              `PVEAPIToken=${sim.credentials.tokenId}=${sim.credentials.tokenSecret}`,
+          },
+          ...(secure ? { ca: tls.ca } : {}),
+        },
+        (res) => {
+          res.resume();
+          resolve(`answered ${res.statusCode}`);
+        },
+      );
+      req.on(
+        "error",
+        (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message),
+      );
+      req.end();
+    });
+    assert.equal(code, "ECONNRESET", secure ? "https" : "http");
+    assert.equal(sim.requests.length, 1);
+  }
+});

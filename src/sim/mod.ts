@@ -6,6 +6,7 @@
  * (`sim.faults`).
  */
 import type { Fault, Faults } from "./faults.ts";
+import { type Front, startFront } from "./front.ts";
 import { type MatchedRoute, Router, type SimRequest, TOTAL } from "./router.ts";
 import { ALL_ROUTES } from "./routes/mod.ts";
 import type { ApiSchema } from "./schema.ts";
@@ -49,6 +50,13 @@ export interface SimOptions extends SeedOptions {
   recordRequests?: boolean;
   /** Delay of unauthorized answers in ms (PVE: about 3000; default 0). */
   authFailDelayMs?: number;
+  /**
+   * Serve through a relay that owns the client connections, so that a
+   * `reset` fault closes the connection before any byte of an answer (by
+   * default a reset sends the head of an answer, then drops the connection:
+   * Deno.serve cannot do more). HTTP/1.1 only.
+   */
+  rawSockets?: boolean;
 }
 
 export interface Violation {
@@ -200,7 +208,12 @@ export async function startSimulator(
   };
 
   const faults = cluster.faults;
-  async function handle(request: Request): Promise<Response> {
+  let front: Front | undefined;
+
+  async function handle(
+    request: Request,
+    info: Deno.ServeHandlerInfo,
+  ): Promise<Response> {
     const at = Date.now();
     const url = new URL(request.url);
     const rawPath = rawPathOf(request.url);
@@ -292,7 +305,11 @@ export async function startSimulator(
       });
     const fault = faults.take(method, path);
     if (!fault) return carryOut();
-    return await applyFault(fault, request, isTicketCall, carryOut);
+    const drop = () => {
+      front?.drop((info.remoteAddr as Deno.NetAddr).port);
+      return dropped();
+    };
+    return await applyFault(fault, request, isTicketCall, carryOut, drop);
   }
 
   async function applyFault(
@@ -300,6 +317,7 @@ export async function startSimulator(
     request: Request,
     isTicketCall: boolean,
     carryOut: () => Promise<Response>,
+    drop: () => Response,
   ): Promise<Response> {
     switch (fault.kind) {
       case "hang": {
@@ -334,7 +352,7 @@ export async function startSimulator(
       }
       case "reset":
         if (fault.apply) await (await carryOut()).body?.cancel();
-        return dropped();
+        return drop();
       case "unauthorized":
         tickets.clear();
         // A login still works: that is how a client recovers.
@@ -461,20 +479,31 @@ export async function startSimulator(
     }
   }
 
-  const server = Deno.serve({
-    hostname: options.hostname ?? "127.0.0.1",
-    port: options.port ?? 0,
-    onListen: () => {},
-    ...(options.tls ? { cert: options.tls.cert, key: options.tls.key } : {}),
-  }, handle);
-  const port = server.addr.port;
   const host = options.hostname ?? "127.0.0.1";
+  const server = options.rawSockets
+    ? Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, handle)
+    : Deno.serve({
+      hostname: host,
+      port: options.port ?? 0,
+      onListen: () => {},
+      ...(options.tls ? { cert: options.tls.cert, key: options.tls.key } : {}),
+    }, handle);
+  if (options.rawSockets) {
+    front = startFront({
+      hostname: host,
+      port: options.port ?? 0,
+      target: server.addr.port,
+      tls: options.tls,
+    });
+  }
+  const port = front?.port ?? server.addr.port;
   let closed = false;
   const close = async () => {
     if (closed) return;
     closed = true;
     cluster.close();
     faults.releaseAll();
+    await front?.close();
     await server.shutdown();
   };
   return {
