@@ -79,8 +79,12 @@ export async function callTool(
       text = e.detail ? `${e.message}\n${JSON.stringify(e.detail)}` : e.message;
     } else if (e instanceof PveError) {
       text = e.message;
-      if (e.kind === "uncertain") {
-        // A write whose answer never came: say what Proxmox did, if it shows.
+      if (
+        e.kind === "uncertain" ||
+        (e.kind === "badResponse" && e.method !== "GET")
+      ) {
+        // A write whose answer never came (or came garbled): say what
+        // Proxmox did, if its task list shows it.
         const { explainUncertain } = await import("./proxmox/api/recent.ts");
         const seen = await explainUncertain(
           deps.pve,

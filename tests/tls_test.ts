@@ -285,4 +285,21 @@ Deno.test("a tool whose write got no answer says it may have been applied, and w
   const none = await call(s.client, "proxmox_start_vm", { vmid: 106 });
   assert.equal(none.isError, true);
   assert.match(none.text, /lists no task for guest 106 on pve2/);
+
+  // An answer cut short: carried out, its UPID lost; the task list has it.
+  sim.faults.inject({
+    method: "POST",
+    path: "/nodes/pve1/qemu/101/status/shutdown",
+    fault: { kind: "truncate" },
+  });
+  const cut = await call(s.client, "proxmox_stop_vm", { vmid: 101 });
+  assert.equal(cut.isError, true);
+  assert.match(
+    cut.text,
+    /not JSON \(cut short or garbled\); the request was accepted/,
+  );
+  assert.match(
+    cut.text,
+    /Proxmox started 1 task\(s\) for guest 101 on pve1 in the last minute: qmshutdown/,
+  );
 });

@@ -732,10 +732,8 @@ function checkedAgent(
   pinned: Set<string> | undefined,
   keepAlive: boolean,
 ): import("node:https").Agent {
-  const agent = new https.Agent({
-    keepAlive,
-    maxSockets: keepAlive ? 8 : Infinity,
-  });
+  const agent = new https.Agent({ keepAlive });
+
   // Called as createConnection(options, done): a socket handed to `done`
   // later is what the request is written to (none is returned at once).
   const connect = (
