@@ -1,6 +1,6 @@
 /**
  * `deno task sim [--port N] [--https] [--task-ms N] [--ticket-lifetime S]
- * [--pve-version 8.4|9.1] [--extra-guests N] [--pbs] [--no-validate]`: serves the
+ * [--pve-version 8.4|9.1] [--extra-guests N] [--pbs] [--raw-sockets] [--no-validate]`: serves the
  * simulator and prints one JSON line with its url, the PVE release it plays
  * and the credentials it accepts.
  */
@@ -34,6 +34,8 @@ function parse() {
       "extra-guests": { type: "string", default: "0" },
       // A Proxmox Backup Server storage `pbs` with two backups.
       pbs: { type: "boolean", default: false },
+      // A relay owns client connections: reset faults send no byte at all.
+      "raw-sockets": { type: "boolean", default: false },
       // Skip checking requests against the official schema (load tests).
       "no-validate": { type: "boolean", default: false },
     },
@@ -68,6 +70,7 @@ const sim = await startSimulator({
   pveVersion: version,
   extraGuests,
   pbs: values.pbs,
+  rawSockets: values["raw-sockets"],
   schema: values["no-validate"]
     ? null
     : await loadApiSchema(schemaFile).catch(() => null),
