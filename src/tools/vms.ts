@@ -289,6 +289,33 @@ function stateAfter(task: TaskOutcome, state: string): string | undefined {
   return task.status === "running" ? undefined : state;
 }
 
+/**
+ * Starts a power task and follows it to the state `already` names. When PVE
+ * answers that the guest was in that state already (`was`), that is the
+ * answer rather than an error.
+ */
+async function powerTask(
+  ctx: ToolContext,
+  g: GuestRef,
+  call: () => Promise<string>,
+  opts: {
+    wait: boolean;
+    timeoutS: number;
+    what: string;
+    hint?: Hint;
+    already: GuestTask & { state: string };
+    was?: (e: unknown) => boolean;
+  },
+): Promise<GuestTask> {
+  try {
+    const task = await follow(ctx, g, call, opts);
+    return { ...base(g), state: stateAfter(task, opts.already.state), task };
+  } catch (e) {
+    if (opts.was?.(e)) return opts.already;
+    throw e;
+  }
+}
+
 /** Starts a task and follows it; PVE failures get explained. */
 async function follow(
   ctx: ToolContext,
@@ -331,20 +358,18 @@ export const startVm = defineTool({
     const opts = { wait, timeoutS: timeout_s, what: `start ${named(g)}` };
     if (cur.status === "running") {
       if (cur.qmpstatus !== "paused") return already;
-      const task = await follow(ctx, g, () => resume(pve, g), {
+      return await powerTask(ctx, g, () => resume(pve, g), {
         ...opts,
         what: `resume ${named(g)}`,
+        already,
       });
-      return { ...base(g), state: stateAfter(task, "running"), task };
     }
-    try {
-      const task = await follow(ctx, g, () => start(pve, g), opts);
-      return { ...base(g), state: stateAfter(task, "running"), task };
-    } catch (e) {
-      // Started by someone else meanwhile: QEMU says so in the task, LXC sync.
-      if (wasRunning(e)) return already;
-      throw e;
-    }
+    // Started by someone else meanwhile: QEMU says so in the task, LXC sync.
+    return await powerTask(ctx, g, () => start(pve, g), {
+      ...opts,
+      already,
+      was: wasRunning,
+    });
   },
 });
 
@@ -377,28 +402,24 @@ export const stopVm = defineTool({
     }
     // PVE's shutdown timeout leaves room to see a forced stop finish.
     const timeout = Math.max(1, Math.floor(timeout_s * 0.8));
-    try {
-      const task = await follow(
-        ctx,
-        g,
-        () => shutdown(pve, g, { timeoutS: timeout, force }),
-        {
-          wait,
-          timeoutS: timeout_s,
-          what: `shut down ${named(g)}`,
-          hint: {
-            when: shutdownTimedOut,
-            text:
-              `The guest did not shut down within ${timeout} s: retry with force: true (hard stop after the timeout) or a longer timeout_s`,
-          },
+    return await powerTask(
+      ctx,
+      g,
+      () => shutdown(pve, g, { timeoutS: timeout, force }),
+      {
+        wait,
+        timeoutS: timeout_s,
+        what: `shut down ${named(g)}`,
+        hint: {
+          when: shutdownTimedOut,
+          text:
+            `The guest did not shut down within ${timeout} s: retry with force: true (hard stop after the timeout) or a longer timeout_s`,
         },
-      );
-      return { ...base(g), state: stateAfter(task, "stopped"), task };
-    } catch (e) {
-      // LXC answers a stop of a stopped CT with a refused call.
-      if (wasStopped(e)) return already;
-      throw e;
-    }
+        already,
+        // LXC answers a stop of a stopped CT with a refused call.
+        was: wasStopped,
+      },
+    );
   },
 });
 
@@ -776,6 +797,34 @@ const Created = z.object({
   note: z.string().optional(),
 });
 
+// Arguments both create tools take, in the order each advertises them.
+const Resources = {
+  cores: z.number().int().optional(),
+  memory_mib: z.number().int().optional(),
+};
+const Login = {
+  password: z.string().optional(),
+  sshkeys: z.string().optional(),
+};
+const Address = {
+  ip: z.string().default("dhcp"),
+  gateway: z.string().optional(),
+};
+const StartAndWait = {
+  start: z.boolean().optional(),
+  wait: Wait,
+  timeout_s: TimeoutS(WAIT_S),
+};
+
+/** One timeout_s shared by every step of a call: seconds left, at least 1. */
+function budget(timeoutS: number): { deadline: number; left: () => number } {
+  const deadline = Date.now() + timeoutS * 1000;
+  return {
+    deadline,
+    left: () => Math.max(1, Math.ceil((deadline - Date.now()) / 1000)),
+  };
+}
+
 export const createVmFromTemplate = defineTool({
   name: "proxmox_create_vm_from_template",
   toolset: "vms",
@@ -789,25 +838,17 @@ export const createVmFromTemplate = defineTool({
     storage: StorageId.optional(),
     linked: z.boolean().optional(),
     disk_size: z.string().default("64G"),
-    cores: z.number().int().optional(),
-    memory_mib: z.number().int().optional(),
+    ...Resources,
     ciuser: z.string().optional(),
-    password: z.string().optional(),
-    sshkeys: z.string().optional(),
-    ip: z.string().default("dhcp"),
-    gateway: z.string().optional(),
+    ...Login,
+    ...Address,
     nameserver: z.string().optional(),
     searchdomain: z.string().optional(),
-    start: z.boolean().optional(),
-    wait: Wait,
-    timeout_s: TimeoutS(WAIT_S),
+    ...StartAndWait,
   },
   output: Created,
   annotations: CREATES,
   async run(a, ctx) {
-    const { pve } = ctx;
-    const deadline = Date.now() + a.timeout_s * 1000;
-    const left = () => Math.max(1, Math.ceil((deadline - Date.now()) / 1000));
     const want = sizeBytes(a.disk_size);
     if (!want) {
       throw new ToolError(
@@ -815,6 +856,8 @@ export const createVmFromTemplate = defineTool({
       );
     }
     const ipconfig0 = ipSpec(a.ip, a.gateway);
+    const { pve } = ctx;
+    const { deadline, left } = budget(a.timeout_s);
     const { password, generated } = guestPassword(a.password);
     const tpl = await locate(pve, a.template);
     if (tpl.type !== "qemu" || !tpl.template) {
@@ -964,28 +1007,22 @@ export const createLxc = defineTool({
     node: NodeName,
     vmid: Vmid.optional(),
     hostname: z.string().optional(),
-    password: z.string().optional(),
-    sshkeys: z.string().optional(),
-    cores: z.number().int().optional(),
-    memory_mib: z.number().int().optional(),
+    ...Login,
+    ...Resources,
     swap_mib: z.number().int().optional(),
     storage: StorageId.optional(),
     disk_size: z.string().default("8G"),
     bridge: z.string().optional(),
-    ip: z.string().default("dhcp"),
-    gateway: z.string().optional(),
+    ...Address,
     privileged: z.boolean().optional(),
     nesting: z.boolean().optional(),
-    start: z.boolean().optional(),
-    wait: Wait,
-    timeout_s: TimeoutS(WAIT_S),
+    ...StartAndWait,
   },
   output: Created,
   annotations: CREATES,
   async run(a, ctx) {
     const { pve } = ctx;
-    const deadline = Date.now() + a.timeout_s * 1000;
-    const left = () => Math.max(1, Math.ceil((deadline - Date.now()) / 1000));
+    const { deadline, left } = budget(a.timeout_s);
     if (!isContainerTemplate(a.ostemplate)) {
       throw new ToolError(
         `ostemplate must be a template volid like local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst (see the storage content), not '${a.ostemplate}'`,
