@@ -69,12 +69,13 @@ Deno.test("deno task sim --https serves TLS with a CA file to trust", async () =
   }
 });
 
-Deno.test("deno task sim --pve-version 8.4 --extra-guests 500 plays PVE 8.4 with 500 more guests and validates with the 8.4 schema", async () => {
+Deno.test("deno task sim --pve-version 8.4 --extra-guests 500 --raw-sockets plays PVE 8.4 with 500 more guests and validates with the 8.4 schema", async () => {
   const { info, stop } = await startCli([
     "--pve-version",
     "8.4",
     "--extra-guests",
     "500",
+    "--raw-sockets",
   ]);
   try {
     assert.equal(info.pveVersion, "8.4");
