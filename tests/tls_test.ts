@@ -303,3 +303,51 @@ Deno.test("a tool whose write got no answer says it may have been applied, and w
     /Proxmox started 1 task\(s\) for guest 101 on pve1 in the last minute: qmshutdown/,
   );
 });
+
+Deno.test("a mismatching fingerprint is checked after the handshake and before the request: the server receives not one byte of it", async () => {
+  const tls = await simTls();
+  const listener = Deno.listenTls({
+    hostname: "127.0.0.1",
+    port: 0,
+    cert: tls.cert,
+    key: tls.key,
+  });
+  const received = (async () => {
+    let bytes = 0;
+    let handshakes = 0;
+    for (let i = 0; i < 2; i++) { // a GET and a POST: one connection each
+      const conn = await listener.accept();
+      try {
+        await conn.handshake();
+        handshakes++;
+        const buf = new Uint8Array(4096);
+        for (;;) {
+          const n = await conn.read(buf).catch(() => null);
+          if (n === null) break;
+          bytes += n;
+        }
+      } finally {
+        try {
+          conn.close();
+        } catch { /* closed by the peer */ }
+      }
+    }
+    return { bytes, handshakes };
+  })();
+  const wrong = tls.fingerprint.replace(/^../, (b) => b === "00" ? "01" : "00");
+  const pve = new PveClient({
+    baseUrl: `https://127.0.0.1:${listener.addr.port}`,
+    auth: { kind: "token", tokenId: "root@pam!mcp", secret: "not-to-be-sent" },
+    fingerprints: [wrong],
+  });
+  for (const method of ["GET", "POST"]) {
+    await assert.rejects(
+      pve.request(method, "/version"),
+      (e: PveError) => e.kind === "tls",
+    );
+  }
+  const r = await received;
+  listener.close();
+  assert.equal(r.handshakes, 2, "the TLS handshake completed");
+  assert.equal(r.bytes, 0, "no request byte (nor the token) was sent");
+});

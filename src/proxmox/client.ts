@@ -441,7 +441,9 @@ export class PveClient {
         pveMessage: `Cannot reach Proxmox at ${this.baseUrl} (${reason})${
           write ? "; nothing was sent" : ""
         }`,
-        hint: "Check PROXMOX_URL and that the host is up",
+        hint: usesNodeTls(this.#options)
+          ? "Check PROXMOX_URL and that the host is up"
+          : "Check PROXMOX_URL and that the host is up; with HTTPS_PROXY or HTTP_PROXY set, NO_PROXY must list the Proxmox host",
       });
     }
     // Connected, then the answer never came whole (reset, closed early).
@@ -607,11 +609,18 @@ function firstLine(s: string): string {
   return s.split("\n")[0].slice(0, 200);
 }
 
+/**
+ * Whether requests go through node:tls (a pinned or unchecked certificate),
+ * which connects directly, or through fetch, which honours HTTPS_PROXY,
+ * HTTP_PROXY and NO_PROXY as Deno does.
+ */
+function usesNodeTls(options: PveClientOptions): boolean {
+  return options.baseUrl.startsWith("https:") &&
+    (!!options.fingerprints?.length || options.verifySsl === false);
+}
+
 function makeSender(options: PveClientOptions): Sender {
-  const https = options.baseUrl.startsWith("https:");
-  if (https && (options.fingerprints?.length || options.verifySsl === false)) {
-    return nodeTlsSender(options.fingerprints);
-  }
+  if (usesNodeTls(options)) return nodeTlsSender(options.fingerprints);
   const client = options.caCert
     ? Deno.createHttpClient({ caCerts: [options.caCert] })
     : undefined;
