@@ -10,6 +10,7 @@ import type { PveClient } from "../client.ts";
 import { ToolError } from "../errors.ts";
 import { pvePath, seg } from "../path.ts";
 import { taskLogTail } from "../tasks.ts";
+import { freeVmid } from "./create.ts";
 import { type GuestRef, label } from "./guests.ts";
 import {
   isoTime,
@@ -256,9 +257,8 @@ export async function planRestore(
   const source = guests.find((r) => Number(r.vmid) === info.vmid);
   const node = target.node ?? (existing?.node as string | undefined) ??
     await archiveNode(pve, volid, source?.node as string | undefined);
-  // nextid answers a string (PVE's quirk) or a number.
-  const vmid = target.vmid ??
-    Number(await pve.get<string | number>(pvePath`/cluster/nextid`));
+  // A given vmid is not checked: PVE refuses a taken one unless forced.
+  const vmid = target.vmid ?? await freeVmid(pve);
   // PVE puts a container's volumes on `storage`, which defaults to `local`
   // (rarely able to hold containers): default to a rootdir storage instead.
   const storage = target.storage ??

@@ -5,6 +5,7 @@
 import type { PveClient } from "../client.ts";
 import { ToolError } from "../errors.ts";
 import { pvePath, seg } from "../path.ts";
+import { listNodes } from "./nodes.ts";
 
 /** PVE's content types (`GET /nodes/{node}/storage?content=`). */
 export const CONTENT_TYPES = [
@@ -20,10 +21,8 @@ export type ContentType = typeof CONTENT_TYPES[number];
 
 /** Names of the online nodes, sorted. */
 export async function onlineNodes(pve: PveClient): Promise<string[]> {
-  const nodes = await pve.get<{ node: string; status: string }[]>(
-    pvePath`/nodes`,
-  );
-  return nodes.filter((n) => n.status === "online").map((n) => n.node).sort();
+  return (await listNodes(pve)).filter((n) => n.status === "online")
+    .map((n) => n.node);
 }
 
 /** A storage as one node sees it: where its content can be listed. */
