@@ -452,6 +452,24 @@ async function* chunksOf(
   }
 }
 
+/** `p`'s value, or undefined once `ms` have passed (or when it fails). */
+async function within<T>(
+  ms: number,
+  p: Promise<T> | undefined,
+): Promise<T | undefined> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<undefined>((r) => timer = setTimeout(() => r(undefined), ms)),
+    ]);
+  } catch {
+    return undefined;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** The answer to a call still running when the grace period ended. */
 function shutdownMessage(method: string): string {
   const waited = `${SHUTDOWN_GRACE_MS / 1000} s`;
@@ -664,6 +682,7 @@ export async function serveStdio(options: StdioOptions): Promise<void> {
     });
     for await (const line of splitLines(chunks, MAX_LINE_BYTES)) {
       if ("tooLong" in line) {
+        if (finished) continue;
         out.error(
           idOf(line.tooLong),
           INVALID_REQUEST,
@@ -688,23 +707,19 @@ export async function serveStdio(options: StdioOptions): Promise<void> {
         `Shutting down (${why}): waiting up to ${SHUTDOWN_GRACE_MS} ms for ${waiting} request(s)`,
       );
     }
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const grace = new Promise<string>((r) =>
-      timer = setTimeout(() => r("grace period over"), SHUTDOWN_GRACE_MS)
-    );
-    const ended = await Promise.race([
-      reading.then(() => inflight.drained()).then(() => "drained"),
-      grace,
-      hurry.promise,
-    ]);
-    clearTimeout(timer);
+    const ended = await within(
+      SHUTDOWN_GRACE_MS,
+      Promise.race([
+        reading.catch(() => {}).then(() => inflight.drained()).then(() =>
+          "drained"
+        ),
+        hurry.promise,
+      ]),
+    ) ?? "grace period over";
     finished = true;
     if (ended !== "drained") {
       // Abort every call's signal (the SDK then answers none of them) ...
-      await Promise.race([
-        sdkHandle?.close().catch(() => {}),
-        new Promise((r) => setTimeout(r, 1000)),
-      ]);
+      await within(1000, sdkHandle?.close());
       if (transport) transport.muted = true;
       // ... and answer each here.
       const left = inflight.takeAll();
@@ -717,10 +732,7 @@ export async function serveStdio(options: StdioOptions): Promise<void> {
         );
       }
     } else {
-      await Promise.race([
-        sdkHandle?.close().catch(() => {}),
-        new Promise((r) => setTimeout(r, 1000)),
-      ]);
+      await within(1000, sdkHandle?.close());
     }
     await out.idle();
   } finally {
