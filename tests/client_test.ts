@@ -303,3 +303,32 @@ Deno.test("network faults become PveErrors with a kind and advice, and the next 
     }
   }
 });
+
+for (const path of ["http", "https, verify off"] as const) {
+  Deno.test(`a write cancelled by its caller is kind cancelled, may have been applied, and is not sent again (${path})`, async () => {
+    const tls = path === "http" ? undefined : await simTls();
+    await using sim = await startSim(tls ? { tls } : {});
+    const pve = clientFor(sim, path, tls);
+    await pve.get("/version");
+    sim.faults.inject({
+      method: "POST",
+      path: START,
+      fault: { kind: "hang", apply: true },
+    });
+    const ctrl = new AbortController();
+    setTimeout(() => ctrl.abort("the client went away"), 150);
+    const e = await rejection(
+      pve.request("POST", START, undefined, ctrl.signal),
+    );
+    assert.equal(e.kind, "cancelled");
+    assert.match(
+      e.message,
+      /cancelled before Proxmox answered; it may have been applied/,
+    );
+    await sleep(300);
+    assert.equal(
+      sim.requests.filter((r) => r.rawPath.endsWith("/status/start")).length,
+      1,
+    );
+  });
+}

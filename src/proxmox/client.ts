@@ -11,7 +11,7 @@
  */
 import { AsyncLocalStorage } from "node:async_hooks";
 import { logger } from "../log.ts";
-import { PveError, ToolError } from "./errors.ts";
+import { PveError } from "./errors.ts";
 import { assertSafePath } from "./path.ts";
 
 /**
@@ -49,19 +49,6 @@ export interface PveClientOptions {
   timeoutMs?: number;
   /** Renew a ticket once it is this old (default 1 h 45 min). */
   ticketRenewMs?: number;
-}
-
-/** Where a guest lives: from one `/cluster/resources` call. */
-export interface GuestRef {
-  vmid: number;
-  node: string;
-  type: "qemu" | "lxc";
-  name?: string;
-  status: string;
-  template: boolean;
-  lock?: string;
-  /** `/nodes/{node}/{type}/{vmid}` */
-  path: string;
 }
 
 interface RawResponse {
@@ -157,36 +144,6 @@ export class PveClient {
       );
     }
     return this.#unwrap<T>(method, path, res);
-  }
-
-  /**
-   * Finds a guest by vmid (and checks the node when given) with one
-   * `/cluster/resources?type=vm` call, cached for a moment.
-   */
-  async locate(vmid: number, node?: string): Promise<GuestRef> {
-    const list = await this.guests();
-    const e = list.find((r) => Number(r.vmid) === vmid);
-    if (!e) {
-      throw new ToolError(
-        `Guest ${vmid} does not exist in this cluster: check the vmid with proxmox_list_vms`,
-      );
-    }
-    if (node && e.node !== node) {
-      throw new ToolError(
-        `Guest ${vmid} is on node '${e.node}', not '${node}': omit node or use '${e.node}'`,
-      );
-    }
-    const type = e.type === "lxc" ? "lxc" : "qemu";
-    return {
-      vmid,
-      node: String(e.node),
-      type,
-      name: e.name as string | undefined,
-      status: String(e.status ?? "unknown"),
-      template: Number(e.template ?? 0) === 1,
-      lock: e.lock as string | undefined,
-      path: `/nodes/${e.node}/${type}/${vmid}`,
-    };
   }
 
   /** `/cluster/resources?type=vm`, shared by callers within a short window. */
@@ -334,6 +291,7 @@ export class PveClient {
         method,
         path,
         timedOut: timeout.signal.aborted,
+        cancelled: !!signal?.aborted,
         // The login is no write: it changes nothing and is re-sent freely.
         write: method !== "GET" && !noAuth,
       });
@@ -352,9 +310,16 @@ export class PveClient {
 
   async #networkError(
     e: unknown,
-    at: { method: string; path: string; timedOut: boolean; write: boolean },
+    at: {
+      method: string;
+      path: string;
+      timedOut: boolean;
+      /** The caller's signal aborted (whatever reason it carries). */
+      cancelled: boolean;
+      write: boolean;
+    },
   ): Promise<PveError> {
-    const { method, path, timedOut, write } = at;
+    const { method, path, timedOut, cancelled, write } = at;
     let text = e instanceof Error ? e.message : String(e);
     // fetch wraps the reason: "fetch failed" with the real error as cause.
     let reason = text;
@@ -387,7 +352,7 @@ export class PveClient {
           hint: "Check that Proxmox is up, or raise PROXMOX_TIMEOUT",
         });
     }
-    if ((e as Error)?.name === "AbortError") {
+    if (cancelled || (e as Error)?.name === "AbortError") {
       return new PveError({
         ...base,
         kind: "cancelled",
@@ -678,7 +643,9 @@ function nodeTlsSender(fingerprints: string[] | undefined): Sender {
       read: checkedAgent(https, tls, pinned, true),
       write: checkedAgent(https, tls, pinned, false),
     };
-    signal.throwIfAborted();
+    if (signal.aborted) {
+      throw new DOMException("The request was aborted", "AbortError");
+    }
     return await new Promise<RawResponse>((resolve, reject) => {
       const req = https.request(url, {
         method,
