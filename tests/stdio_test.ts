@@ -693,7 +693,7 @@ Deno.test(`a call still running ${SHUTDOWN_GRACE_MS} ms after SIGTERM is cancell
   const waited = performance.now() - t0;
   assert.equal(code, 0, stderr);
   assert.ok(
-    waited >= SHUTDOWN_GRACE_MS - 100 && waited < SHUTDOWN_GRACE_MS + 4000,
+    waited >= SHUTDOWN_GRACE_MS - 100 && waited < SHUTDOWN_GRACE_MS + 5000,
     `exited ${waited.toFixed(0)} ms after SIGTERM`,
   );
   assert.deepEqual(server.reply("stuck"), {
@@ -733,7 +733,7 @@ Deno.test("stdin closed then SIGTERM: the grace period ends at once, the running
   const { code, stderr } = await server.exit();
   const waited = performance.now() - t0;
   assert.equal(code, 0, stderr);
-  assert.ok(waited < 3000, `exited ${waited.toFixed(0)} ms after SIGTERM`);
+  assert.ok(waited < 5000, `exited ${waited.toFixed(0)} ms after SIGTERM`);
   assert.deepEqual(server.reply("ping")?.result, {});
   const stuck = server.reply("stuck")?.error as {
     code: number;
@@ -775,7 +775,7 @@ Deno.test("notifications/cancelled aborts the running call's Proxmox request, th
   await server.closeStdin();
   const { code } = await server.exit();
   assert.equal(code, 0);
-  assert.ok(performance.now() - t0 < 3000, "waited for a cancelled call");
+  assert.ok(performance.now() - t0 < 5000, "waited for a cancelled call");
   assert.equal(
     server.reply("stuck"),
     undefined,
