@@ -518,3 +518,43 @@ Deno.test("start_vm whose task outlives timeout_s returns 'running' with the UPI
     "progress while waiting",
   );
 });
+
+Deno.test("a guest started or stopped by someone else meanwhile: PVE's 'already' answers (in a task or a refused call) are plain answers", async () => {
+  await using sim = await startSim();
+  await using s = await connect({ env: simEnv(sim) });
+  // QEMU reports it in the start task.
+  sim.faults.task({
+    type: "qmstart",
+    vmid: 102,
+    fail: "VM 102 already running",
+  });
+  const vm = await callOk(s.client, "proxmox_start_vm", { vmid: 102 });
+  assert.equal(vm.note, "Already running");
+  // LXC refuses the call itself.
+  sim.faults.inject({
+    method: "POST",
+    path: "/nodes/pve2/lxc/201/status/start",
+    fault: { kind: "status", status: 500, message: "CT 201 already running" },
+  });
+  const ct = await callOk(s.client, "proxmox_start_vm", { vmid: 201 });
+  assert.equal(ct.note, "Already running");
+  sim.faults.inject({
+    method: "POST",
+    path: "/nodes/pve1/lxc/200/status/shutdown",
+    fault: { kind: "status", status: 500, message: "CT 200 not running" },
+  });
+  const stopped = await callOk(s.client, "proxmox_stop_vm", { vmid: 200 });
+  assert.equal(stopped.note, "Already stopped");
+  // Any other failure stays an error.
+  sim.faults.task({
+    type: "qmstart",
+    vmid: 106,
+    fail: "start failed: QEMU exited with code 1",
+  });
+  const failed = await call(s.client, "proxmox_start_vm", { vmid: 106 });
+  assert.equal(failed.isError, true);
+  assert.match(
+    failed.text,
+    /Task failed: start VM 106 \(rocky-ci\): start failed/,
+  );
+});
