@@ -296,7 +296,10 @@ Deno.test("a guest being backed up is locked: snapshots and a second backup are 
     name: "during",
   });
   assert.equal(snap.isError, true);
-  assert.match(snap.text, /VM is locked \(backup\)/);
+  assert.match(
+    snap.text,
+    /VM is locked \(backup\).*: VM 101 is busy with another task; try again when it ends/,
+  );
   const second = await call(s.client, "proxmox_create_backup", { vmid: 101 });
   assert.equal(second.isError, true);
   assert.match(second.text, /job errors/);

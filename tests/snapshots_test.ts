@@ -252,7 +252,12 @@ Deno.test("snapshot names are checked as PVE does before any request; 'current' 
   await refused(
     "proxmox_rollback_snapshot",
     { vmid: 100, name: "nope" },
-    /snapshot 'nope' does not exist/,
+    /snapshot 'nope' does not exist: name one of VM 100's snapshots from proxmox_list_snapshots/,
+  );
+  await refused(
+    "proxmox_delete_snapshot",
+    { vmid: 200, name: "nope" },
+    /snapshot 'nope' does not exist: name one of CT 200's snapshots/,
   );
   await refused(
     "proxmox_create_snapshot",

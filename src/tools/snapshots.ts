@@ -1,13 +1,18 @@
 /** Snapshots of VMs and containers: create, list as a tree, roll back, delete. */
 import { z } from "zod";
-import { currentStatus, label, locate } from "../proxmox/api/guests.ts";
+import {
+  currentStatus,
+  type GuestRef,
+  label,
+  locate,
+} from "../proxmox/api/guests.ts";
 import * as snapshots from "../proxmox/api/snapshots.ts";
+import { failureKind } from "../proxmox/api/tasks.ts";
 import {
   CREATES,
   defineTool,
   DESTRUCTIVE,
   GuestNode,
-  PveError,
   READ_ONLY,
   SnapName,
   TaskOutcome,
@@ -21,13 +26,32 @@ import {
 const TIMEOUT_S = 45;
 
 /**
- * A write whose answer never came may have been applied: say how to find
- * out before the model repeats it.
+ * PVE's refusals and failed tasks, with what to do: a write whose answer
+ * never came may have been applied (say how to find out before the model
+ * repeats it); a locked guest is busy with another task; a missing snapshot
+ * is looked up in the list.
  */
-function uncertain(e: unknown, check: string): never {
-  if (e instanceof PveError && e.kind === "uncertain") {
+function advise(g: GuestRef, e: unknown, namesSnapshot = false): never {
+  const kind = failureKind(e);
+  const text = e instanceof Error ? e.message : String(e);
+  const detail = e instanceof ToolError ? e.detail : undefined;
+  if (kind === "uncertain") {
     throw new ToolError(
-      `${e.message}. Whether it was applied: ${check}`,
+      `${text}. Whether it was applied: proxmox_list_snapshots`,
+    );
+  }
+  if (kind === "locked") {
+    throw new ToolError(
+      `${text}: ${label(g)} is busy with another task; try again when it ends`,
+      detail,
+    );
+  }
+  if (kind === "notFound" && namesSnapshot) {
+    throw new ToolError(
+      `${text}: name one of ${
+        label(g)
+      }'s snapshots from proxmox_list_snapshots`,
+      detail,
     );
   }
   throw e;
@@ -55,12 +79,12 @@ export const createSnapshot = defineTool({
       name: a.name,
       description: a.description,
       vmstate: a.vmstate,
-    }).catch((e) => uncertain(e, "proxmox_list_snapshots"));
+    }).catch((e) => advise(g, e));
     return ctx.task(upid, {
       wait: a.wait,
       timeoutS: a.timeout_s,
       what: `snapshot ${label(g)} as '${a.name}'`,
-    });
+    }).catch((e) => advise(g, e));
   },
 });
 
@@ -124,12 +148,12 @@ export const rollbackSnapshot = defineTool({
     const g = await locate(ctx.pve, a.vmid, a.node);
     const upid = await snapshots.rollbackSnapshot(ctx.pve, g, a.name, {
       start: a.start,
-    });
+    }).catch((e) => advise(g, e, true));
     const outcome = await ctx.task(upid, {
       wait: a.wait,
       timeoutS: a.timeout_s,
       what: `roll back ${label(g)} to '${a.name}'`,
-    });
+    }).catch((e) => advise(g, e, true));
     if (outcome.status === "running") return outcome;
     // Step 2 reads the result; the rollback itself is done either way.
     let status: string;
@@ -176,11 +200,11 @@ export const deleteSnapshot = defineTool({
   async run(a, ctx) {
     const g = await locate(ctx.pve, a.vmid, a.node);
     const upid = await snapshots.deleteSnapshot(ctx.pve, g, a.name)
-      .catch((e) => uncertain(e, "proxmox_list_snapshots"));
+      .catch((e) => advise(g, e, true));
     return ctx.task(upid, {
       wait: a.wait,
       timeoutS: a.timeout_s,
       what: `delete snapshot '${a.name}' of ${label(g)}`,
-    });
+    }).catch((e) => advise(g, e, true));
   },
 });
