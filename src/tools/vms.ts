@@ -902,7 +902,7 @@ export const createVmFromTemplate = defineTool({
     if (out.status === "running") {
       return result({ state: "locked (clone)" }, {
         note:
-          `The clone is still running after ${a.timeout_s} s (follow it with proxmox_get_task); cloud-init, disk size and start were NOT applied to VM ${newid}`,
+          `The clone is still running after ${a.timeout_s} s (follow it with proxmox_get_task); cloud-init, disk size and start were NOT applied to VM ${newid}: once the clone ends, remove it with proxmox_delete_vm and call again with a longer timeout_s (up to 3600), or finish it by hand`,
       });
     }
 
@@ -956,7 +956,7 @@ export const createVmFromTemplate = defineTool({
           return result({ ...base, state: "stopped" }, {
             disk,
             note:
-              `The resize is still running (follow it with proxmox_get_task); VM ${newid} was not started`,
+              `The resize is still running (follow it with proxmox_get_task); VM ${newid} was not started: start it with proxmox_start_vm once the resize ends`,
           });
         }
       }
@@ -1091,7 +1091,7 @@ export const createLxc = defineTool({
     if (out.status === "running") {
       return result("locked (create)", {
         note:
-          `The create task is still running (follow it with proxmox_get_task); CT ${vmid} was not started`,
+          `The create task is still running (follow it with proxmox_get_task); CT ${vmid} was not started: start it with proxmox_start_vm once the task ends`,
       });
     }
     if (!a.start) return result("stopped");
