@@ -204,3 +204,29 @@ Deno.test("an expired ticket is renewed by logging in again mid-session", async 
   const logins = sim.requests.filter((r) => r.path === "/access/ticket");
   assert.equal(logins.length, 2, "one login, then one re-login after expiry");
 });
+
+Deno.test("get_vm_stats without RRD data (a young guest, or rrddata failing) still answers, without hour averages", async () => {
+  await using sim = await startSim();
+  await using s = await connect({ env: simEnv(sim) });
+  sim.faults.inject({
+    method: "GET",
+    path: "/nodes/pve1/qemu/100/rrddata",
+    fault: { kind: "status", status: 500, message: "rrd error" },
+  });
+  const stats = await callOk(s.client, "proxmox_get_vm_stats", { vmid: 100 });
+  assert.equal(stats.status, "running");
+  assert.equal(stats.hour_avg, undefined);
+  assert.ok(stats.maxmem_mib > 0);
+  // A failing status read is an error: nothing to report without it.
+  sim.faults.inject({
+    method: "GET",
+    path: "/nodes/pve1/qemu/100/status/current",
+    fault: { kind: "status", status: 500, message: "got timeout" },
+  });
+  const r = await call(s.client, "proxmox_get_vm_stats", { vmid: 100 });
+  assert.equal(r.isError, true);
+  assert.match(
+    r.text,
+    /500 to GET \/nodes\/pve1\/qemu\/100\/status\/current: got timeout/,
+  );
+});
