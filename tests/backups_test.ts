@@ -369,7 +369,10 @@ Deno.test("backup and restore wait at most 45 s by default, then answer running 
   assert.equal(r.data.storage, "local");
   assert.equal(r.data.volid, undefined);
   assert.match(r.data.upid, /:vzdump:101:/);
-  assert.match(r.data.note, /follow it with proxmox_get_task/);
+  assert.match(
+    r.data.note,
+    /follow it with proxmox_get_task; once it ends, the archive shows in proxmox_list_backups$/,
+  );
   assert.ok(progress.length >= 2, `progress while waiting: ${progress.length}`);
   assert.match(progress.at(-1)!, /back up VM 101: running/);
 });
@@ -497,4 +500,39 @@ Deno.test("backup tools refuse storage ids, node names and volids that could cha
   }
   assert.deepEqual(sim.requests.map((r) => `${r.method} ${r.path}`), []);
   assert.deepEqual([...sim.cluster.guests.keys()], guests);
+});
+
+Deno.test("a backup or restore request whose answer never comes is sent once and reported as possibly applied, with where to look", async () => {
+  await using sim = await startSim();
+  await using s = await connect({
+    env: { ...simEnv(sim), PROXMOX_TIMEOUT: "1" },
+  });
+  sim.faults.inject({
+    method: "POST",
+    path: "/nodes/pve1/vzdump",
+    fault: { kind: "hang", apply: true },
+  });
+  const b = await call(s.client, "proxmox_create_backup", { vmid: 100 });
+  assert.equal(b.isError, true);
+  assert.match(b.text, /the request may have been applied/);
+  assert.match(
+    b.text,
+    /Whether it was applied: a new archive of VM 100 in proxmox_list_backups/,
+  );
+  sim.faults.inject({
+    method: "POST",
+    path: "/nodes/pve1/qemu",
+    fault: { kind: "hang", apply: true },
+  });
+  const r = await call(s.client, "proxmox_restore_backup", {
+    volid: "local:backup/vzdump-qemu-101-2026_11_20-03_00_00.vma.zst",
+    vmid: 150,
+  });
+  assert.equal(r.isError, true);
+  assert.match(r.text, /Whether it was applied: VM 150 in proxmox_list_vms/);
+  const posts = sim.requests.filter((x) =>
+    x.method === "POST" && x.path !== "/access/ticket"
+  ).map((x) => x.path);
+  assert.deepEqual(posts, ["/nodes/{node}/vzdump", "/nodes/{node}/qemu"]);
+  await until("the restore goes on", () => sim.cluster.guests.has(150));
 });

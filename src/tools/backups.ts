@@ -73,7 +73,14 @@ export const createBackup = defineTool({
       timeoutS: a.timeout_s,
       what: `back up ${label(g)}`,
     });
-    if (outcome.status === "running") return { ...outcome, storage };
+    if (outcome.status === "running") {
+      return {
+        ...outcome,
+        storage,
+        note:
+          `${outcome.note}; once it ends, the archive shows in proxmox_list_backups`,
+      };
+    }
     // Step 2 only reads: the backup is made whether or not it succeeds.
     try {
       const volid = await backups.backupArchive(ctx.pve, g, upid, storage);
