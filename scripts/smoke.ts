@@ -4,8 +4,8 @@
  * checks initialize, tools/list and one tool call. The release workflow runs it
  * on each compiled binary; here it runs the same way against `deno run`:
  *
- *   deno run -A scripts/smoke.ts dist/proxmox-mcp-linux-x64
- *   deno run -A scripts/smoke.ts deno run $(deno run --allow-read=deno.json scripts/permissions.ts) src/main.ts
+ *   deno run --allow-run --allow-net --allow-env --allow-read scripts/smoke.ts dist/proxmox-mcp-linux-x64
+ *   deno run --allow-run --allow-net --allow-env --allow-read scripts/smoke.ts deno task start
  *
  * Prints one line (`smoke: <n> tools, <n> nodes`) and exits 0, or names what failed and exits 1.
  */
