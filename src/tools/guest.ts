@@ -87,7 +87,7 @@ async function agent<T>(
     }
     if (e.kind === "permission") {
       throw new ToolError(
-        `${e.message}: the guest agent needs ${await agentPrivilege(
+        `${e.message}; the guest agent needs ${await agentPrivilege(
           ctx.pve,
           privilege,
         )} on /vms/${vmid}`,

@@ -97,7 +97,7 @@ export function describeCommand(
 }
 
 /** A word in a shell line: quoted, or up to the next blank or operator. */
-const WORD = `(?:'[^']*'|"(?:[^"\\\\]|\\\\.)*"|[^\\s'"|;&<>()]+)+`;
+const WORD = `(?:'[^']*'|"(?:[^"\\\\]|\\\\.)*"|[^\\s'"|;&<>()])+`;
 const SECRET_WORD =
   "pass(?:word|wd|phrase)?|pwd|secret|token|api[-_]?key|auth|credentials?";
 const MASK = "[redacted]";
@@ -172,25 +172,31 @@ function shellWord(a: string): string {
   return /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", `'\\''`)}'`;
 }
 
+/** Longest text masked at once: the patterns stay linear-ish and fast. */
+const MASK_WINDOW = 400;
+const LOGGED_CHARS = 300;
+
 /**
  * A command line for the DEBUG log: secrets masked (best effort: the INFO
- * log never has the command line at all), at most 300 chars.
+ * log never has the command line at all), at most 300 chars. Only the first
+ * 400 chars of each part are looked at.
  */
 export function redactCommand(argv: readonly string[]): string {
+  const mask = (text: string) => maskLine(text.slice(0, MASK_WINDOW));
   let line: string;
   if (argv.length >= 3 && SHELLS.test(argv[0]) && argv[1] === "-c") {
-    line = `${argv[0]} -c ${JSON.stringify(maskLine(argv[2]))}${
-      argv.slice(3).map((a) => " " + shellWord(maskLine(a))).join("")
+    line = `${argv[0]} -c ${JSON.stringify(mask(argv[2]))}${
+      argv.slice(3).map((a) => " " + shellWord(mask(a))).join("")
     }`;
   } else if (
     argv.length >= 3 && /^cmd(\.exe)?$/i.test(argv[0]) &&
     /^\/c$/i.test(argv[1])
   ) {
-    line = `${argv[0]} ${argv[1]} ${JSON.stringify(maskLine(argv[2]))}`;
+    line = `${argv[0]} ${argv[1]} ${JSON.stringify(mask(argv[2]))}`;
   } else {
-    line = maskLine(argv.map(shellWord).join(" "));
+    line = mask(argv.map(shellWord).join(" "));
   }
-  return line.length > 300 ? line.slice(0, 300) + "…" : line;
+  return line.length > LOGGED_CHARS ? line.slice(0, LOGGED_CHARS) + "…" : line;
 }
 
 // ---------------------------------------------------------------------------
