@@ -37,8 +37,15 @@ async function readCa(config: Config): Promise<string | undefined> {
     if (!config.caFile || config.demo || config.tlsFingerprints?.length) {
       return undefined;
     }
-    return await Deno.readTextFile(config.caFile);
+    const pem = await Deno.readTextFile(config.caFile);
+    if (!pem.includes("-----BEGIN CERTIFICATE-----")) {
+      throw new ConfigError(
+        `PROXMOX_CA_FILE ${config.caFile} holds no PEM certificate (-----BEGIN CERTIFICATE-----): use the cluster's CA, /etc/pve/pve-root-ca.pem on a node`,
+      );
+    }
+    return pem;
   } catch (e) {
+    if (e instanceof ConfigError) throw e;
     throw new ConfigError(
       `Cannot read PROXMOX_CA_FILE ${config.caFile}: ${
         (e as Error).message.split("\n")[0]

@@ -332,3 +332,20 @@ for (const path of ["http", "https, verify off"] as const) {
     );
   });
 }
+
+Deno.test("a CA that is not a valid PEM certificate is a tls PveError naming PROXMOX_CA_FILE, and nothing is sent", async () => {
+  await using sim = await startSim();
+  const pve = new PveClient({
+    baseUrl: sim.url.replace("http:", "https:"),
+    auth: { kind: "token", tokenId: "root@pam!mcp", secret: "s" },
+    caCert: "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    caFile: "/etc/proxmox-mcp/ca.pem",
+  });
+  const e = await rejection(pve.get("/version"));
+  assert.equal(e.kind, "tls");
+  assert.match(
+    e.message,
+    /^PROXMOX_CA_FILE \(\/etc\/proxmox-mcp\/ca\.pem\) holds no valid PEM certificate \(.*BadEncoding\); nothing was sent/,
+  );
+  assert.equal(sim.requests.length, 0);
+});

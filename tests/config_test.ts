@@ -269,3 +269,22 @@ Deno.test("PROXMOX_CA_FILE without read permission: one line naming --allow-read
   );
   assert.equal(r.stderr.trim().split("\n").length, 1);
 });
+
+Deno.test("a PROXMOX_CA_FILE that holds no PEM certificate stops the start with one line naming it", async () => {
+  const file = await Deno.makeTempFile({ suffix: ".pem" });
+  try {
+    await Deno.writeTextFile(file, "not a certificate\n");
+    const r = await start({ ...BASE, PROXMOX_CA_FILE: file }, [], [
+      `--allow-env=${ENV_VARS.join(",")}`,
+      "--allow-net",
+      `--allow-read=${file}`,
+    ]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(
+      r.stderr.trim(),
+      `proxmox-mcp: PROXMOX_CA_FILE ${file} holds no PEM certificate (-----BEGIN CERTIFICATE-----): use the cluster's CA, /etc/pve/pve-root-ca.pem on a node`,
+    );
+  } finally {
+    await Deno.remove(file);
+  }
+});

@@ -109,6 +109,32 @@ Deno.test("deno task start's permissions reach HTTPS Proxmox with a company shel
   }
 });
 
+Deno.test("a DENO_CERT naming a missing file (a stale company setting) is named in the error; a pinned fingerprint does not depend on it", async () => {
+  const tls = await simTls();
+  await using sim = await startSim({ tls });
+  const env = {
+    ...inheritedEnv(tls),
+    ...simEnv(sim),
+    DENO_CERT: "/nonexistent/corp-ca.pem",
+  };
+  await using broken = await startTask({
+    ...env,
+    PROXMOX_CA_FILE: tls.caFile,
+  });
+  const r = await call(broken.client, "proxmox_list_nodes");
+  assert.equal(r.isError, true);
+  assert.match(
+    r.text,
+    /Deno cannot load the CA file that DENO_CERT names \(.*\); nothing was sent .*Fix or unset DENO_CERT/,
+  );
+  await using pinned = await startTask({
+    ...env,
+    PROXMOX_TLS_FINGERPRINT: tls.fingerprint,
+  });
+  const ok = await call(pinned.client, "proxmox_list_nodes");
+  assert.ok(!ok.isError, ok.text);
+});
+
 Deno.test("a permission the server lacks is named in the error (not a wrong --allow-net hint)", async () => {
   const tls = await simTls();
   await using sim = await startSim({ tls });

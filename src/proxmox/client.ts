@@ -383,6 +383,27 @@ export class PveClient {
           "If the node's certificate was renewed, compare with `pvenode cert info` on the node and update PROXMOX_TLS_FINGERPRINT",
       });
     }
+    if (/Failed opening CA file|Unable to add pem file/i.test(text)) {
+      // Deno loads DENO_CERT for every fetch, plain http too.
+      return new PveError({
+        ...base,
+        kind: "tls",
+        pveMessage:
+          `Deno cannot load the CA file that DENO_CERT names (${reason}); nothing was sent`,
+        hint:
+          "Fix or unset DENO_CERT in the server's environment (MCP clients pass theirs on), or pin the certificate with PROXMOX_TLS_FINGERPRINT, which does not use it",
+      });
+    }
+    if (this.#options.caFile && /BadEncoding|pem/i.test(text)) {
+      return new PveError({
+        ...base,
+        kind: "tls",
+        pveMessage:
+          `PROXMOX_CA_FILE (${this.#options.caFile}) holds no valid PEM certificate (${reason}); nothing was sent`,
+        hint:
+          "Use the cluster's CA as PEM (/etc/pve/pve-root-ca.pem on a node), or pin the certificate with PROXMOX_TLS_FINGERPRINT",
+      });
+    }
     if (
       /certificate|tls|ssl|handshake|UnknownIssuer|CaUsedAsEndEntity/i.test(
         text,
@@ -586,10 +607,20 @@ function usesNodeTls(options: PveClientOptions): boolean {
 
 function makeSender(options: PveClientOptions): Sender {
   if (usesNodeTls(options)) return nodeTlsSender(options.fingerprints);
-  const client = options.caCert
-    ? Deno.createHttpClient({ caCerts: [options.caCert] })
-    : undefined;
+  // Creating the client loads the root store (and DENO_CERT) and parses the
+  // CA: a failure is reported by the first request, as a PveError, instead of
+  // stopping the server from loading.
+  let client: Deno.HttpClient | undefined;
+  let failed: unknown;
+  try {
+    client = options.caCert
+      ? Deno.createHttpClient({ caCerts: [options.caCert] })
+      : undefined;
+  } catch (e) {
+    failed = e;
+  }
   return async (method, url, headers, body, signal) => {
+    if (failed) throw failed;
     const res = await fetch(url, {
       method,
       headers,
