@@ -73,7 +73,7 @@ export async function explainUncertain(
       AbortSignal.timeout(timeoutMs),
     );
     if (tasks.length === 0) {
-      return `Proxmox lists no task for guest ${guest.vmid} on ${guest.node} started in the last minute: a request that starts a task was most likely not applied (one that starts none cannot be checked this way)`;
+      return `Proxmox lists no task for guest ${guest.vmid} on ${guest.node} started in the last minute (by this server's clock): a request that starts a task was most likely not applied (one that starts none cannot be checked this way)`;
     }
     const shown = tasks.slice(0, 3).map((t) =>
       `${t.type} ${
