@@ -577,7 +577,7 @@ Deno.test("hostile lines each get a JSON-RPC error or are ignored, before and af
   }
 });
 
-Deno.test("a 64 MiB line is refused with an error in seconds (linear reading), a line under the 4 MiB limit is read, and the session goes on", async () => {
+Deno.test("a 64 MiB line is refused with an error in seconds (linear reading), a line under the 4 MiB limit is read, an over-long request is answered with its id (first or last), an over-long response is not, and the session goes on", async () => {
   await using sim = await startSim();
   await using server = new Server(simEnv(sim));
   await server.send(initialize("init", "2025-11-25"), INITIALIZED);
@@ -600,7 +600,20 @@ Deno.test("a 64 MiB line is refused with an error in seconds (linear reading), a
     for (let off = 0; off < big.length; off += 1 << 20) {
       await server.write(big.subarray(off, off + (1 << 20)));
     }
-    await server.send(callTool("after", "proxmox_list_nodes"));
+    // As the SDK's client writes a request (id last), then a huge response:
+    // the first is answered with its id, the second (a response) is not.
+    const pad = "c".repeat(6 * 1024 * 1024);
+    await server.send(
+      RAW(
+        `{"method":"tools/call","params":{"name":"proxmox_list_nodes","arguments":{"x":"${pad}"}},"jsonrpc":"2.0","id":9007199254740993}`,
+      ),
+      {
+        result: { content: [{ type: "text", text: pad }] },
+        jsonrpc: "2.0",
+        id: 7,
+      },
+      callTool("after", "proxmox_list_nodes"),
+    );
   })();
   writing.catch(() => {}); // a server that fails is killed while we write
   await server.until(() => !!server.reply("after"), "the call after", 20_000);
@@ -616,6 +629,15 @@ Deno.test("a 64 MiB line is refused with an error in seconds (linear reading), a
         `Invalid Request: message longer than ${MAX_LINE_BYTES} bytes (the limit for one line)`,
     },
   });
+  assert.ok(
+    server.replies.some((r) =>
+      r.raw.startsWith(
+        `{"jsonrpc":"2.0","id":9007199254740993,"error":{"code":-32600,`,
+      )
+    ),
+    "the over-long request with its id last is answered with that id",
+  );
+  assert.equal(server.replies.length, 5, "init, under, big, id-last, after");
   const after = server.reply("after")!.result as {
     structuredContent: { nodes: unknown[] };
   };

@@ -16,8 +16,8 @@
  *   batch, no method, a bad `jsonrpc`/`method`/`params`, an id that is not a
  *   string or safe integer → -32600. No line ends the session.
  * - Lines are split in linear time. A line longer than {@link MAX_LINE_BYTES}
- *   is skipped unread and answered with -32600 (with its id when one can be
- *   found in its first bytes); the session goes on.
+ *   is skipped unread and answered with -32600, with its id when its first or
+ *   last bytes show it (a response is not answered); the session goes on.
  * - Shutdown (stdin closed, or a first SIGTERM/SIGINT): reading stops, and
  *   calls in flight get up to {@link SHUTDOWN_GRACE_MS} to finish. A further
  *   SIGTERM/SIGINT ends the wait at once. Calls still running then are
@@ -65,8 +65,8 @@ const INTERNAL_ERROR = -32603;
 /** Server-defined: the call was cancelled because the server is shutting down. */
 const SHUTTING_DOWN = -32000;
 
-/** How many first bytes of an over-long line are searched for its id. */
-const HEAD_BYTES = 4096;
+/** How many first and last bytes of an over-long line are searched for its id. */
+const EDGE_BYTES = 4096;
 
 const catalog = catalogJson as unknown as Catalog;
 const encoder = new TextEncoder();
@@ -292,16 +292,15 @@ function classify(value: unknown, text: string): Inbound {
 
 /** The top-level id as written, when it is a number equal to `parsed`. */
 function numberToken(text: string, parsed: number): ReplyId {
-  const token = topLevelIdToken(text);
+  const token = scanTop(text).id;
   return token !== undefined && !token.startsWith('"') &&
       Number(token) === parsed
     ? new RawId(token)
     : null;
 }
 
-/** The id of a (possibly cut) JSON-RPC message text, if it can be found. */
-function idOf(head: string): ReplyId {
-  const token = topLevelIdToken(head);
+/** An id token as a reply id (exact, for numbers JSON cannot hold). */
+function replyId(token: string | undefined): ReplyId {
   if (token === undefined) return null;
   try {
     const id = JSON.parse(token);
@@ -313,12 +312,33 @@ function idOf(head: string): ReplyId {
 }
 
 const NUMBER = /^-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/;
+/** A top-level id as the last member (where the SDK's client writes it). */
+const LAST_ID =
+  /[,{]\s*"id"\s*:\s*(-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|"(?:[^"\\]|\\.)*")\s*\}\s*$/;
 
 /**
- * The raw token of the top-level `"id"` member of JSON object text, when it
- * is a string or a number and comes before the text ends (it may be cut).
+ * What an over-long line was, from its first and last bytes: a response
+ * (never answered), or a message to answer with this id (null when unknown).
  */
-function topLevelIdToken(text: string): string | undefined {
+function overlongId(head: string, tail: string): ReplyId | "response" {
+  const top = scanTop(head);
+  if (
+    !top.keys.has('"method"') &&
+    (top.keys.has('"result"') || top.keys.has('"error"'))
+  ) {
+    return "response";
+  }
+  return replyId(top.id ?? LAST_ID.exec(tail)?.[1]);
+}
+
+/**
+ * The top-level member names of JSON object text (raw, with quotes) and the
+ * raw token of its `"id"` when that is a string or a number, as far as the
+ * text goes (it may be cut).
+ */
+function scanTop(text: string): { id?: string; keys: Set<string> } {
+  const keys = new Set<string>();
+  let id: string | undefined;
   const n = text.length;
   let i = 0;
   const ws = () => {
@@ -351,32 +371,32 @@ function topLevelIdToken(text: string): string | undefined {
     return false;
   };
   ws();
-  if (text[i++] !== "{") return undefined;
+  if (text[i++] !== "{") return { keys };
   while (i < n) {
     ws();
-    if (text[i] !== '"') return undefined;
+    if (text[i] !== '"') break;
     const key = str();
     ws();
-    if (key === undefined || text[i++] !== ":") return undefined;
+    if (key === undefined || text[i++] !== ":") break;
+    keys.add(key);
     ws();
-    if (key === '"id"') {
-      if (text[i] === '"') return str();
-      return NUMBER.exec(text.slice(i, i + 400))?.[0];
-    }
-    if (!skipValue()) return undefined;
+    if (key === '"id"' && id === undefined) {
+      id = text[i] === '"' ? str() : NUMBER.exec(text.slice(i, i + 400))?.[0];
+      if (id === undefined) break;
+    } else if (!skipValue()) break;
     ws();
-    if (text[i++] !== ",") return undefined;
+    if (text[i++] !== ",") break;
   }
-  return undefined;
+  return { id, keys };
 }
 
-/** One line of input, or the first bytes of a line too long to read. */
-type Line = { text: string } | { tooLong: string };
+/** One line of input, or the first and last bytes of one too long to read. */
+type Line = { text: string } | { tooLong: { head: string; tail: string } };
 
 /**
  * Splits a byte stream into lines in linear time. A line longer than `max`
- * bytes is reported once, as soon as it is known (with its first bytes), and
- * the rest of it is skipped. A last line without a newline counts.
+ * bytes is skipped and reported once it ends, with its first and last
+ * {@link EDGE_BYTES}. A last line without a newline counts.
  */
 export async function* splitLines(
   chunks: AsyncIterable<Uint8Array>,
@@ -385,7 +405,9 @@ export async function* splitLines(
   const decoder = new TextDecoder();
   let parts: Uint8Array[] = [];
   let size = 0;
-  let skipping = false;
+  /** Set while skipping an over-long line: its first bytes. */
+  let head: Uint8Array | undefined;
+  let tail = new Uint8Array(0);
   const take = (): string => {
     const bytes = new Uint8Array(size);
     let off = 0;
@@ -397,37 +419,54 @@ export async function* splitLines(
     size = 0;
     return decoder.decode(bytes).replace(/\r$/, "");
   };
+  const overlong = (): Line => {
+    const line = {
+      tooLong: { head: decoder.decode(head), tail: decoder.decode(tail) },
+    };
+    head = undefined;
+    tail = new Uint8Array(0);
+    return line;
+  };
   for await (const chunk of chunks) {
     let start = 0;
     while (true) {
       const nl = chunk.indexOf(0x0a, start);
       const end = nl < 0 ? chunk.length : nl;
-      if (!skipping && end > start) {
-        if (size + end - start > max) {
-          const head = new Uint8Array(HEAD_BYTES);
-          let n = 0;
-          for (const p of [...parts, chunk.subarray(start, end)]) {
-            const k = Math.min(p.length, HEAD_BYTES - n);
-            head.set(p.subarray(0, k), n);
-            n += k;
-            if (n === HEAD_BYTES) break;
-          }
-          parts = [];
-          size = 0;
-          skipping = true;
-          yield { tooLong: decoder.decode(head.subarray(0, n)) };
-        } else {
-          parts.push(chunk.slice(start, end));
-          size += end - start;
+      const piece = chunk.subarray(start, end);
+      if (head === undefined && size + piece.length > max) {
+        parts.push(piece);
+        head = new Uint8Array(EDGE_BYTES);
+        let n = 0;
+        for (const p of parts) {
+          const k = Math.min(p.length, EDGE_BYTES - n);
+          head.set(p.subarray(0, k), n);
+          n += k;
+          if (n === EDGE_BYTES) break;
         }
+        head = head.subarray(0, n);
+        parts = [];
+        size = 0;
+      }
+      if (head !== undefined) {
+        // Keep only the last bytes of what is skipped.
+        if (piece.length >= EDGE_BYTES) tail = piece.slice(-EDGE_BYTES);
+        else {
+          const joined = new Uint8Array(tail.length + piece.length);
+          joined.set(tail);
+          joined.set(piece, tail.length);
+          tail = joined.slice(-EDGE_BYTES);
+        }
+      } else if (piece.length > 0) {
+        parts.push(piece.slice());
+        size += piece.length;
       }
       if (nl < 0) break;
-      if (skipping) skipping = false;
-      else yield { text: take() };
+      yield head !== undefined ? overlong() : { text: take() };
       start = nl + 1;
     }
   }
-  if (!skipping && size > 0) yield { text: take() };
+  if (head !== undefined) yield overlong();
+  else if (size > 0) yield { text: take() };
 }
 
 /** Chunks of `stream` until it ends or `stop` resolves; `onEnd` is told. */
@@ -682,9 +721,10 @@ export async function serveStdio(options: StdioOptions): Promise<void> {
     });
     for await (const line of splitLines(chunks, MAX_LINE_BYTES)) {
       if ("tooLong" in line) {
-        if (finished) continue;
+        const id = overlongId(line.tooLong.head, line.tooLong.tail);
+        if (finished || id === "response") continue;
         out.error(
-          idOf(line.tooLong),
+          id,
           INVALID_REQUEST,
           `Invalid Request: message longer than ${MAX_LINE_BYTES} bytes (the limit for one line)`,
         );
