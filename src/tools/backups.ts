@@ -9,7 +9,6 @@ import {
   DESTRUCTIVE,
   GuestNode,
   NodeName,
-  PveError,
   READ_ONLY,
   StorageId,
   TaskOutcome,
@@ -50,24 +49,21 @@ export const createBackup = defineTool({
     const g = await locate(ctx.pve, a.vmid, a.node);
     const storage = a.storage ??
       await backups.defaultBackupStorage(ctx.pve, g.node);
-    let upid: string;
-    try {
-      upid = await backups.startBackup(ctx.pve, g, {
-        storage,
-        mode: a.mode,
-        compress: a.compress,
-        notes: a.notes,
-      });
-    } catch (e) {
-      if (e instanceof PveError && e.kind === "uncertain") {
+    const upid = await backups.startBackup(ctx.pve, g, {
+      storage,
+      mode: a.mode,
+      compress: a.compress,
+      notes: a.notes,
+    }).catch((e: unknown): never => {
+      if (failureKind(e) === "uncertain") {
         throw new ToolError(
-          `${e.message}. Whether it was applied: a new archive of ${
+          `${message(e)}. Whether it was applied: a new archive of ${
             label(g)
           } in proxmox_list_backups once its vzdump task ends`,
         );
       }
       throw e;
-    }
+    });
     const outcome = await ctx.task(upid, {
       wait: a.wait,
       timeoutS: a.timeout_s,
@@ -84,7 +80,16 @@ export const createBackup = defineTool({
     // Step 2 only reads: the backup is made whether or not it succeeds.
     try {
       const volid = await backups.backupArchive(ctx.pve, g, upid, storage);
-      return { ...outcome, volid, storage };
+      return {
+        ...outcome,
+        volid,
+        storage,
+        note: volid
+          ? outcome.note
+          : `Backed up ${
+            label(g)
+          } to '${storage}'; its archive is named neither in the task log nor on the storage: see proxmox_list_backups`,
+      };
     } catch (e) {
       return {
         ...outcome,
