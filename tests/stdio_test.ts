@@ -647,7 +647,7 @@ Deno.test("a 64 MiB line is refused with an error in seconds (linear reading), a
   assert.equal((await server.exit()).code, 0);
 });
 
-Deno.test("requests sent just before stdin closes are all answered before the process exits", async () => {
+Deno.test("requests sent just before stdin closes (the last without a newline) are all answered before the process exits", async () => {
   await using sim = await startSim();
   for (let round = 0; round < 3; round++) {
     await using server = new Server(simEnv(sim));
@@ -656,7 +656,14 @@ Deno.test("requests sent just before stdin closes are all answered before the pr
       INITIALIZED,
       callTool("nodes", "proxmox_list_nodes"),
       callTool("vms", "proxmox_list_vms"),
-      { jsonrpc: "2.0", id: "ping", method: "ping" },
+      // A Windows line end is a line end.
+      RAW(
+        JSON.stringify({ jsonrpc: "2.0", id: "crlf", method: "ping" }) + "\r",
+      ),
+    );
+    // The last line needs no newline: stdin's end ends it.
+    await server.write(
+      JSON.stringify({ jsonrpc: "2.0", id: "ping", method: "ping" }),
     );
     await server.closeStdin();
     const { code, stderr } = await server.exit();
@@ -670,6 +677,7 @@ Deno.test("requests sent just before stdin closes are all answered before the pr
     };
     assert.equal(vms?.structuredContent.count, sim.cluster.guests.size);
     assert.deepEqual(server.reply("ping")?.result, {});
+    assert.deepEqual(server.reply("crlf")?.result, {});
   }
 });
 
