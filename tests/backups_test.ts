@@ -536,3 +536,28 @@ Deno.test("a backup or restore request whose answer never comes is sent once and
   assert.deepEqual(posts, ["/nodes/{node}/vzdump", "/nodes/{node}/qemu"]);
   await until("the restore goes on", () => sim.cluster.guests.has(150));
 });
+
+Deno.test("a cancelled backup stops following its task at once; the vzdump task goes on in Proxmox", async () => {
+  await using sim = await startSim();
+  await using s = await connect({ env: simEnv(sim) });
+  sim.faults.task({ type: "vzdump", vmid: 100, endless: true });
+  const polls = () =>
+    sim.requests.filter((q) => q.path === "/nodes/{node}/tasks/{upid}/status")
+      .length;
+  const abort = new AbortController();
+  const pending = s.client.callTool(
+    { name: "proxmox_create_backup", arguments: { vmid: 100 } },
+    { signal: abort.signal, timeout: 60_000 },
+  );
+  await until("polling the task", () => polls() >= 2);
+  abort.abort();
+  await assert.rejects(pending);
+  await new Promise((res) => setTimeout(res, 300));
+  const after = polls();
+  await new Promise((res) => setTimeout(res, 1000));
+  assert.equal(polls(), after, "no poll after the cancel");
+  const task = [...sim.cluster.tasks.values()].find((t) =>
+    t.type === "vzdump"
+  )!;
+  assert.equal(task.status, "running", "the task itself is not stopped");
+});
