@@ -251,3 +251,115 @@ Deno.test("invalid rule fields are refused before any Proxmox request; PVE's own
   );
   assert.equal(sim.cluster.guests.get(100)!.firewall.rules.length, 0);
 });
+
+/** Strings that once turned into other endpoints, or that a path must refuse. */
+const HOSTILE = ["..", ".", "a/..", "%2e%2e", "/", "?x=", "#", "\0", "\n"];
+
+Deno.test("hostile strings in every string argument of the firewall tools reach only the guest's firewall endpoints", async () => {
+  await using sim = await startSim();
+  await using s = await connect({ env: simEnv(sim) });
+  const FW = "/nodes/{node}/qemu/{vmid}";
+  const allowed = [
+    "POST /access/ticket",
+    "GET /cluster/resources",
+    "GET /version",
+    `GET ${FW}/firewall/rules`,
+    `POST ${FW}/firewall/rules`,
+    `PUT ${FW}/firewall/rules/{pos}`,
+    `GET ${FW}/firewall/options`,
+    `PUT ${FW}/firewall/options`,
+    `GET ${FW}/config`,
+  ];
+  const base = { vmid: 100, type: "in", action: "ACCEPT" };
+  const args = [
+    "type",
+    "action",
+    "proto",
+    "dport",
+    "sport",
+    "source",
+    "dest",
+    "iface",
+    "macro",
+    "comment",
+    "log",
+  ];
+  for (const arg of args) {
+    for (const value of HOSTILE) {
+      const before = sim.requests.length;
+      const extra = arg === "dport" || arg === "sport" ? { proto: "tcp" } : {};
+      await call(s.client, "proxmox_add_firewall_rule", {
+        ...base,
+        ...extra,
+        [arg]: value,
+      });
+      for (const q of sim.requests.slice(before)) {
+        const what = `${arg}=${
+          JSON.stringify(value)
+        }: ${q.method} ${q.rawPath}`;
+        assert.ok(allowed.includes(`${q.method} ${q.path}`), what);
+        assert.doesNotMatch(q.rawPath, /\/\.\.?(\/|$)|%2e|\/\/|%2f/i, what);
+      }
+    }
+  }
+  assert.equal(sim.cluster.guests.get(100)!.status, "running");
+});
+
+Deno.test("add_firewall_rule says which writes were applied when a later one fails", async () => {
+  await using sim = await startSim();
+  await using s = await connect({ env: simEnv(sim) });
+  const rule = { vmid: 100, type: "in", action: "ACCEPT", proto: "tcp" };
+  await callOk(s.client, "proxmox_add_firewall_rule", { ...rule, dport: "80" });
+  // The move after the create fails: the rule is there, at position 0.
+  sim.faults.inject({
+    method: "PUT",
+    path: "/nodes/pve1/qemu/100/firewall/rules/0",
+    fault: { kind: "status", status: 500, message: "cfs-lock timeout" },
+  });
+  const moved = await call(s.client, "proxmox_add_firewall_rule", {
+    ...rule,
+    dport: "443",
+    position: 1,
+  });
+  assert.ok(moved.isError);
+  assert.match(
+    moved.text,
+    /^Firewall of guest 100: added the rule at position 0 \(where PVE puts new rules\); moving it to position 1 failed: Proxmox answered 500 to PUT \/nodes\/pve1\/qemu\/100\/firewall\/rules\/0: cfs-lock timeout\. Check with proxmox_list_firewall_rules/,
+  );
+  assert.match(moved.text, /"applied":\["added the rule at position 0/);
+  const fw = sim.cluster.guests.get(100)!.firewall;
+  assert.deepEqual(fw.rules.map((r) => r.dport), ["443", "80"]);
+
+  // Switching the firewall on fails after the rule went in and moved.
+  sim.faults.inject({
+    method: "PUT",
+    path: "/nodes/pve1/qemu/100/firewall/options",
+    fault: { kind: "status", status: 500, message: "cfs-lock timeout" },
+  });
+  const on = await call(s.client, "proxmox_add_firewall_rule", {
+    ...rule,
+    dport: "8080",
+    position: 2,
+    enable_firewall: true,
+  });
+  assert.ok(on.isError);
+  assert.match(
+    on.text,
+    /^Firewall of guest 100: added the rule at position 0 \(where PVE puts new rules\); moved it to position 2; switching the guest firewall on failed: .*cfs-lock timeout/,
+  );
+  assert.deepEqual(fw.rules.map((r) => r.dport), ["443", "80", "8080"]);
+  assert.equal(fw.options.enable ?? 0, 0);
+
+  // A failure before any write is PVE's error as it is.
+  sim.faults.inject({
+    method: "POST",
+    path: "/nodes/pve1/qemu/100/firewall/rules",
+    fault: { kind: "status", status: 500, message: "cfs-lock timeout" },
+  });
+  const none = await call(s.client, "proxmox_add_firewall_rule", {
+    ...rule,
+    dport: "9090",
+  });
+  assert.ok(none.isError);
+  assert.match(none.text, /^Proxmox answered 500 to POST .*cfs-lock timeout/);
+});

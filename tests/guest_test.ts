@@ -597,3 +597,69 @@ Deno.test("logged commands have their secrets masked", () => {
   redactCommand(Array(256).fill("echo " + "x-".repeat(8000)));
   assert.ok(performance.now() - t0 < 1000, "masking took over a second");
 });
+
+/** Strings that once turned into other endpoints, or that a path must refuse. */
+const HOSTILE = ["..", ".", "a/..", "%2e%2e", "/", "?x=", "#", "\0", "\n"];
+
+Deno.test("hostile strings in every string argument of the guest tools reach only the agent endpoints each tool uses", async () => {
+  await using sim = await startSim();
+  await using s = await connect({ env: simEnv(sim) });
+  const COMMON = [
+    "POST /access/ticket",
+    "GET /cluster/resources",
+    "GET /version",
+  ];
+  const AGENT = "/nodes/{node}/qemu/{vmid}/agent";
+  const EXEC = [
+    `GET ${AGENT}/get-osinfo`,
+    `POST ${AGENT}/exec`,
+    `GET ${AGENT}/exec-status`,
+  ];
+  const cases: [string, Record<string, unknown>, string, string[]][] = [
+    ["proxmox_execute_command", { vmid: 100 }, "command", EXEC],
+    ["proxmox_execute_command", { vmid: 100, command: "cat" }, "stdin", EXEC],
+    ["proxmox_read_file_vm", { vmid: 100 }, "path", [`GET ${AGENT}/file-read`]],
+    [
+      "proxmox_write_file_vm",
+      { vmid: 100, content: "x" },
+      "path",
+      [`POST ${AGENT}/file-write`],
+    ],
+    [
+      "proxmox_write_file_vm",
+      { vmid: 100, path: "/tmp/h" },
+      "content",
+      [`POST ${AGENT}/file-write`],
+    ],
+    [
+      "proxmox_install_software",
+      { vmid: 100 },
+      "software",
+      [`GET ${AGENT}/file-read`, ...EXEC],
+    ],
+  ];
+  for (const [tool, base, arg, allowed] of cases) {
+    for (const value of HOSTILE) {
+      for (const v of arg === "command" ? [value, [value]] : [value]) {
+        const before = sim.requests.length;
+        await call(s.client, tool, { ...base, [arg]: v });
+        for (const q of sim.requests.slice(before)) {
+          const what = `${tool} ${arg}=${
+            JSON.stringify(v)
+          }: ${q.method} ${q.rawPath}`;
+          assert.ok(
+            [...COMMON, ...allowed].includes(`${q.method} ${q.path}`),
+            what,
+          );
+          assert.doesNotMatch(q.rawPath, /\/\.\.?(\/|$)|%2e|\/\/|%2f/i, what);
+          // A guest file path goes to the guest as given, never into the URL.
+          if (arg === "path" && q.path.includes("/agent/file-")) {
+            assert.equal(q.params.file, v, what);
+          }
+        }
+      }
+    }
+  }
+  // The guest is intact.
+  assert.equal(sim.cluster.guests.get(100)!.status, "running");
+});
