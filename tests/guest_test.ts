@@ -1,5 +1,6 @@
 /** e2e: the guest-agent tools over stdio against the simulator's scripted guests. */
 import assert from "node:assert/strict";
+import { setTimeout as delay } from "node:timers/promises";
 import { makeGuestOs } from "../src/sim/seed.ts";
 import { redactCommand } from "../src/proxmox/api/agent.ts";
 import {
@@ -662,4 +663,67 @@ Deno.test("hostile strings in every string argument of the guest tools reach onl
   }
   // The guest is intact.
   assert.equal(sim.cluster.guests.get(100)!.status, "running");
+});
+
+Deno.test("one failed exec-status read is read again; when the status stays unreadable the error says the command may still run, with its pid", async () => {
+  await using sim = await startSim();
+  await using s = await connect({ env: simEnv(sim) });
+  sim.faults.inject({
+    method: "GET",
+    path: /\/agent\/exec-status$/,
+    fault: { kind: "status", status: 502 },
+  });
+  const r = await callOk(s.client, "proxmox_execute_command", {
+    vmid: 100,
+    command: "echo once",
+  });
+  assert.equal(r.stdout, "once\n");
+
+  sim.faults.inject({
+    method: "GET",
+    path: /\/agent\/exec-status$/,
+    times: 2,
+    fault: { kind: "status", status: 503 },
+  });
+  const lost = await call(s.client, "proxmox_execute_command", {
+    vmid: 100,
+    command: "echo twice",
+  });
+  assert.ok(lost.isError);
+  assert.match(
+    lost.text,
+    /^Cannot read the state of guest pid (\d+) in VM 100 \(.*503.*\); it may still be running in the guest: ask again with pid: \1/,
+  );
+  const pid = Number(/pid: (\d+)/.exec(lost.text)![1]);
+  const later = await callOk(s.client, "proxmox_execute_command", {
+    vmid: 100,
+    command: "echo twice",
+    pid,
+  });
+  assert.equal(later.stdout, "twice\n");
+});
+
+Deno.test("a cancelled execute_command stops polling the guest at once (the process goes on in the guest)", async () => {
+  await using sim = await startSim();
+  await using s = await connect({ env: simEnv(sim) });
+  const ac = new AbortController();
+  const started = performance.now();
+  const pending = s.client.callTool(
+    {
+      name: "proxmox_execute_command",
+      arguments: { vmid: 100, command: "sleep 30", timeout_s: 20 },
+    },
+    { signal: ac.signal },
+  );
+  const polls = () =>
+    sim.requests.filter((q) => q.path.endsWith("/agent/exec-status")).length;
+  while (polls() < 2) await delay(20);
+  ac.abort();
+  await assert.rejects(pending);
+  assert.ok(performance.now() - started < 5000);
+  const after = polls();
+  await delay(2500);
+  assert.equal(polls(), after, "no exec-status read after the cancel");
+  const os = sim.cluster.guests.get(100)!.guestOs!;
+  assert.equal(os.processes.size, 1, "the process still runs in the guest");
 });

@@ -11,6 +11,7 @@
  */
 import { setTimeout as delay } from "node:timers/promises";
 import type { PveClient } from "../client.ts";
+import { PveError, ToolError } from "../errors.ts";
 import { logger } from "../../log.ts";
 import { pvePath, seg } from "../path.ts";
 import { quirksOf } from "../quirks.ts";
@@ -322,7 +323,7 @@ export async function runCommand(
   const deadline = started + options.timeoutS * 1000;
   let wait = 100;
   for (;;) {
-    const st = await execStatus(pve, g, pid);
+    const st = await statusRetried(pve, g, pid, options.signal);
     const seconds = Math.round((performance.now() - started) / 100) / 10;
     if (st.exited) {
       log.info("guest exec ended", {
@@ -341,6 +342,38 @@ export async function runCommand(
     await options.onPoll?.(Math.round(performance.now() - started));
     await delay(Math.min(wait, left), undefined, { signal: options.signal });
     wait = Math.min(wait * 1.5, 2000);
+  }
+}
+
+/** Kinds of failure a second exec-status read may not see. */
+const TRANSIENT = new Set(["timeout", "network", "server", "badResponse"]);
+
+/**
+ * exec-status, read again once after a transient failure. When it still
+ * cannot be read, the process may well be running: say so, with its pid.
+ */
+async function statusRetried(
+  pve: PveClient,
+  g: GuestRef,
+  pid: number,
+  signal?: AbortSignal,
+): Promise<Omit<ExecOutcome, "seconds">> {
+  try {
+    return await execStatus(pve, g, pid);
+  } catch (e) {
+    if (!(e instanceof PveError) || !TRANSIENT.has(e.kind)) throw e;
+    await delay(500, undefined, { signal });
+    try {
+      return await execStatus(pve, g, pid);
+    } catch (again) {
+      if (!(again instanceof PveError) || !TRANSIENT.has(again.kind)) {
+        throw again;
+      }
+      throw new ToolError(
+        `Cannot read the state of guest pid ${pid} in VM ${g.vmid} (${again.message}); it may still be running in the guest: ask again with pid: ${pid}`,
+        { pid },
+      );
+    }
   }
 }
 
