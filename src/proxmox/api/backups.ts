@@ -11,7 +11,7 @@ import { ToolError } from "../errors.ts";
 import { pvePath, seg } from "../path.ts";
 import { taskLogTail } from "../tasks.ts";
 import { freeVmid } from "./create.ts";
-import { type GuestRef, label } from "./guests.ts";
+import { type GuestRef, label, listGuests } from "./guests.ts";
 import {
   isoTime,
   type PveVolume,
@@ -250,13 +250,13 @@ export async function planRestore(
       `'${volid}' is not a vzdump backup archive: take volids from proxmox_list_backups`,
     );
   }
-  const guests = await pve.guests();
+  const guests = await listGuests(pve);
   const existing = target.vmid === undefined
     ? undefined
     : guests.find((r) => Number(r.vmid) === target.vmid);
   const source = guests.find((r) => Number(r.vmid) === info.vmid);
-  const node = target.node ?? (existing?.node as string | undefined) ??
-    await archiveNode(pve, volid, source?.node as string | undefined);
+  const node = target.node ?? existing?.node ??
+    await archiveNode(pve, volid, source?.node);
   // A given vmid is not checked: PVE refuses a taken one unless forced.
   const vmid = target.vmid ?? await freeVmid(pve);
   // PVE puts a container's volumes on `storage`, which defaults to `local`
