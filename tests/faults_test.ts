@@ -14,6 +14,7 @@
  */
 import assert from "node:assert/strict";
 import type { Fault } from "../src/sim/mod.ts";
+import { type SimTls, simTls } from "../src/sim/tls.ts";
 import {
   call,
   connect,
@@ -198,11 +199,22 @@ async function assertNextCallSucceeds(
 
 /** A fresh simulator and an in-process server with a short PROXMOX_TIMEOUT. */
 async function setup(
-  rawSockets = false,
+  options: {
+    rawSockets?: boolean;
+    tls?: SimTls;
+    env?: Record<string, string>;
+  } = {},
 ): Promise<{ sim: TestSim; s: Connected } & AsyncDisposable> {
-  const sim = await startSim({ rawSockets });
+  const sim = await startSim({
+    rawSockets: options.rawSockets,
+    tls: options.tls,
+  });
   const s = await connect({
-    env: { ...simEnv(sim), PROXMOX_TIMEOUT: String(TIMEOUT_S) },
+    env: {
+      ...simEnv(sim),
+      PROXMOX_TIMEOUT: String(TIMEOUT_S),
+      ...options.env,
+    },
   });
   return {
     sim,
@@ -392,7 +404,7 @@ const REQUEST_FAULTS: RequestFault[] = [
 for (const f of REQUEST_FAULTS) {
   for (const t of TOOLS) {
     Deno.test(`fault '${f.name}' on ${t.target.method} ${t.target.path}: ${t.tool} (${t.cls}) gives a clear answer in time, then works again`, async () => {
-      await using env = await setup(f.rawSockets);
+      await using env = await setup({ rawSockets: f.rawSockets });
       const { sim, s } = env;
       // A first call: logged in, a keep-alive connection open (as in a
       // session). Not list_vms: its /cluster/resources answer is cached briefly.
@@ -533,32 +545,99 @@ for (const t of TOOLS.filter((t) => t.task)) {
 }
 
 // ---------------------------------------------------------------------------
-// Exactly once on the fetch path's keep-alive connections
+// Exactly once, on every way of reaching Proxmox
 
-Deno.test("a POST on a reused keep-alive connection that closes without an answer reaches Proxmox exactly once (fetch path)", async () => {
-  await using env = await setup(true);
-  const { sim, s } = env;
-  // One GET first, so the POST goes out on a reused connection.
-  const warm = await call(s.client, "proxmox_list_nodes");
-  assert.ok(!warm.isError, warm.text);
-  const t = TOOLS.find((t) => t.tool === "proxmox_start_vm")!;
-  sim.faults.inject({
-    method: "POST",
-    path: t.target.path,
-    fault: { kind: "reset", apply: true },
+/** The ways the client reaches Proxmox: fetch (http, https with a CA) or node:tls. */
+const PATHS: {
+  name: string;
+  env(tls: SimTls): Record<string, string>;
+  https: boolean;
+}[] = [
+  { name: "http (fetch)", https: false, env: () => ({}) },
+  {
+    name: "https with PROXMOX_CA_FILE (fetch)",
+    https: true,
+    env: (tls) => ({ PROXMOX_CA_FILE: tls.caFile }),
+  },
+  {
+    name: "https with PROXMOX_VERIFY_SSL=false (node:tls)",
+    https: true,
+    env: () => ({ PROXMOX_VERIFY_SSL: "false" }),
+  },
+  {
+    name: "https with PROXMOX_TLS_FINGERPRINT (node:tls)",
+    https: true,
+    env: (tls) => ({ PROXMOX_TLS_FINGERPRINT: tls.fingerprint }),
+  },
+];
+
+const START = TOOLS.find((t) => t.tool === "proxmox_start_vm")!;
+
+function startTasks(sim: TestSim): number {
+  return [...sim.cluster.tasks.values()].filter((k) =>
+    k.type === "qmstart" && k.id === "106"
+  ).length;
+}
+
+for (const p of PATHS) {
+  Deno.test(`${p.name}: a POST whose reused keep-alive connection closes without an answer reaches Proxmox exactly once`, async () => {
+    const tls = await simTls();
+    await using env = await setup({
+      rawSockets: true,
+      tls: p.https ? tls : undefined,
+      env: p.env(tls),
+    });
+    const { sim, s } = env;
+    // One GET first, so the POST can go out on a reused connection.
+    const warm = await call(s.client, "proxmox_list_nodes");
+    assert.ok(!warm.isError, warm.text);
+    sim.faults.inject({
+      method: "POST",
+      path: START.target.path,
+      fault: { kind: "reset", apply: true },
+    });
+    const { r } = await timed(s, START, 1);
+    assert.equal(
+      sent(sim, START),
+      1,
+      why(`POSTs that arrived; result: ${r.text}`),
+    );
+    assert.equal(startTasks(sim), 1, "one start task");
+    // The start was carried out, its answer lost: never a plain success
+    // unless the tool found out what happened (then it names the task).
+    if (r.isError) {
+      assertCleanError(r, sim, "start_vm on a reset after applying");
+      assert.match(r.text, MAYBE_APPLIED);
+    } else {
+      assert.match(r.text, UPID, why(r.text));
+    }
+    await assertNextCallSucceeds(sim, s, START);
   });
-  const { r } = await timed(s, t, 1);
-  assert.equal(sent(sim, t), 1, why(`POSTs that arrived; result: ${r.text}`));
-  assert.equal(
-    [...sim.cluster.tasks.values()].filter((k) =>
-      k.type === "qmstart" && k.id === "106"
-    ).length,
-    1,
-    "one start task",
-  );
-  if (r.isError) {
-    assertCleanError(r, sim, "start_vm on a reset after applying");
+
+  Deno.test(`${p.name}: a POST that hangs is sent once and reported as possibly applied within PROXMOX_TIMEOUT`, async () => {
+    const tls = await simTls();
+    await using env = await setup({
+      tls: p.https ? tls : undefined,
+      env: p.env(tls),
+    });
+    const { sim, s } = env;
+    const warm = await call(s.client, "proxmox_list_nodes");
+    assert.ok(!warm.isError, warm.text);
+    sim.faults.inject({
+      method: "POST",
+      path: START.target.path,
+      fault: { kind: "hang" },
+    });
+    const { r, ms } = await timed(s, START, 1);
+    assert.equal(
+      sent(sim, START),
+      1,
+      why(`POSTs that arrived; result: ${r.text}`),
+    );
+    assertCleanError(r, sim, "start_vm on a hang");
     assert.match(r.text, MAYBE_APPLIED);
-  }
-  await assertNextCallSucceeds(sim, s, t);
-});
+    assert.ok(ms <= BOUND_MS, why(`answered after ${Math.round(ms)} ms`));
+    assert.equal(startTasks(sim), 0, "the hung start was not carried out");
+    await assertNextCallSucceeds(sim, s, START);
+  });
+}
