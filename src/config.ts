@@ -24,7 +24,11 @@ export const ENV_VARS = [
   "MCP_PORT",
   "MCP_AUTH_TOKEN",
   "MCP_ALLOWED_HOSTS",
+  "MCP_ALLOWED_ORIGINS",
+  "MCP_MAX_CONNECTIONS",
   "MCP_READ_ONLY",
+  "MCP_CONFIRM",
+  "MCP_AUDIT_FILE",
   "MCP_TOOLSETS",
   "LOG_LEVEL",
 ] as const;
@@ -98,7 +102,22 @@ const EnvSchema = z.object({
     })),
   ),
   MCP_ALLOWED_HOSTS: z.optional(z.string()),
+  MCP_ALLOWED_ORIGINS: z.optional(z.string()),
+  MCP_MAX_CONNECTIONS: z._default(
+    z.coerce.number({ error: "MCP_MAX_CONNECTIONS must be a number" }).check(
+      z.int({ error: "MCP_MAX_CONNECTIONS must be a whole number" }),
+      z.minimum(1, { error: "MCP_MAX_CONNECTIONS must be at least 1" }),
+    ),
+    256,
+  ),
   MCP_READ_ONLY: z._default(bool("MCP_READ_ONLY"), false),
+  MCP_CONFIRM: z._default(
+    z.enum(["auto", "always", "never"], {
+      error: "MCP_CONFIRM must be one of auto, always, never",
+    }),
+    "auto",
+  ),
+  MCP_AUDIT_FILE: z.optional(nonEmpty("MCP_AUDIT_FILE must name a file")),
   MCP_TOOLSETS: z.optional(z.string()),
   LOG_LEVEL: z._default(
     z.enum(["DEBUG", "INFO", "WARNING", "ERROR"], {
@@ -130,7 +149,18 @@ export interface Config {
   port: number;
   authToken?: string;
   allowedHosts: string[];
+  /** Browser origins allowed to call the HTTP transport (none by default). */
+  allowedOrigins?: string[];
+  /** HTTP connections served at once; one more is answered 503. */
+  maxConnections?: number;
   readOnly: boolean;
+  /**
+   * When a destructive tool asks the human first: `auto` (when the client
+   * can ask), `always` (refuse when it cannot), `never`.
+   */
+  confirm: "auto" | "always" | "never";
+  /** Append one JSON line per changing call here (created 0600). */
+  auditFile?: string;
   /** Enabled toolsets; undefined means the defaults. */
   toolsets?: string[];
   logLevel: "DEBUG" | "INFO" | "WARNING" | "ERROR";
@@ -159,7 +189,8 @@ Options (each overrides its environment variable):
 Proxmox: PROXMOX_URL, PROXMOX_USER + PROXMOX_PASSWORD, or PROXMOX_TOKEN_ID +
 PROXMOX_TOKEN_SECRET; PROXMOX_VERIFY_SSL (default true), PROXMOX_CA_FILE,
 PROXMOX_TLS_FINGERPRINT (SHA-256, as \`pvenode cert info\` prints it),
-PROXMOX_TIMEOUT (seconds). HTTP: MCP_AUTH_TOKEN, MCP_ALLOWED_HOSTS. LOG_LEVEL.
+PROXMOX_TIMEOUT (seconds). HTTP: MCP_AUTH_TOKEN, MCP_ALLOWED_HOSTS, MCP_ALLOWED_ORIGINS,
+MCP_MAX_CONNECTIONS (default 256). LOG_LEVEL.
 `;
 
 export type CliResult =
@@ -268,7 +299,13 @@ export function loadConfig(
     authToken: e.MCP_AUTH_TOKEN,
     allowedHosts: (e.MCP_ALLOWED_HOSTS ?? "").split(",").map((s) => s.trim())
       .filter(Boolean),
+    allowedOrigins: (e.MCP_ALLOWED_ORIGINS ?? "").split(",").map((s) =>
+      s.trim()
+    ).filter(Boolean),
+    maxConnections: e.MCP_MAX_CONNECTIONS,
     readOnly: e.MCP_READ_ONLY,
+    confirm: e.MCP_CONFIRM,
+    auditFile: e.MCP_AUDIT_FILE,
     toolsets: e.MCP_TOOLSETS?.split(",").map((s) => s.trim()).filter(Boolean),
     logLevel: e.LOG_LEVEL,
     demo,

@@ -2,7 +2,11 @@
  * createServer(): an McpServer with the selected tools. One wrapper registers
  * every tool, so logging, timing and error handling cannot be bypassed.
  */
-import { McpServer, type ServerContext } from "@modelcontextprotocol/server";
+import {
+  type InputRequiredResult,
+  McpServer,
+  type ServerContext,
+} from "@modelcontextprotocol/server";
 import { z } from "zod";
 import { type Config, VERSION } from "./config.ts";
 import { logger } from "./log.ts";
@@ -15,6 +19,7 @@ import {
   type ToolDef,
 } from "./tools/define.ts";
 import { selectTools } from "./tools/mod.ts";
+import { canElicit, confirmGate } from "./safety/confirm.ts";
 
 const log = logger("tool");
 
@@ -41,7 +46,8 @@ export async function callTool(
   args: Record<string, unknown>,
   deps: ServerDeps,
   ctx: ServerContext,
-): Promise<CallResult> {
+  client: { canAsk: () => boolean } = { canAsk: () => false },
+): Promise<CallResult | InputRequiredResult> {
   const started = performance.now();
   const token = ctx.mcpReq._meta?.progressToken;
   const progress: ToolContext["progress"] = async (message, p, total) => {
@@ -59,6 +65,30 @@ export async function callTool(
     task: taskFollower(deps.pve, ctx.mcpReq.signal, progress),
   };
   try {
+    const gate = await callSignal.run(ctx.mcpReq.signal, () =>
+      confirmGate({
+        mode: deps.config.confirm ?? "auto",
+        tool: {
+          name: tool.name,
+          title: tool.title,
+          destructive: tool.annotations.destructiveHint,
+        },
+        args,
+        pve: deps.pve,
+        ctx,
+        clientCanAsk: client.canAsk(),
+      }));
+    if (gate.kind === "ask") {
+      log.info(`${tool.name} asks the human to confirm`);
+      return gate.result;
+    }
+    if (gate.kind === "refuse") {
+      log.info(`${tool.name} not done: ${gate.outcome}`);
+      return {
+        content: [{ type: "text", text: gate.text }],
+        isError: true,
+      };
+    }
     const out = await callSignal.run(
       ctx.mcpReq.signal,
       () => tool.run(args, toolCtx),
@@ -150,12 +180,15 @@ export function createServer(deps: ServerDeps): McpServer {
       capabilities: { tools: { listChanged: false } },
     },
   );
+  const client = {
+    canAsk: () => canElicit(server.server.getClientCapabilities()),
+  };
   for (const tool of selectTools(deps.config)) {
     server.registerTool(
       tool.name,
       registration(tool),
       (args: Record<string, unknown>, ctx: ServerContext) =>
-        callTool(tool, args, deps, ctx),
+        callTool(tool, args, deps, ctx, client),
     );
   }
   return server;

@@ -1,0 +1,315 @@
+/**
+ * The human confirms (MCP elicitation). Before a destructive tool acts on a
+ * guest, the client is asked a form question that names the guest and what
+ * the action would destroy; the answer is bound to the guest's config digest
+ * as it was shown, so a guest that changed in between is refused.
+ *
+ * One mechanism serves every transport: the SDK's input-required results.
+ * A 2026-07-28 client answers them by retrying the call with its responses;
+ * on 2025-era sessions (stdio, HTTP sessions) the SDK asks the client itself
+ * with `elicitation/create` and re-enters the handler.
+ */
+import {
+  inputRequired,
+  type InputRequiredResult,
+  inputResponse,
+  type ServerContext,
+} from "@modelcontextprotocol/server";
+import { redact } from "../log.ts";
+import type { PveClient } from "../proxmox/client.ts";
+import { listBackups } from "../proxmox/api/backups.ts";
+import {
+  type ClusterGuest,
+  getConfig,
+  type GuestRef,
+  listGuests,
+  locate,
+  named,
+} from "../proxmox/api/guests.ts";
+import { getSnapshots } from "../proxmox/api/snapshots.ts";
+
+/** `auto`: ask when the client can; `always`: refuse when it cannot; `never`. */
+export type ConfirmMode = "auto" | "always" | "never";
+
+/** What a confirmation gate decided. */
+export type Gate =
+  | { kind: "proceed"; outcome: ConfirmOutcome }
+  | { kind: "ask"; result: InputRequiredResult }
+  | { kind: "refuse"; text: string; outcome: ConfirmOutcome };
+
+/** How the confirmation went, for the result and the audit line. */
+export type ConfirmOutcome =
+  | "not-needed"
+  | "not-asked" // the client cannot ask; MCP_CONFIRM=auto leaves it to the client
+  | "confirmed"
+  | "declined"
+  | "cancelled"
+  | "changed"
+  | "unavailable"; // MCP_CONFIRM=always and the client cannot ask
+
+const KEY = "confirm";
+
+/** The form: one explicit confirm field. */
+const REQUESTED = {
+  type: "object" as const,
+  properties: {
+    confirm: {
+      type: "boolean" as const,
+      title: "Go ahead",
+      description: "Tick to carry out exactly what is described above",
+      default: false,
+    },
+  },
+  required: ["confirm"],
+};
+
+/** A per-process key that signs the state a question carries. */
+const secret = crypto.getRandomValues(new Uint8Array(32));
+let hmacKey: Promise<CryptoKey> | undefined;
+const encoder = new TextEncoder();
+
+async function sign(text: string): Promise<string> {
+  hmacKey ??= crypto.subtle.importKey(
+    "raw",
+    secret,
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["sign"],
+  );
+  const mac = await crypto.subtle.sign(
+    "HMAC",
+    await hmacKey,
+    encoder.encode(text),
+  );
+  return b64url(new Uint8Array(mac));
+}
+
+function b64url(bytes: Uint8Array): string {
+  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(
+    /\//g,
+    "_",
+  ).replace(/=+$/, "");
+}
+
+/** Arguments in a stable order, so the same call hashes the same. */
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
+  if (value && typeof value === "object") {
+    return `{${
+      Object.keys(value).sort().map((k) =>
+        `${JSON.stringify(k)}:${
+          canonical((value as Record<string, unknown>)[k])
+        }`
+      ).join(",")
+    }}`;
+  }
+  return JSON.stringify(value) ?? "null";
+}
+
+interface State {
+  /** tool name */
+  t: string;
+  /** arguments, canonical */
+  a: string;
+  /** the guest's config digest as shown */
+  d: string;
+  /** expiry, ms since epoch */
+  x: number;
+}
+
+const STATE_TTL_MS = 10 * 60_000;
+
+async function mint(state: State): Promise<string> {
+  const body = b64url(encoder.encode(JSON.stringify(state)));
+  return `${body}.${await sign(body)}`;
+}
+
+async function verify(token: unknown): Promise<State | undefined> {
+  if (typeof token !== "string" || token.length > 8192) return undefined;
+  const [body, mac] = token.split(".");
+  if (!body || !mac || (await sign(body)) !== mac) return undefined;
+  try {
+    const s = JSON.parse(
+      new TextDecoder().decode(
+        Uint8Array.from(
+          atob(body.replace(/-/g, "+").replace(/_/g, "/")),
+          (c) => c.charCodeAt(0),
+        ),
+      ),
+    ) as State;
+    return s.x > Date.now() ? s : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether the client can answer a form question. */
+export function canElicit(
+  caps: { elicitation?: { form?: unknown; url?: unknown } } | undefined,
+): boolean {
+  const e = caps?.elicitation;
+  if (!e) return false;
+  // An empty elicitation capability means form mode (2025-06-18 clients).
+  return e.form !== undefined || e.url === undefined;
+}
+
+export interface GateInput {
+  mode: ConfirmMode;
+  tool: { name: string; title: string; destructive: boolean };
+  args: Record<string, unknown>;
+  pve: PveClient;
+  ctx: ServerContext;
+  clientCanAsk: boolean;
+}
+
+/**
+ * Decides whether a call may proceed: not destructive, MCP_CONFIRM=never, a
+ * client that cannot ask (auto), or a confirmation bound to the same guest
+ * state; else asks, or refuses.
+ */
+export async function confirmGate(input: GateInput): Promise<Gate> {
+  const { mode, tool, args, ctx } = input;
+  if (!tool.destructive || mode === "never") {
+    return { kind: "proceed", outcome: "not-needed" };
+  }
+  if (!input.clientCanAsk) {
+    if (mode === "always") {
+      return {
+        kind: "refuse",
+        outcome: "unavailable",
+        text:
+          `Not done: ${tool.name} needs a human's confirmation (MCP_CONFIRM=always), and this client cannot ask (no form elicitation). Nothing was sent to Proxmox`,
+      };
+    }
+    return { kind: "proceed", outcome: "not-asked" };
+  }
+  const response = inputResponse(ctx.mcpReq.inputResponses, KEY);
+  const vmid = typeof args.vmid === "number" ? args.vmid : undefined;
+  if (response.kind !== "missing") {
+    const state = await verify(ctx.mcpReq.requestState());
+    const accepted = response.kind === "elicit" &&
+      response.action === "accept" && response.content?.confirm === true;
+    if (!accepted) {
+      const cancelled = response.kind === "elicit" &&
+        response.action === "cancel";
+      return {
+        kind: "refuse",
+        outcome: cancelled ? "cancelled" : "declined",
+        text: `Not done: the human ${
+          cancelled ? "cancelled the question" : "declined"
+        } (${tool.name}). Nothing was sent to Proxmox`,
+      };
+    }
+    if (
+      !state || state.t !== tool.name || state.a !== canonical(args)
+    ) {
+      // An answer to another question, or a forged or expired state: ask anew.
+      return ask(input, vmid);
+    }
+    if (vmid !== undefined) {
+      const now = await digestOf(input.pve, vmid);
+      if (now !== state.d) {
+        return {
+          kind: "refuse",
+          outcome: "changed",
+          text:
+            `Not done: guest ${vmid} changed after the human confirmed (its configuration digest is no longer the one shown). Nothing was sent to Proxmox; ask again to confirm the current state`,
+        };
+      }
+    }
+    return { kind: "proceed", outcome: "confirmed" };
+  }
+  return ask(input, vmid);
+}
+
+async function digestOf(pve: PveClient, vmid: number): Promise<string> {
+  const found = await guestOf(pve, vmid);
+  if (!found) return "absent";
+  return String((await getConfig(pve, found.ref)).digest ?? "");
+}
+
+/** The guest as it is now (no cached lookup), and its resource entry. */
+async function guestOf(
+  pve: PveClient,
+  vmid: number,
+): Promise<{ ref: GuestRef; entry: ClusterGuest } | undefined> {
+  pve.invalidate();
+  const entry = (await listGuests(pve)).find((r) => Number(r.vmid) === vmid);
+  if (!entry) return undefined;
+  return { ref: await locate(pve, vmid), entry };
+}
+
+const DISK_KEY = /^(scsi|virtio|sata|ide|efidisk|tpmstate|rootfs|mp)\d*$/;
+
+/** The question: the guest, and what the action would touch or destroy. */
+async function ask(input: GateInput, vmid: number | undefined): Promise<Gate> {
+  const { tool, args, pve } = input;
+  const lines = [`${tool.title}: ${tool.name}`];
+  let digest = "none";
+  if (vmid !== undefined) {
+    const found = await guestOf(pve, vmid);
+    if (!found) {
+      digest = "absent";
+      lines.push(`Guest ${vmid} does not exist yet.`);
+    } else {
+      const { ref: g, entry: e } = found;
+      const [cfg, snaps, backups] = await Promise.all([
+        getConfig(pve, g),
+        getSnapshots(pve, g).catch(() => []),
+        listBackups(pve, { vmid }).catch(() => []),
+      ]);
+      digest = String(cfg.digest ?? "");
+      lines.push(
+        `Guest: ${named(g)} on node ${g.node}, ${g.status}${
+          g.template ? ", a template" : ""
+        }`,
+      );
+      const disks = Object.entries(cfg)
+        .filter(([k, v]) =>
+          DISK_KEY.test(k) && typeof v === "string" && !/media=cdrom/.test(v)
+        )
+        .map(([k, v]) => {
+          const size = /size=([^,]+)/.exec(String(v))?.[1];
+          return `${k} ${String(v).split(",")[0]}${size ? ` (${size})` : ""}`;
+        });
+      if (disks.length) lines.push(`Disks: ${disks.join("; ")}`);
+      const real = snaps.filter((s) => s.name !== "current");
+      lines.push(
+        `Snapshots: ${
+          real.length ? real.map((s) => s.name).join(", ") : "none"
+        }`,
+      );
+      lines.push(`Backups on record: ${backups.length}`);
+      if (e.hastate) lines.push(`HA: managed (${e.hastate})`);
+      if (Number(cfg.protection ?? 0) === 1) {
+        lines.push("Protection: on (Proxmox refuses to remove this guest)");
+      }
+    }
+  }
+  const shown = Object.entries(redact(args) as Record<string, unknown>)
+    .filter(([k]) => k !== "vmid")
+    .map(([k, v]) => {
+      const text = JSON.stringify(v) ?? "";
+      return `${k}=${text.length > 200 ? text.slice(0, 200) + "…" : text}`;
+    })
+    .join(", ");
+  if (shown) lines.push(`With: ${shown}`);
+  const requestState = await mint({
+    t: tool.name,
+    a: canonical(args),
+    d: digest,
+    x: Date.now() + STATE_TTL_MS,
+  });
+  return {
+    kind: "ask",
+    result: inputRequired({
+      inputRequests: {
+        [KEY]: inputRequired.elicit({
+          message: lines.join("\n"),
+          requestedSchema: REQUESTED,
+        }),
+      },
+      requestState,
+    }),
+  };
+}
