@@ -727,3 +727,22 @@ Deno.test("a cancelled execute_command stops polling the guest at once (the proc
   const os = sim.cluster.guests.get(100)!.guestOs!;
   assert.equal(os.processes.size, 1, "the process still runs in the guest");
 });
+
+Deno.test("following a pid the agent no longer knows says why", async () => {
+  await using sim = await startSim();
+  await using s = await connect({ env: simEnv(sim) });
+  const r = await call(s.client, "proxmox_execute_command", {
+    vmid: 100,
+    command: "true",
+    pid: 999_999,
+  });
+  assert.ok(r.isError);
+  assert.match(
+    r.text,
+    /^Agent error: Invalid parameter 'pid' \(VM 100\): the agent forgets a process once its end has been collected/,
+  );
+  assert.ok(
+    !sim.requests.some((q) => q.path.endsWith("/agent/exec")),
+    "nothing was started",
+  );
+});

@@ -73,6 +73,8 @@ async function agent<T>(
   vmid: number,
   privilege: "exec" | "file",
   call: () => Promise<T>,
+  /** Said after an `Agent error:` (what else may explain it). */
+  agentHint?: string,
 ): Promise<T> {
   try {
     return await call();
@@ -83,7 +85,11 @@ async function agent<T>(
     if (e.status === 500) {
       const advice = AGENT_ADVICE[e.kind];
       if (advice) throw new ToolError(`${msg}${where}: ${advice(vmid)}`);
-      if (e.kind === "agent") throw new ToolError(`${msg}${where}`);
+      if (e.kind === "agent") {
+        throw new ToolError(
+          `${msg}${where}${agentHint ? `: ${agentHint}` : ""}`,
+        );
+      }
     }
     if (e.kind === "permission") {
       throw new ToolError(
@@ -125,6 +131,9 @@ function followNote(
 ): string {
   return `${what} is still running in VM ${vmid} after ${o.seconds} s (guest pid ${o.pid}); it keeps running in the guest: call ${tool} again with the same arguments plus pid: ${o.pid} to wait for it and collect its output (it is not started again), optionally with a longer timeout_s`;
 }
+
+const FORGOTTEN_PID =
+  "the agent forgets a process once its end has been collected, and all of them when the guest restarts";
 
 /** A guest pid from an earlier call that returned `running`. */
 const FollowPid = z.number().int().min(1).max(2 ** 31 - 1).optional().meta({
@@ -201,6 +210,7 @@ export const executeCommand = defineTool({
               ms,
             ),
         }),
+      pid === undefined ? undefined : FORGOTTEN_PID,
     );
     const out = capText(o.stdout, max_output);
     const err = capText(o.stderr, max_output);
@@ -479,6 +489,7 @@ export const installSoftware = defineTool({
               ms,
             ),
         }),
+      pid === undefined ? undefined : FORGOTTEN_PID,
     );
     const base = {
       vmid,
