@@ -589,6 +589,14 @@ Deno.test("logged commands have their secrets masked", () => {
     redactCommand(["curl", "-H", "Authorization: Bearer abc.def"]),
     "curl -H 'Authorization: Bearer [redacted]'",
   );
+  assert.equal(
+    redactCommand(["/bin/sh", "-c", "sudo -S apt-get update <<< 'pw x'"]),
+    '/bin/sh -c "sudo -S apt-get update <<< [redacted]"',
+  );
+  assert.equal(
+    redactCommand(["/bin/sh", "-c", 'echo "pw" | passwd --stdin bob']),
+    '/bin/sh -c "echo [redacted] | passwd --stdin bob"',
+  );
   assert.ok(redactCommand(["echo", "x".repeat(1000)]).length <= 301);
   // Masking stays fast on the longest commands the tool takes (no regular
   // expression backtracks without bound).

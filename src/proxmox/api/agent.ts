@@ -143,6 +143,8 @@ const MASKS: [RegExp, string | ((...m: string[]) => string)][] = [
     ),
     `$1 ${MASK}$3`,
   ],
+  // sudo -S <<< 'pw': a here-string is stdin, often a password
+  [new RegExp(`(<<<\\s*)${WORD}`, "g"), `$1${MASK}`],
   // htpasswd -b[other flags] [file] user password: the last word
   [
     new RegExp(
