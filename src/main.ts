@@ -73,22 +73,12 @@ async function main(): Promise<void> {
   const config = parsed.config;
   const caCert = await readCa(config);
   const load = async () => (await import("./app.ts")).boot(config, caCert);
-  if (config.transport === "stdio") {
-    const { serveStdio } = await import("./transports/stdio.ts");
-    // The demo's simulator must be up before the first reply's tools run.
-    const ready = config.demo ? load() : undefined;
-    if (ready) await ready;
-    await serveStdio({ config, load: () => ready ?? load() });
-    // stdin closed: the client is gone. Exit even if something (the demo's
-    // simulator, a pending Proxmox request) would keep the process alive.
-    Deno.exit(0);
-  } else {
-    const { runHttp } = await import("./transports/http.ts");
-    await runHttp(await load());
-    // Drained and closed: exit even if the demo's simulator or a connection
-    // past the grace period would keep the process alive.
-    Deno.exit(0);
-  }
+  const { TRANSPORTS } = await import("./transports/mod.ts");
+  await TRANSPORTS[config.transport](config, load);
+  // The client is gone (stdin closed) or the server drained after a signal:
+  // exit even if something (the demo's simulator, a pending Proxmox request,
+  // a connection past the grace period) would keep the process alive.
+  Deno.exit(0);
 }
 
 if (import.meta.main) {

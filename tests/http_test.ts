@@ -13,7 +13,12 @@ import {
 import assert from "node:assert/strict";
 import { loadConfig } from "../src/config.ts";
 import { PveClient } from "../src/proxmox/client.ts";
-import { createHttpApp } from "../src/transports/http.ts";
+import {
+  createHttpApp,
+  type HttpOptions,
+  listen,
+  type ListenOptions,
+} from "../src/transports/http/mod.ts";
 import { callOk, simEnv, startSim, type TestSim } from "./helpers.ts";
 import { serverArgs } from "./server_args.ts";
 
@@ -33,9 +38,23 @@ interface HttpServer extends AsyncDisposable {
 async function spawnHttp(
   env: Record<string, string>,
   args: string[] = [],
+  options: { openFiles?: number } = {},
 ): Promise<HttpServer> {
-  const process = new Deno.Command(Deno.execPath(), {
-    args: serverArgs(["--transport", "http", "--port", "0", ...args]),
+  const deno = serverArgs(["--transport", "http", "--port", "0", ...args]);
+  // With a file-descriptor limit: bash sets it, then becomes the server.
+  const [cmd, cmdArgs] = options.openFiles
+    ? [
+      "bash",
+      [
+        "-c",
+        `ulimit -n ${options.openFiles} && exec "$0" "$@"`,
+        Deno.execPath(),
+        ...deno,
+      ],
+    ]
+    : [Deno.execPath(), deno];
+  const process = new Deno.Command(cmd, {
+    args: cmdArgs,
     clearEnv: true,
     env: {
       PATH: Deno.env.get("PATH") ?? "",
@@ -333,10 +352,13 @@ Deno.test("401 with WWW-Authenticate for a missing or wrong token on every MCP p
   );
 });
 
-Deno.test("DNS-rebinding protection: 403 for a foreign Origin or Host; loopback and MCP_ALLOWED_HOSTS pass", async () => {
+Deno.test("DNS-rebinding protection: 403 for a foreign Host or any Origin not in MCP_ALLOWED_ORIGINS (localhost on another port included)", async () => {
   await using sim = await startSim();
   await using srv = await spawnHttp(
-    serverEnv(sim, { MCP_ALLOWED_HOSTS: "mcp.example.com" }),
+    serverEnv(sim, {
+      MCP_ALLOWED_HOSTS: "mcp.example.com",
+      MCP_ALLOWED_ORIGINS: "https://mcp.example.com, http://localhost:6274",
+    }),
   );
   const H = { Authorization: `Bearer ${TOKEN}` };
   const cases: [Record<string, string>, number][] = [
@@ -344,9 +366,15 @@ Deno.test("DNS-rebinding protection: 403 for a foreign Origin or Host; loopback 
     [{ Origin: "null" }, 403],
     [{ Host: "evil.example.net" }, 403],
     [{ Host: "evil.example.net", Origin: "http://evil.example.net" }, 403],
+    [{ Origin: "http://localhost:6275" }, 403],
+    [{ Origin: "http://localhost" }, 403],
+    [{ Origin: srv.base }, 403],
+    [{ Origin: "https://mcp.example.com.evil.net" }, 403],
+    [{ Origin: "http://mcp.example.com" }, 403],
     [{ Origin: "http://localhost:6274" }, 200],
     [{ Origin: "https://mcp.example.com" }, 200],
     [{ Host: "mcp.example.com:8443" }, 200],
+    [{}, 200],
   ];
   for (const [headers, status] of cases) {
     const got = await rawStatus(srv.base, "/mcp", INIT, { ...H, ...headers });
@@ -357,7 +385,35 @@ Deno.test("DNS-rebinding protection: 403 for a foreign Origin or Host; loopback 
     headers: { Origin: "http://evil.example.net" },
   });
   assert.equal(r.status, 403);
-  await r.body?.cancel();
+  assert.match((await r.json()).error.message, /MCP_ALLOWED_ORIGINS/);
+});
+
+Deno.test("without MCP_ALLOWED_ORIGINS every Origin is refused; a malformed entry stops the start", async () => {
+  await using sim = await startSim();
+  await using srv = await spawnHttp(serverEnv(sim));
+  const H = { Authorization: `Bearer ${TOKEN}` };
+  for (const origin of ["http://localhost:6274", "http://127.0.0.1:8000"]) {
+    assert.equal(
+      await rawStatus(srv.base, "/mcp", INIT, { ...H, Origin: origin }),
+      403,
+      origin,
+    );
+  }
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: serverArgs(["--transport", "http", "--port", "0"]),
+    clearEnv: true,
+    env: {
+      ...serverEnv(sim),
+      PATH: Deno.env.get("PATH") ?? "",
+      MCP_ALLOWED_ORIGINS: "localhost:6274",
+    },
+    stdin: "null",
+  }).output();
+  assert.equal(out.code, 2);
+  assert.match(
+    decoder.decode(out.stderr),
+    /^proxmox-mcp: Cannot parse MCP_ALLOWED_ORIGINS: localhost:6274 is not an origin/,
+  );
 });
 
 Deno.test("the bind address is an allowed Host without MCP_ALLOWED_HOSTS", async () => {
@@ -450,8 +506,12 @@ Deno.test("SIGTERM ends the process although the demo's simulator would keep it 
   assert.match(srv.stderr(), /Stopped/);
 });
 
-Deno.test("sessions expire when idle, busy ones do not, and the cap refuses one more", async () => {
-  await using sim = await startSim({ taskMs: 400 });
+/** The app on the guarded listener, in process, closed with `await using`. */
+function serveApp(
+  sim: TestSim,
+  options: HttpOptions = {},
+  listenOptions: Partial<ListenOptions> = {},
+) {
   const parsed = loadConfig([], { ...simEnv(sim), MCP_AUTH_TOKEN: TOKEN });
   assert.equal(parsed.kind, "run");
   const config = parsed.config;
@@ -462,18 +522,30 @@ Deno.test("sessions expire when idle, busy ones do not, and the cap refuses one 
     verifySsl: true,
     timeoutMs: 5_000,
   });
-  const app = createHttpApp({ config, pve }, {
+  const app = createHttpApp({ config, pve }, options);
+  const server = listen(
+    { hostname: "127.0.0.1", port: 0, ...listenOptions },
+    app.fetch,
+  );
+  return {
+    app,
+    server,
+    base: `http://127.0.0.1:${server.addr.port}`,
+    async [Symbol.asyncDispose]() {
+      await app.shutdown();
+      server.close();
+    },
+  };
+}
+
+Deno.test("sessions expire when idle, busy ones do not, and the cap refuses one more when nothing can be evicted", async () => {
+  await using sim = await startSim({ taskMs: 400 });
+  await using srv = await serveApp(sim, {
     sessionIdleMs: 300,
     maxSessions: 2,
     drainMs: 2_000,
   });
-  await using server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen() {} },
-    app.fetch,
-  );
-  // Disposed first: ends the sessions, so the listener can close.
-  await using _sessions = { [Symbol.asyncDispose]: () => app.shutdown() };
-  const base = `http://127.0.0.1:${server.addr.port}`;
+  const { app, base } = srv;
   const H = { Authorization: `Bearer ${TOKEN}` };
 
   const t1 = new StreamableHTTPClientTransport(new URL(`${base}/mcp`), {
@@ -487,7 +559,12 @@ Deno.test("sessions expire when idle, busy ones do not, and the cap refuses one 
   );
   assert.deepEqual(app.sessions(), { streamable: 1, sse: 1 });
 
-  // Full: a third session of either kind is refused with 503.
+  // A session busy with a call longer than the idle time is kept, and while
+  // it is busy (and the SSE stream open) a third session of either kind is
+  // refused with 503: there is nothing to evict.
+  const t0 = Date.now();
+  const call = callOk(c1, "proxmox_start_vm", { vmid: 102 });
+  await new Promise((r) => setTimeout(r, 100));
   const third = await post(`${base}/mcp`, INIT, H);
   assert.equal(third.status, 503);
   assert.ok(third.headers.get("retry-after"));
@@ -499,10 +576,7 @@ Deno.test("sessions expire when idle, busy ones do not, and the cap refuses one 
   const modern = await modernClient(base);
   await callOk(modern, "proxmox_list_nodes");
   await modern.close();
-
-  // A session busy with a call longer than the idle time is kept.
-  const t0 = Date.now();
-  const started = await callOk(c1, "proxmox_start_vm", { vmid: 102 });
+  const started = await call;
   assert.equal(started.state, "running");
   assert.ok(Date.now() - t0 > 450, "the call outlasted the idle time");
   assert.deepEqual(app.sessions(), { streamable: 1, sse: 1 });
@@ -533,4 +607,383 @@ Deno.test("sessions expire when idle, busy ones do not, and the cap refuses one 
   await sse.close();
   await app.shutdown();
   assert.deepEqual(app.sessions(), { streamable: 0, sse: 0 });
+});
+
+Deno.test("at the session cap the least recently used idle session is evicted: 101 SDK clients that call and close without DELETE all get in", async () => {
+  await using sim = await startSim();
+  await using srv = await serveApp(sim); // the defaults: 100 sessions
+  const ids: string[] = [];
+  for (let i = 0; i < 101; i++) {
+    const transport = new StreamableHTTPClientTransport(
+      new URL(`${srv.base}/mcp`),
+      { authProvider: auth() },
+    );
+    const client = new Client({ name: `c${i}`, version: "1" });
+    await client.connect(transport);
+    ids.push(transport.sessionId!);
+    await callOk(client, "proxmox_list_nodes");
+    await client.close(); // no DELETE
+  }
+  assert.deepEqual(srv.app.sessions(), { streamable: 100, sse: 0 });
+  // The first (least recently used) was evicted; the second still works.
+  const H = {
+    Authorization: `Bearer ${TOKEN}`,
+    "MCP-Protocol-Version": "2025-06-18",
+  };
+  const list = { jsonrpc: "2.0", id: 9, method: "tools/list" };
+  const first = await post(`${srv.base}/mcp`, list, {
+    ...H,
+    "Mcp-Session-Id": ids[0],
+  });
+  assert.equal(first.status, 404);
+  await first.body?.cancel();
+  const second = await post(`${srv.base}/mcp`, list, {
+    ...H,
+    "Mcp-Session-Id": ids[1],
+  });
+  assert.equal(second.status, 200);
+  await second.body?.cancel();
+});
+
+/** Sends raw bytes over TCP and returns the status of the first response (0: none). */
+async function rawSend(base: string, bytes: string): Promise<number> {
+  const url = new URL(base);
+  const conn = await Deno.connect({
+    hostname: url.hostname,
+    port: Number(url.port),
+  });
+  try {
+    await conn.write(new TextEncoder().encode(bytes));
+    let text = "";
+    const buf = new Uint8Array(4096);
+    while (!/^HTTP\/1\.1 \d{3}/.test(text)) {
+      const n = await conn.read(buf);
+      if (n === null) break;
+      text += decoder.decode(buf.subarray(0, n));
+    }
+    return Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0);
+  } finally {
+    conn.close();
+  }
+}
+
+/** Opens `n` TCP connections that send nothing. */
+async function idleConnections(base: string, n: number): Promise<Deno.Conn[]> {
+  const url = new URL(base);
+  const conns: Deno.Conn[] = [];
+  for (let i = 0; i < n; i++) {
+    conns.push(
+      await Deno.connect({ hostname: url.hostname, port: Number(url.port) }),
+    );
+  }
+  return conns;
+}
+
+async function healthz(base: string): Promise<number | string> {
+  try {
+    const r = await fetch(`${base}/healthz`, {
+      signal: AbortSignal.timeout(15_000),
+    });
+    await r.body?.cancel();
+    return r.status;
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
+Deno.test("under ulimit -n 256, 400 idle unauthenticated connections do not kill the server: the failed accepts are logged and it serves again", async () => {
+  await using sim = await startSim();
+  await using srv = await spawnHttp(serverEnv(sim), [], { openFiles: 256 });
+  const conns = await idleConnections(srv.base, 400);
+  await new Promise((r) => setTimeout(r, 1_000));
+  let exited = false;
+  void srv.status.then(() => exited = true);
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(exited, false, `the server exited:\n${srv.stderr()}`);
+  assert.match(srv.stderr(), /Cannot accept a connection: .*still serving/);
+  for (const c of conns) c.close();
+  assert.equal(await healthz(srv.base), 200);
+  const r = await post(`${srv.base}/mcp`, INIT, {
+    Authorization: `Bearer ${TOKEN}`,
+  });
+  assert.equal(r.status, 200);
+  await r.body?.cancel();
+});
+
+Deno.test("MCP_MAX_CONNECTIONS: one connection more is answered 503 with Retry-After, and served again once the others close", async () => {
+  await using sim = await startSim();
+  await using srv = await spawnHttp(
+    serverEnv(sim, { MCP_MAX_CONNECTIONS: "100" }),
+    [],
+    { openFiles: 256 },
+  );
+  const conns = await idleConnections(srv.base, 100);
+  await new Promise((r) => setTimeout(r, 300));
+  const r = await fetch(`${srv.base}/healthz`);
+  assert.equal(r.status, 503);
+  assert.equal(r.headers.get("retry-after"), "1");
+  assert.match((await r.json()).error.message, /Too many open connections/);
+  for (const c of conns) c.close();
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(await healthz(srv.base), 200);
+  assert.match(srv.stderr(), /Connection cap reached \(100\)/);
+});
+
+Deno.test("the listener closes a connection without a complete head in time (slowloris included) and an idle keep-alive connection", async () => {
+  await using sim = await startSim();
+  await using srv = await serveApp(sim, {}, {
+    headersTimeoutMs: 300,
+    idleTimeoutMs: 300,
+  });
+  const url = new URL(srv.base);
+  const open = () =>
+    Deno.connect({ hostname: url.hostname, port: Number(url.port) });
+  /** True when the server closes `conn` within `ms`. */
+  const closedWithin = async (conn: Deno.Conn, ms: number) => {
+    const buf = new Uint8Array(4096);
+    const timer = setTimeout(() => conn.close(), ms);
+    let closedByServer = false;
+    try {
+      for (;;) {
+        if ((await conn.read(buf)) === null) {
+          closedByServer = true;
+          break;
+        }
+      }
+    } catch {
+      // closed by the timer
+    }
+    clearTimeout(timer);
+    if (closedByServer) conn.close();
+    return closedByServer;
+  };
+  // Silent.
+  assert.ok(await closedWithin(await open(), 1_500), "a silent connection");
+  // A head trickling in, one byte every 50 ms: the deadline is not extended.
+  const slow = await open();
+  const trickle = (async () => {
+    for (const ch of "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: ") {
+      await new Promise((r) => setTimeout(r, 50));
+      await slow.write(new TextEncoder().encode(ch)).catch(() => {});
+    }
+  })();
+  assert.ok(await closedWithin(slow, 1_500), "a slowloris connection");
+  await trickle;
+  // Kept alive after a response, then idle.
+  const kept = await open();
+  await kept.write(
+    new TextEncoder().encode(
+      "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+    ),
+  );
+  assert.ok(await closedWithin(kept, 1_500), "an idle keep-alive connection");
+  assert.equal(srv.server.connections(), 0);
+});
+
+Deno.test("request bodies are counted while they stream: 413 for a chunked body past 4 MiB long before it is all sent, and for a declared Content-Length at once", async () => {
+  await using sim = await startSim();
+  await using srv = await spawnHttp(serverEnv(sim));
+  const url = new URL(srv.base);
+  const conn = await Deno.connect({
+    hostname: url.hostname,
+    port: Number(url.port),
+  });
+  await conn.write(
+    new TextEncoder().encode(
+      `POST /mcp HTTP/1.1\r\nHost: ${url.host}\r\nAuthorization: Bearer ${TOKEN}\r\n` +
+        "Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n" +
+        "Transfer-Encoding: chunked\r\n\r\n",
+    ),
+  );
+  const chunk = new TextEncoder().encode(
+    `10000\r\n${"x".repeat(0x10000)}\r\n`,
+  );
+  let sent = 0;
+  let answered = "";
+  const reading = (async () => {
+    const buf = new Uint8Array(4096);
+    const n = await conn.read(buf).catch(() => null);
+    answered = n ? decoder.decode(buf.subarray(0, n)) : "closed";
+  })();
+  const limit = 256 * 1024 * 1024;
+  while (!answered && sent < limit) {
+    try {
+      // write() may take part of a chunk: send it whole.
+      for (let off = 0; off < chunk.length;) {
+        off += await conn.write(chunk.subarray(off));
+      }
+    } catch {
+      break; // the server closed the connection after answering
+    }
+    sent += 0x10000;
+  }
+  await reading;
+  conn.close();
+  assert.match(answered, /^HTTP\/1\.1 413 /);
+  assert.ok(
+    sent < 32 * 1024 * 1024,
+    `answered after ${sent} bytes: the body was not read whole first`,
+  );
+  const declared = await rawSend(
+    srv.base,
+    `POST /mcp HTTP/1.1\r\nHost: ${url.host}\r\nAuthorization: Bearer ${TOKEN}\r\n` +
+      "Content-Type: application/json\r\nContent-Length: 400000000\r\n\r\n{",
+  );
+  assert.equal(declared, 413);
+  assert.equal(await healthz(srv.base), 200);
+});
+
+Deno.test("/.well-known/* answers 404 before auth (no OAuth is offered), and initialize declares no tools.listChanged", async () => {
+  await using sim = await startSim();
+  await using srv = await spawnHttp(serverEnv(sim));
+  for (
+    const path of [
+      "/.well-known/oauth-protected-resource",
+      "/.well-known/oauth-protected-resource/mcp",
+      "/.well-known/oauth-authorization-server",
+      "/.well-known/openid-configuration",
+    ]
+  ) {
+    const r = await fetch(`${srv.base}${path}`);
+    assert.equal(r.status, 404, path);
+    assert.equal(r.headers.get("www-authenticate"), null);
+    await r.body?.cancel();
+  }
+  const r = await post(`${srv.base}/mcp`, INIT, {
+    Authorization: `Bearer ${TOKEN}`,
+  });
+  const text = await r.text();
+  const init = JSON.parse(/^data: (.*)$/m.exec(text)?.[1] ?? text);
+  assert.ok(init.result.capabilities.tools, "tools are offered");
+  assert.notEqual(init.result.capabilities.tools.listChanged, true);
+});
+
+Deno.test("auth bypass attempts over HTTP: 0 of them reach a tool", async () => {
+  await using sim = await startSim();
+  await using srv = await spawnHttp(serverEnv(sim));
+  const host = new URL(srv.base).host;
+  const call = JSON.stringify({
+    jsonrpc: "2.0",
+    id: 1,
+    method: "tools/call",
+    params: {
+      name: "proxmox_list_nodes",
+      arguments: {},
+      _meta: {
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": { name: "raw", version: "1" },
+        "io.modelcontextprotocol/clientCapabilities": {},
+      },
+    },
+  });
+  const request = (path: string, lines: string[]) =>
+    `POST ${path} HTTP/1.1\r\n` +
+    [
+      ...lines,
+      "Content-Type: application/json",
+      "Accept: application/json, text/event-stream",
+      "MCP-Protocol-Version: 2026-07-28",
+      "Mcp-Method: tools/call",
+      "Mcp-Name: proxmox_list_nodes",
+      `Content-Length: ${call.length}`,
+      "Connection: close",
+    ].map((l) => `${l}\r\n`).join("") + `\r\n${call}`;
+  const H = `Host: ${host}`;
+  const attempts: [string, string[], number[]][] = [
+    ["/mcp", [H], [401]],
+    ["/mcp", [H, "Authorization: Bearer "], [401]],
+    ["/mcp", [H, "Authorization: Bearer  "], [401]],
+    ["/mcp", [H, "Authorization: Bearer"], [401]],
+    ["/mcp", [H, "Authorization: "], [401]],
+    ["/mcp", [H, "Authorization: bearer wrong-token-123456789"], [401]],
+    ["/mcp", [H, `Authorization: Basic ${btoa(`x:${TOKEN}`)}`], [401]],
+    ["/mcp", [H, `Authorization: ${TOKEN}`], [401]],
+    ["/mcp", [H, `Authorization: Bearer ${TOKEN.slice(0, -1)}`], [401]],
+    ["/mcp", [H, `Authorization: Bearer ${TOKEN}x`], [401]],
+    ["/mcp", [H, `Authorization: Bearer x${TOKEN}`], [401]],
+    ["/mcp", [H, `Authorization: Bearer ${TOKEN} ${TOKEN}`], [401]],
+    ["/mcp", [H, `Authorization: Bearer ${TOKEN},`], [401]],
+    ["/mcp", [H, `Authorization: Bearer ${TOKEN}`.toUpperCase()], [401]],
+    ["/mcp", [H, `Authorization: Bearer ${"a".repeat(8_000)}`], [401]],
+    ["/mcp", [H, `Authorization: Bearer ${"a".repeat(40_000)}`], [401, 431]],
+    [
+      "/mcp",
+      [H, `Authorization: Bearer ${TOKEN}`, "Authorization: Bearer wrong"],
+      [401],
+    ],
+    [
+      "/mcp",
+      [H, "Authorization: Bearer wrong", `Authorization: Bearer ${TOKEN}`],
+      [401],
+    ],
+    [`/mcp?access_token=${TOKEN}`, [H], [401]],
+    [`/mcp?token=${TOKEN}&auth=Bearer+${TOKEN}`, [H], [401]],
+    ["/mcp/", [H], [401]],
+    ["//mcp", [H], [401]],
+    ["/mcp?x", [H], [401]],
+    ["/%6dcp", [H], [401]],
+    ["/MCP", [H], [401]],
+    ["/mcp%2f", [H], [401]],
+    ["/./mcp", [H], [401]],
+    ["/healthz/../mcp", [H], [401]],
+    ["/.well-known/../mcp", [H], [401]],
+    ["/healthz%2f..%2fmcp", [H], [401]],
+    ["http://evil/mcp", [H], [400, 401]],
+    ["/messages?sessionId=x", [H], [401]],
+    // Spoofed Host and Origin, with the right token: 403.
+    ["/mcp", ["Host: evil.example.net", `Authorization: Bearer ${TOKEN}`], [
+      403,
+    ]],
+    ["/mcp", ["Host: localhost.evil.net", `Authorization: Bearer ${TOKEN}`], [
+      403,
+    ]],
+    ["/mcp", ["Host: 127.0.0.1.nip.io", `Authorization: Bearer ${TOKEN}`], [
+      403,
+    ]],
+    ["/mcp", [`Authorization: Bearer ${TOKEN}`], [403]],
+    ["/mcp", [H, H.replace("Host", "host"), `Authorization: Bearer ${TOKEN}`], [
+      400,
+      403,
+    ]],
+    [
+      "/mcp",
+      [H, `Authorization: Bearer ${TOKEN}`, `Origin: http://localhost:1`],
+      [403],
+    ],
+    [
+      "/mcp",
+      [H, `Authorization: Bearer ${TOKEN}`, `Origin: ${srv.base}`],
+      [403],
+    ],
+    // With the right token, path tricks still reach nothing but /mcp itself.
+    ["/mcp/", [H, `Authorization: Bearer ${TOKEN}`], [404]],
+    ["//mcp", [H, `Authorization: Bearer ${TOKEN}`], [404]],
+    ["/%6dcp", [H, `Authorization: Bearer ${TOKEN}`], [404]],
+  ];
+  let bypasses = 0;
+  for (const [path, lines, expected] of attempts) {
+    const status = await rawSend(srv.base, request(path, lines));
+    if (!expected.includes(status)) {
+      bypasses++;
+      assert.fail(
+        `${path} ${
+          lines.join(" | ").slice(0, 120)
+        }: ${status}, expected ${expected}`,
+      );
+    }
+  }
+  assert.equal(bypasses, 0);
+  assert.equal(
+    sim.requests.filter((r) => r.path.includes("/nodes")).length,
+    0,
+    "nothing unauthenticated reached a tool",
+  );
+  // The control: the same request with the token reaches the tool.
+  const ok = await rawSend(
+    srv.base,
+    request("/mcp", [H, `Authorization: Bearer ${TOKEN}`]),
+  );
+  assert.equal(ok, 200);
+  assert.ok(sim.requests.some((r) => r.path.includes("/nodes")));
+  assertNoSecrets(srv.stderr(), sim);
 });

@@ -5,7 +5,8 @@
  *   1. the image: `docker build`, then the SDK Client over `docker run -i --rm` (stdio);
  *      the image's HTTP mode against the MCP conformance suite;
  *   2. docker-compose with Caddy: the Client over https://127.0.0.1:8443 with the token, 401
- *      without it, Caddy failing closed without MCP_AUTH_TOKEN;
+ *      without it (Caddy failing closed without MCP_AUTH_TOKEN, over HTTP/1.1 and HTTP/2, is a
+ *      test of its own that needs only caddy and curl);
  *   3. the SSH gateway: the Client over `ssh` with a forced-command key that runs nothing else.
  */
 import {
@@ -294,13 +295,6 @@ Deno.test({
     );
 
     await t.step(
-      "Caddy fails closed when MCP_AUTH_TOKEN is unset",
-      async () => {
-        await caddyWithoutToken(work);
-      },
-    );
-
-    await t.step(
       "SSH gateway: a forced-command key runs the container and nothing else",
       async () => {
         await sshGateway(work, envFile, sim);
@@ -585,13 +579,35 @@ yaml.safe_dump(d, open("merged.yaml", "w"))`,
   }
 }
 
+/**
+ * The shipped Caddyfile run by Debian's caddy with MCP_AUTH_TOKEN unset, then empty: every
+ * request to /mcp is refused with 401 over HTTP/1.1 and over HTTP/2 (curl --http1.1/--http2,
+ * TLS with Caddy's internal CA), whatever Authorization it carries. HTTP/2 keeps a header's
+ * trailing space: "Bearer " once matched the expected "Bearer {empty token}".
+ */
 async function caddyWithoutToken(work: string): Promise<void> {
   // The upstream: a listener that would answer 200 to anything that got through.
   const upstream = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen() {} },
     () => new Response("reached the server"),
   );
-  const data = `${work}/caddy-no-token`;
+  try {
+    for (const token of [undefined, ""]) {
+      await caddyRefusesAll(work, upstream.addr.port, token);
+    }
+  } finally {
+    await upstream.shutdown();
+  }
+}
+
+async function caddyRefusesAll(
+  work: string,
+  upstreamPort: number,
+  token: string | undefined,
+): Promise<void> {
+  const data = `${work}/caddy-no-token-${
+    token === undefined ? "unset" : "empty"
+  }`;
   await Deno.remove(data, { recursive: true }).catch(() => {});
   const caddy = new Deno.Command("caddy", {
     args: ["run", "--config", `${ROOT}Caddyfile`, "--adapter", "caddyfile"],
@@ -601,8 +617,9 @@ async function caddyWithoutToken(work: string): Promise<void> {
       HOME: data,
       XDG_DATA_HOME: `${data}/data`,
       XDG_CONFIG_HOME: `${data}/config`,
-      MCP_UPSTREAM: `127.0.0.1:${upstream.addr.port}`,
+      MCP_UPSTREAM: `127.0.0.1:${upstreamPort}`,
       CADDY_HTTP_PORT: String(freePort()),
+      ...(token === undefined ? {} : { MCP_AUTH_TOKEN: token }),
     },
     stdin: "null",
     stdout: "null",
@@ -625,24 +642,61 @@ async function caddyWithoutToken(work: string): Promise<void> {
           return r.status === 200;
         }),
     );
-    for (
-      const auth of [undefined, "Bearer", "Bearer ", "Bearer  ", "Bearer x"]
-    ) {
-      const r = await secureFetch("https://127.0.0.1:8443/mcp", {
-        method: "POST",
-        headers: auth === undefined ? {} : { Authorization: auth },
-        body: "{}",
-      });
-      assert.equal(r.status, 401, `Authorization: ${JSON.stringify(auth)}`);
-      await r.body?.cancel();
+    for (const [flag, version] of [["--http1.1", "1.1"], ["--http2", "2"]]) {
+      for (
+        const auth of [
+          undefined,
+          "Bearer",
+          "Bearer ",
+          "Bearer  ",
+          "Bearer x",
+          "bearer ",
+        ]
+      ) {
+        const r = await run("curl", [
+          "-sS",
+          flag,
+          "--cacert",
+          caFile,
+          "-o",
+          "/dev/null",
+          "-w",
+          "%{http_code} %{http_version}",
+          "-X",
+          "POST",
+          "-d",
+          "{}",
+          ...(auth === undefined ? [] : ["-H", `Authorization: ${auth}`]),
+          "https://127.0.0.1:8443/mcp",
+        ]);
+        assert.equal(
+          r.stdout,
+          `401 ${version}`,
+          `MCP_AUTH_TOKEN ${
+            token === undefined ? "unset" : "empty"
+          }, ${flag}, Authorization: ${JSON.stringify(auth)}`,
+        );
+      }
     }
   } finally {
     caddy.kill("SIGTERM");
     await caddy.status;
     await logs;
-    await upstream.shutdown();
   }
 }
+
+Deno.test({
+  name:
+    "Caddy (as shipped) refuses every request over HTTP/1.1 and HTTP/2 when MCP_AUTH_TOKEN is unset or empty",
+  async fn() {
+    const work = await Deno.makeTempDir({ prefix: "caddy-no-token-" });
+    try {
+      await caddyWithoutToken(work);
+    } finally {
+      await Deno.remove(work, { recursive: true }).catch(() => {});
+    }
+  },
+});
 
 async function sshGateway(
   work: string,

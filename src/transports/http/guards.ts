@@ -1,0 +1,207 @@
+/**
+ * What a request must pass before it reaches MCP: the Host and Origin checks
+ * (DNS-rebinding protection), the bearer token, and the body size limit.
+ */
+import { createHash } from "node:crypto";
+import {
+  localhostAllowedHostnames,
+  validateHostHeader,
+} from "@modelcontextprotocol/server";
+import type { Config } from "../../config.ts";
+import { jsonRpcError } from "../sse.ts";
+
+const WILDCARDS = new Set(["0.0.0.0", "::", "[::]"]);
+
+/** Hostnames (no port) that the Host header may name. */
+export function allowedHostnames(
+  config: Pick<Config, "host" | "allowedHosts">,
+): string[] {
+  const names = new Set(localhostAllowedHostnames());
+  const add = (entry: string) => {
+    let h = entry.trim().toLowerCase();
+    if (!h) return;
+    if (h.includes("://")) {
+      try {
+        h = new URL(h).hostname;
+      } catch {
+        return;
+      }
+    } else if (h.startsWith("[")) {
+      h = h.slice(0, h.indexOf("]") + 1);
+    } else if ((h.match(/:/g) ?? []).length > 1) {
+      h = `[${h}]`; // a bare IPv6 address
+    } else {
+      h = h.split(":")[0]; // drop a port
+    }
+    names.add(h);
+  };
+  for (const h of config.allowedHosts) add(h);
+  if (!WILDCARDS.has(config.host)) add(config.host);
+  return [...names];
+}
+
+/**
+ * The origins (scheme://host[:port], as browsers send them) that may call the
+ * server: exactly those in MCP_ALLOWED_ORIGINS. A default port is dropped, as
+ * browsers do. Throws RangeError for an entry that is not an origin.
+ */
+export function allowedOrigins(
+  config: Pick<Config, "allowedOrigins">,
+): Set<string> {
+  const out = new Set<string>();
+  for (const entry of config.allowedOrigins ?? []) {
+    let url: URL | undefined;
+    try {
+      url = new URL(entry);
+    } catch {
+      // reported below
+    }
+    if (
+      !url || (url.protocol !== "http:" && url.protocol !== "https:") ||
+      url.pathname !== "/" || url.search || url.username
+    ) {
+      throw new RangeError(
+        `Cannot parse MCP_ALLOWED_ORIGINS: ${entry} is not an origin (e.g. http://localhost:6274)`,
+      );
+    }
+    out.add(url.origin);
+  }
+  return out;
+}
+
+/** 403 for a Host not allowed. */
+export function hostGuard(
+  hosts: string[],
+): (request: Request) => Response | undefined {
+  return (request) => {
+    const host = validateHostHeader(request.headers.get("host"), hosts);
+    if (host.ok) return undefined;
+    return jsonRpcError(
+      403,
+      `${host.message}: add the name to MCP_ALLOWED_HOSTS`,
+    );
+  };
+}
+
+/**
+ * 403 for an Origin not listed in MCP_ALLOWED_ORIGINS. Requests without
+ * Origin (every non-browser client) pass: a browser always sends it on the
+ * cross-origin requests DNS rebinding needs.
+ */
+export function originGuard(
+  origins: Set<string>,
+): (request: Request) => Response | undefined {
+  return (request) => {
+    const origin = request.headers.get("origin");
+    if (origin === null || origins.has(origin)) return undefined;
+    return jsonRpcError(
+      403,
+      `Forbidden: Origin ${
+        origin.slice(0, 100)
+      } is not allowed: add it to MCP_ALLOWED_ORIGINS`,
+    );
+  };
+}
+
+function sha256(text: string): Uint8Array {
+  return createHash("sha256").update(text).digest();
+}
+
+/**
+ * The bearer check (RFC 6750: `Authorization: Bearer <token>`, the scheme
+ * case-insensitive), or undefined when no token is configured. Exactly one
+ * token is accepted; a token in the query string is ignored.
+ */
+export function bearerGuard(
+  token: string | undefined,
+): ((request: Request) => Response | undefined) | undefined {
+  if (!token) return undefined;
+  const expected = sha256(token);
+  const challenge = (error?: string) =>
+    jsonRpcError(
+      401,
+      error
+        ? "Unauthorized: the bearer token is wrong"
+        : "Unauthorized: send Authorization: Bearer <MCP_AUTH_TOKEN>",
+      {
+        "WWW-Authenticate": `Bearer realm="proxmox-mcp"${
+          error ? `, error="${error}"` : ""
+        }`,
+      },
+    );
+  return (request) => {
+    const m = /^Bearer +([\x21-\x7e]+) *$/i.exec(
+      request.headers.get("authorization") ?? "",
+    );
+    if (!m) return challenge();
+    // Compare digests (equal length) without an early exit.
+    const got = sha256(m[1]);
+    let diff = 0;
+    for (let i = 0; i < expected.length; i++) diff |= got[i] ^ expected[i];
+    return diff === 0 ? undefined : challenge("invalid_token");
+  };
+}
+
+export type BodyRead =
+  | { ok: true; text: string }
+  | { ok: false; response: Response };
+
+/**
+ * Reads a request body up to `max` bytes, counting while it streams (chunked
+ * included): a body past the limit is cancelled at the first read beyond it
+ * and answered 413, a declared Content-Length past it before any read.
+ */
+export async function readBody(
+  request: Request,
+  max: number,
+): Promise<BodyRead> {
+  const tooLarge = (): BodyRead => ({
+    ok: false,
+    response: jsonRpcError(
+      413,
+      `Request body larger than ${max} bytes`,
+      { Connection: "close" },
+    ),
+  });
+  const declared = request.headers.get("content-length");
+  if (declared !== null && Number(declared) > max) {
+    await request.body?.cancel().catch(() => {});
+    return tooLarge();
+  }
+  if (!request.body) return { ok: true, text: "" };
+  const reader = request.body.getReader();
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.length;
+      if (size > max) {
+        await reader.cancel().catch(() => {});
+        return tooLarge();
+      }
+      parts.push(value);
+    }
+  } catch {
+    return {
+      ok: false,
+      response: jsonRpcError(
+        400,
+        "The request body could not be read",
+        { Connection: "close" },
+        -32700,
+      ),
+    };
+  }
+  if (parts.length === 1) {
+    return { ok: true, text: new TextDecoder().decode(parts[0]) };
+  }
+  const all = new Uint8Array(size);
+  let off = 0;
+  for (const p of parts) {
+    all.set(p, off);
+    off += p.length;
+  }
+  return { ok: true, text: new TextDecoder().decode(all) };
+}

@@ -1,0 +1,92 @@
+/**
+ * MCP over HTTP, all on one port: the router (router.ts) behind the guarded
+ * listener (listener.ts). SIGTERM/SIGINT: stop accepting, let in-flight calls
+ * finish (up to a grace period), close the sessions, return.
+ */
+import type { Config } from "../../config.ts";
+import { logger } from "../../log.ts";
+import type { ServerDeps } from "../../server.ts";
+import { jsonRpcError } from "../sse.ts";
+import { listen } from "./listener.ts";
+import { createHttpApp } from "./router.ts";
+
+export { allowedHostnames, allowedOrigins } from "./guards.ts";
+export { listen, type ListenOptions } from "./listener.ts";
+export { createHttpApp, type HttpApp, type HttpOptions } from "./router.ts";
+
+const log = logger("http");
+
+function urlHost(hostname: string): string {
+  return hostname.includes(":") ? `[${hostname}]` : hostname;
+}
+
+function delay(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener("abort", () => {
+      clearTimeout(t);
+      resolve();
+    }, { once: true });
+  });
+}
+
+/** Serves MCP over HTTP until SIGTERM/SIGINT, then shuts down gracefully. */
+export async function runHttp(deps: ServerDeps): Promise<void> {
+  const config: Config = deps.config;
+  const app = createHttpApp(deps);
+  const stop = new AbortController();
+  const force = new AbortController();
+  const signals: Deno.Signal[] = Deno.build.os === "windows"
+    ? ["SIGINT"]
+    : ["SIGINT", "SIGTERM"];
+  let received: Deno.Signal | undefined;
+  const handlers = signals.map((sig) => {
+    const handler = () => {
+      if (received) {
+        force.abort(); // a second signal: stop waiting
+        return;
+      }
+      received = sig;
+      stop.abort();
+    };
+    Deno.addSignalListener(sig, handler);
+    return [sig, handler] as const;
+  });
+
+  const server = listen({
+    hostname: config.host,
+    port: config.port,
+    maxConnections: config.maxConnections,
+    onListen: ({ hostname, port }) => {
+      log.info(
+        `Listening on http://${
+          urlHost(hostname)
+        }:${port}: Streamable HTTP at /mcp, legacy SSE at /sse${
+          config.authToken ? ", bearer token required" : ""
+        }`,
+      );
+    },
+    onError: (e) => {
+      log.error("HTTP handler failed", { error: (e as Error)?.message });
+      return jsonRpcError(500, "Internal server error", {}, -32603);
+    },
+  }, app.fetch);
+
+  await new Promise<void>((resolve) =>
+    stop.signal.addEventListener("abort", () => resolve(), { once: true })
+  );
+  const busy = app.busy();
+  log.info(
+    `${received}: shutting down${
+      busy ? `, finishing ${busy} in-flight request(s)` : ""
+    }`,
+  );
+  const closed = server.shutdown();
+  await app.shutdown(force.signal);
+  await Promise.race([closed, delay(2_000, force.signal)]);
+  server.close();
+  for (const [sig, handler] of handlers) {
+    Deno.removeSignalListener(sig, handler);
+  }
+  log.info("Stopped");
+}
