@@ -27,6 +27,8 @@ export const ENV_VARS = [
   "MCP_ALLOWED_ORIGINS",
   "MCP_MAX_CONNECTIONS",
   "MCP_READ_ONLY",
+  "MCP_CONFIRM",
+  "MCP_AUDIT_FILE",
   "MCP_TOOLSETS",
   "LOG_LEVEL",
 ] as const;
@@ -109,6 +111,13 @@ const EnvSchema = z.object({
     256,
   ),
   MCP_READ_ONLY: z._default(bool("MCP_READ_ONLY"), false),
+  MCP_CONFIRM: z._default(
+    z.enum(["auto", "always", "never"], {
+      error: "MCP_CONFIRM must be one of auto, always, never",
+    }),
+    "auto",
+  ),
+  MCP_AUDIT_FILE: z.optional(nonEmpty("MCP_AUDIT_FILE must name a file")),
   MCP_TOOLSETS: z.optional(z.string()),
   LOG_LEVEL: z._default(
     z.enum(["DEBUG", "INFO", "WARNING", "ERROR"], {
@@ -145,6 +154,13 @@ export interface Config {
   /** HTTP connections served at once; one more is answered 503. */
   maxConnections?: number;
   readOnly: boolean;
+  /**
+   * When a destructive tool asks the human first: `auto` (when the client
+   * can ask), `always` (refuse when it cannot), `never`.
+   */
+  confirm: "auto" | "always" | "never";
+  /** Append one JSON line per changing call here (created 0600). */
+  auditFile?: string;
   /** Enabled toolsets; undefined means the defaults. */
   toolsets?: string[];
   logLevel: "DEBUG" | "INFO" | "WARNING" | "ERROR";
@@ -288,6 +304,8 @@ export function loadConfig(
     ).filter(Boolean),
     maxConnections: e.MCP_MAX_CONNECTIONS,
     readOnly: e.MCP_READ_ONLY,
+    confirm: e.MCP_CONFIRM,
+    auditFile: e.MCP_AUDIT_FILE,
     toolsets: e.MCP_TOOLSETS?.split(",").map((s) => s.trim()).filter(Boolean),
     logLevel: e.LOG_LEVEL,
     demo,
