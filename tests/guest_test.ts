@@ -430,6 +430,11 @@ const SECRET_COMMANDS: [string, string | string[], RegExp][] = [
     /sshpass -p \[redacted\] ssh host/,
   ],
   [
+    "MYSQL_PWD= (argv)",
+    ["MYSQL_PWD=Mysql-Secret-7", "mysql"],
+    /MYSQL_PWD=\[redacted\] mysql/,
+  ],
+  [
     "htpasswd -nb (argv)",
     ["htpasswd", "-nb", "admin", "Htpasswd Secret 6"],
     /htpasswd -nb admin \[redacted\]/,
@@ -469,6 +474,7 @@ for (const level of ["INFO", "DEBUG"] as const) {
         4,
       );
       assert.match(log, /program=sshpass args=4\n/);
+      assert.match(log, /program=\[not shown\] args=1\n/);
       assert.match(log, /program=htpasswd args=3\n/);
       assert.doesNotMatch(log, /redacted|ssh root|apt-get|mysql|htpasswd -/);
     }

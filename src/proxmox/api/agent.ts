@@ -90,11 +90,11 @@ const SHELLS = /^(?:\/(?:usr\/)?bin\/)?(?:sh|bash|dash|ash|zsh|ksh)$/;
 export function describeCommand(
   argv: readonly string[],
 ): { program: string; args: number } {
-  const program = argv[0] ?? "";
-  return {
-    program: program.length > 80 ? program.slice(0, 80) + "…" : program,
-    args: Math.max(0, argv.length - 1),
-  };
+  const first = argv[0] ?? "";
+  // Only what looks like a program name or path: `PASSWORD=x` or a whole
+  // script given as argv[0] is not logged.
+  const program = /^[\w./+-]{1,120}$/.test(first) ? first : "[not shown]";
+  return { program, args: Math.max(0, argv.length - 1) };
 }
 
 /** A word in a shell line: quoted, or up to the next blank or operator. */
@@ -262,15 +262,34 @@ export async function exec(
     vmid: g.vmid,
     command: redactCommand(argv),
   });
-  const { pid } = await pve.post<{ pid: number }>(
-    pvePath`/${seg.guest(g)}/agent/exec`,
-    {
-      command: argv,
-      // One char per byte: PVE base64-encodes it byte for byte.
-      "input-data": options.stdin ? toBinary(options.stdin) : undefined,
-    },
-  );
-  return pid;
+  try {
+    const { pid } = await pve.post<{ pid: number }>(
+      pvePath`/${seg.guest(g)}/agent/exec`,
+      {
+        command: argv,
+        // One char per byte: PVE base64-encodes it byte for byte.
+        "input-data": options.stdin ? toBinary(options.stdin) : undefined,
+      },
+    );
+    return pid;
+  } catch (e) {
+    // The agent names a program it cannot start; one that is not shown in
+    // the log (PASSWORD=x as argv[0]) is not repeated in the error either,
+    // since errors are logged.
+    if (
+      e instanceof PveError && program === "[not shown]" && argv[0] &&
+      e.pveMessage.includes(argv[0])
+    ) {
+      throw new PveError({
+        status: e.status,
+        method: e.method,
+        path: e.path,
+        pveMessage: e.pveMessage.replaceAll(argv[0], "<argv[0]>"),
+        errors: e.errors,
+      });
+    }
+    throw e;
+  }
 }
 
 /** `GET agent/exec-status`; the output once the process has exited. */
