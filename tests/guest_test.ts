@@ -98,11 +98,16 @@ Deno.test("execute_command stops waiting at timeout_s with status running, the g
   await using sim = await startSim();
   await using s = await connect({ env: simEnv(sim) });
   const t0 = performance.now();
+  const progress: string[] = [];
   const r = await call(s.client, "proxmox_execute_command", {
     vmid: 100,
     command: "sleep 2; echo late",
     timeout_s: 1,
-  });
+  }, { onprogress: (p) => progress.push(p.message ?? "") });
+  assert.ok(
+    progress.some((m) => /^Command in VM 100: running \d+ s$/.test(m)),
+    `progress while waiting: ${progress.join("|")}`,
+  );
   const took = performance.now() - t0;
   assert.ok(!r.isError, r.text);
   assert.equal(r.data.status, "running");
