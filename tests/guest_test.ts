@@ -765,3 +765,36 @@ Deno.test("following a pid the agent no longer knows says why", async () => {
     "nothing was started",
   );
 });
+
+Deno.test("install_software returns running with the pid at timeout_s; a call with that pid waits for the same run and reports it", async () => {
+  // Slow steps: the guest takes several seconds to install.
+  await using sim = await startSim({ taskMs: 150 });
+  await using s = await connect({ env: simEnv(sim) });
+  const r = await callOk(s.client, "proxmox_install_software", {
+    vmid: 100,
+    software: "nginx",
+    timeout_s: 1,
+  });
+  assert.equal(r.status, "running");
+  assert.equal(r.exitcode, undefined);
+  assert.match(
+    r.note,
+    /^Installing nginx \(apt\) is still running in VM 100 after 1(\.\d)? s \(guest pid \d+\); .*plus pid: \d+/,
+  );
+  const execs = sim.requests.filter((q) => q.path.endsWith("/agent/exec"))
+    .length;
+  const done = await callOk(s.client, "proxmox_install_software", {
+    vmid: 100,
+    software: "nginx",
+    pid: r.pid,
+    timeout_s: 30,
+  });
+  assert.equal(done.status, "ok");
+  assert.equal(done.exitcode, 0);
+  assert.match(done.output_tail, /Setting up nginx/);
+  assert.equal(
+    sim.requests.filter((q) => q.path.endsWith("/agent/exec")).length,
+    execs,
+    "not started again",
+  );
+});
