@@ -12,7 +12,7 @@ import {
 } from "@modelcontextprotocol/client";
 import assert from "node:assert/strict";
 import catalog from "../src/tools/catalog.json" with { type: "json" };
-import { assertNoSecrets, simEnv, startSim } from "./helpers.ts";
+import { assertNoSecrets, simEnv, startSim, type TestSim } from "./helpers.ts";
 import { serverArgs } from "./server_args.ts";
 
 const SEED = Number(Deno.env.get("HOSTILE_SEED") ?? 20261129);
@@ -52,6 +52,8 @@ interface Hostile {
   line: string;
   /** The id a well-formed request carries: an answer is owed. */
   id?: number;
+  /** A notifications/cancelled for this id: no answer is owed for it. */
+  cancels?: number;
 }
 
 type JsonSchema = {
@@ -197,23 +199,26 @@ function hostileMessages(seed: number, count: number): Hostile[] {
         ),
       );
     } else {
-      // Notifications: never answered.
+      // Notifications: never answered. A cancellation of the previous
+      // request lifts the duty to answer it (the spec lets it go unanswered).
+      const method = pick([
+        "notifications/cancelled",
+        "notifications/initialized",
+        "notifications/progress",
+        "notifications/nope",
+      ]);
+      const params = pick([
+        undefined,
+        { requestId: next - 1 },
+        { requestId: {} },
+        5,
+      ]);
       out.push({
-        line: JSON.stringify({
-          jsonrpc: "2.0",
-          method: pick([
-            "notifications/cancelled",
-            "notifications/initialized",
-            "notifications/progress",
-            "notifications/nope",
-          ]),
-          params: pick([
-            undefined,
-            { requestId: next - 1 },
-            { requestId: {} },
-            5,
-          ]),
-        }),
+        line: JSON.stringify({ jsonrpc: "2.0", method, params }),
+        cancels: method === "notifications/cancelled" &&
+            typeof params === "object" && params.requestId === next - 1
+          ? next - 1
+          : undefined,
       });
     }
   }
@@ -227,183 +232,205 @@ Deno.test("the flood is reproducible from its seed", () => {
   assert.notDeepEqual(a, hostileMessages(8, 200).map((m) => m.line));
 });
 
-Deno.test(`stdio: ${COUNT} hostile messages, no exit, every request answered once`, async () => {
-  await using sim = await startSim();
-  const env = {
-    ...Deno.env.toObject(),
-    ...simEnv(sim),
-    LOG_LEVEL: "INFO",
-  };
-  const child = new Deno.Command(Deno.execPath(), {
-    args: serverArgs(),
-    env,
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let exited = false;
-  const status = child.status.then((s) => {
-    exited = true;
-    return s;
-  });
-  let err = "";
-  const errDone = (async () => {
-    for await (const c of child.stderr) err += decoder.decode(c);
-  })();
-  const answers = new Map<number, number>();
-  let buffered = "";
-  let badLines = 0;
-  const outDone = (async () => {
-    for await (const c of child.stdout) {
-      buffered += decoder.decode(c, { stream: true });
-      let nl;
-      while ((nl = buffered.indexOf("\n")) >= 0) {
-        const line = buffered.slice(0, nl);
-        buffered = buffered.slice(nl + 1);
-        try {
-          const m = JSON.parse(line);
-          if (m.jsonrpc !== "2.0") badLines++;
-          if (typeof m.id === "number") {
-            answers.set(m.id, (answers.get(m.id) ?? 0) + 1);
+/** Runs `fn` with a simulator; the body's error wins over the schema check's. */
+async function withSim(fn: (sim: TestSim) => Promise<void>): Promise<void> {
+  const sim = await startSim();
+  try {
+    await fn(sim);
+  } catch (e) {
+    await sim.close().catch(() => {});
+    throw e;
+  }
+  await sim.close();
+}
+
+Deno.test(`stdio: ${COUNT} hostile messages, no exit, every request answered once`, () =>
+  withSim(async (sim) => {
+    const env = {
+      ...Deno.env.toObject(),
+      ...simEnv(sim),
+      LOG_LEVEL: "INFO",
+    };
+    const child = new Deno.Command(Deno.execPath(), {
+      args: serverArgs(),
+      env,
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    let exited = false;
+    const status = child.status.then((s) => {
+      exited = true;
+      return s;
+    });
+    let err = "";
+    const errDone = (async () => {
+      for await (const c of child.stderr) err += decoder.decode(c);
+    })();
+    const answers = new Map<number, number>();
+    let buffered = "";
+    let badLines = 0;
+    const outDone = (async () => {
+      for await (const c of child.stdout) {
+        buffered += decoder.decode(c, { stream: true });
+        let nl;
+        while ((nl = buffered.indexOf("\n")) >= 0) {
+          const line = buffered.slice(0, nl);
+          buffered = buffered.slice(nl + 1);
+          try {
+            const m = JSON.parse(line);
+            if (m.jsonrpc !== "2.0") badLines++;
+            if (typeof m.id === "number") {
+              answers.set(m.id, (answers.get(m.id) ?? 0) + 1);
+            }
+          } catch {
+            badLines++;
           }
-        } catch {
-          badLines++;
         }
       }
+    })();
+    const writer = child.stdin.getWriter();
+    const send = (line: string) => writer.write(encoder.encode(line + "\n"));
+    // Hostile lines before the opening, then the opening, then the flood.
+    await send("null");
+    await send("[]");
+    await send(JSON.stringify({
+      jsonrpc: "2.0",
+      id: 900_001,
+      method: "initialize",
+      params: {
+        protocolVersion: "2025-11-25",
+        capabilities: {},
+        clientInfo: { name: "hostile", version: "1" },
+      },
+    }));
+    await send('{"jsonrpc":"2.0","method":"notifications/initialized"}');
+    const flood = hostileMessages(SEED, COUNT);
+    const started = Date.now();
+    for (const m of flood) await send(m.line);
+    await send(JSON.stringify({
+      jsonrpc: "2.0",
+      id: 900_002,
+      method: "tools/call",
+      params: { name: "proxmox_list_nodes", arguments: {} },
+    }));
+    const cancelled = new Set(flood.map((m) => m.cancels));
+    const owed = [
+      900_001,
+      900_002,
+      ...flood.flatMap((m) =>
+        m.id === undefined || cancelled.has(m.id) ? [] : [m.id]
+      ),
+    ];
+    const deadline = Date.now() + 90_000;
+    while (
+      !exited && Date.now() < deadline && owed.some((id) => !answers.has(id))
+    ) {
+      await new Promise((r) => setTimeout(r, 50));
     }
-  })();
-  const writer = child.stdin.getWriter();
-  const send = (line: string) => writer.write(encoder.encode(line + "\n"));
-  // Hostile lines before the opening, then the opening, then the flood.
-  await send("null");
-  await send("[]");
-  await send(JSON.stringify({
-    jsonrpc: "2.0",
-    id: 1,
-    method: "initialize",
-    params: {
-      protocolVersion: "2025-11-25",
-      capabilities: {},
-      clientInfo: { name: "hostile", version: "1" },
-    },
+    assert.ok(!exited, `the server exited:\n${err.slice(-2000)}`);
+    const missing = owed.filter((id) => !answers.has(id));
+    assert.deepEqual(
+      missing.slice(0, 10),
+      [],
+      `${missing.length} of ${owed.length} unanswered after ${
+        Math.round((Date.now() - started) / 1000)
+      } s: ${
+        missing.slice(0, 12).map((id) =>
+          flood.find((m) => m.id === id)?.line.slice(0, 120)
+        ).join("\n")
+      }`,
+    );
+    const mine = new Set(owed);
+    const twice = [...answers].filter(([id, n]) => mine.has(id) && n > 1).map((
+      [id],
+    ) => id);
+    assert.deepEqual(twice.slice(0, 10), [], "answered more than once");
+    assert.equal(badLines, 0, "every stdout line is a JSON-RPC message");
+    await writer.close();
+    const s = await status;
+    await Promise.all([outDone, errDone]);
+    assert.equal(s.code, 0, err.slice(-2000));
+    assert.doesNotMatch(err, /\n {4}at |Uncaught|panicked/, "no stack trace");
+    assertNoSecrets(err, env);
   }));
-  await send('{"jsonrpc":"2.0","method":"notifications/initialized"}');
-  const flood = hostileMessages(SEED, COUNT);
-  const started = Date.now();
-  for (const m of flood) await send(m.line);
-  await send(JSON.stringify({
-    jsonrpc: "2.0",
-    id: 2,
-    method: "tools/call",
-    params: { name: "proxmox_list_nodes", arguments: {} },
-  }));
-  const owed = [
-    1,
-    2,
-    ...flood.flatMap((m) => m.id === undefined ? [] : [m.id]),
-  ];
-  const deadline = Date.now() + 90_000;
-  while (
-    !exited && Date.now() < deadline && owed.some((id) => !answers.has(id))
-  ) {
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  assert.ok(!exited, `the server exited:\n${err.slice(-2000)}`);
-  const missing = owed.filter((id) => !answers.has(id));
-  assert.deepEqual(
-    missing.slice(0, 10),
-    [],
-    `${missing.length} of ${owed.length} unanswered after ${
-      Math.round((Date.now() - started) / 1000)
-    } s: ${
-      missing.slice(0, 12).map((id) =>
-        flood.find((m) => m.id === id)?.line.slice(0, 120)
-      ).join("\n")
-    }`,
-  );
-  const twice = [...answers].filter(([, n]) => n > 1).map(([id]) => id);
-  assert.deepEqual(twice.slice(0, 10), [], "answered more than once");
-  assert.equal(badLines, 0, "every stdout line is a JSON-RPC message");
-  await writer.close();
-  const s = await status;
-  await Promise.all([outDone, errDone]);
-  assert.equal(s.code, 0, err.slice(-2000));
-  assert.doesNotMatch(err, /\n {4}at |Uncaught|panicked/, "no stack trace");
-  assertNoSecrets(err, env);
-});
 
-Deno.test(`HTTP: ${COUNT} hostile messages, no exit, every POST answered below 500`, async () => {
-  await using sim = await startSim();
-  const env = {
-    ...Deno.env.toObject(),
-    ...simEnv(sim),
-    MCP_AUTH_TOKEN: TOKEN,
-    LOG_LEVEL: "INFO",
-  };
-  const child = new Deno.Command(Deno.execPath(), {
-    args: serverArgs(["--transport", "http", "--port", "0"]),
-    env,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let exited = false;
-  const status = child.status.then((s) => {
-    exited = true;
-    return s;
-  });
-  let err = "";
-  const errDone = (async () => {
-    for await (const c of child.stderr) err += decoder.decode(c);
-  })();
-  const outDone = child.stdout.pipeTo(new WritableStream());
-  let base = "";
-  for (let i = 0; i < 400 && !base && !exited; i++) {
-    const m = /Listening on (http:\/\/[\d.]+:\d+)/.exec(err);
-    if (m) base = m[1];
-    else await new Promise((r) => setTimeout(r, 25));
-  }
-  assert.ok(base, `the server did not start:\n${err}`);
-  const flood = hostileMessages(SEED + 1, COUNT);
-  const statuses = new Map<number, number>();
-  let next = 0;
-  const worker = async () => {
-    while (next < flood.length && !exited) {
-      const m = flood[next++];
-      const res = await fetch(`${base}/mcp`, {
-        method: "POST",
-        headers: {
-          Authorization: `Bearer ${TOKEN}`,
-          "Content-Type": "application/json",
-          Accept: "application/json, text/event-stream",
-          "MCP-Protocol-Version": "2025-11-25",
-        },
-        body: m.line,
-      });
-      await res.body?.cancel();
-      statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+Deno.test(`HTTP: ${COUNT} hostile messages, no exit, every POST answered below 500`, () =>
+  withSim(async (sim) => {
+    const env = {
+      ...Deno.env.toObject(),
+      ...simEnv(sim),
+      MCP_AUTH_TOKEN: TOKEN,
+      LOG_LEVEL: "INFO",
+    };
+    const child = new Deno.Command(Deno.execPath(), {
+      args: serverArgs(["--transport", "http", "--port", "0"]),
+      env,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    let exited = false;
+    const status = child.status.then((s) => {
+      exited = true;
+      return s;
+    });
+    let err = "";
+    const errDone = (async () => {
+      for await (const c of child.stderr) err += decoder.decode(c);
+    })();
+    const outDone = child.stdout.pipeTo(new WritableStream());
+    let base = "";
+    for (let i = 0; i < 400 && !base && !exited; i++) {
+      const m = /Listening on (http:\/\/[\d.]+:\d+)/.exec(err);
+      if (m) base = m[1];
+      else await new Promise((r) => setTimeout(r, 25));
     }
-  };
-  await Promise.all(Array.from({ length: 8 }, worker));
-  assert.ok(!exited, `the server exited:\n${err.slice(-2000)}`);
-  const fivexx = [...statuses].filter(([s]) => s >= 500);
-  assert.deepEqual(fivexx, [], `5xx answers: ${JSON.stringify([...statuses])}`);
-  // A normal client still works.
-  const client = new Client({ name: "after-the-flood", version: "1" });
-  await client.connect(
-    new StreamableHTTPClientTransport(new URL(`${base}/mcp`), {
-      requestInit: { headers: { Authorization: `Bearer ${TOKEN}` } },
-    }),
-  );
-  const r = await client.callTool({
-    name: "proxmox_list_nodes",
-    arguments: {},
-  });
-  assert.ok(!r.isError);
-  await client.close();
-  child.kill("SIGTERM");
-  await status;
-  await Promise.all([outDone, errDone]);
-  assert.doesNotMatch(err, /\n {4}at |Uncaught|panicked/, "no stack trace");
-  assertNoSecrets(err, env);
-});
+    assert.ok(base, `the server did not start:\n${err}`);
+    const flood = hostileMessages(SEED + 1, COUNT);
+    const statuses = new Map<number, number>();
+    let next = 0;
+    const worker = async () => {
+      while (next < flood.length && !exited) {
+        const m = flood[next++];
+        const res = await fetch(`${base}/mcp`, {
+          method: "POST",
+          headers: {
+            Authorization: `Bearer ${TOKEN}`,
+            "Content-Type": "application/json",
+            Accept: "application/json, text/event-stream",
+            "MCP-Protocol-Version": "2025-11-25",
+          },
+          body: m.line,
+        });
+        await res.body?.cancel();
+        statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+      }
+    };
+    await Promise.all(Array.from({ length: 8 }, worker));
+    assert.ok(!exited, `the server exited:\n${err.slice(-2000)}`);
+    const fivexx = [...statuses].filter(([s]) => s >= 500);
+    assert.deepEqual(
+      fivexx,
+      [],
+      `5xx answers: ${JSON.stringify([...statuses])}`,
+    );
+    // A normal client still works.
+    const client = new Client({ name: "after-the-flood", version: "1" });
+    await client.connect(
+      new StreamableHTTPClientTransport(new URL(`${base}/mcp`), {
+        requestInit: { headers: { Authorization: `Bearer ${TOKEN}` } },
+      }),
+    );
+    const r = await client.callTool({
+      name: "proxmox_list_nodes",
+      arguments: {},
+    });
+    assert.ok(!r.isError);
+    await client.close();
+    child.kill("SIGTERM");
+    await status;
+    await Promise.all([outDone, errDone]);
+    assert.doesNotMatch(err, /\n {4}at |Uncaught|panicked/, "no stack trace");
+    assertNoSecrets(err, env);
+  }));

@@ -545,14 +545,25 @@ export async function serveStdio(options: StdioOptions): Promise<void> {
   /** Set when shutdown is complete: nothing more is delivered. */
   let finished = false;
   const deps = () => prefetch ??= options.load();
+  /** MCP's own message schema, once the SDK is loaded. */
+  let wellFormed: (m: Message) => boolean = () => true;
 
   const startHandoff = () =>
     handoff ??= (async () => {
-      const [d, sdk, server] = await Promise.all([
+      const [d, sdk, server, core] = await Promise.all([
         deps(),
         import("@modelcontextprotocol/server/stdio"),
         import("../server.ts"),
+        import("@modelcontextprotocol/server"),
       ]);
+      wellFormed = (m) => {
+        try {
+          core.parseJSONRPCMessage(m);
+          return true;
+        } catch {
+          return false;
+        }
+      };
       const { logger } = await import("../log.ts");
       const l = logger("stdio");
       const t = new HandoffTransport(out, suppress);
@@ -612,6 +623,18 @@ export async function serveStdio(options: StdioOptions): Promise<void> {
   };
 
   const deliver = (t: HandoffTransport, m: Message) => {
+    // The SDK drops a message its schema refuses without a word (e.g. an
+    // object as progressToken): answer such a request here.
+    if (!wellFormed(m)) {
+      if (isRequestId(m.id) && m.method !== undefined) {
+        out.error(
+          m.id,
+          INVALID_REQUEST,
+          "Invalid Request: the message does not match MCP's JSON-RPC schema",
+        );
+      } else log?.debug("Ignored a malformed message");
+      return;
+    }
     try {
       t.onmessage?.(m);
     } catch (e) {
