@@ -1,0 +1,330 @@
+/**
+ * Secrets at DEBUG (issue 9, item 9): across a run of every tool, no secret
+ * in play appears in the server's log (at DEBUG, its most talkative) nor in
+ * any tool result: PROXMOX_PASSWORD, the token secret, MCP_AUTH_TOKEN, every
+ * ticket and CSRF token (a renewal mid-run makes a second pair), passwords
+ * given to the create tools, and passwords on guest command lines in the four
+ * common forms (`sshpass -p`, `echo … | sudo -S`, `MYSQL_PWD=`,
+ * `htpasswd -b`), on success and on error paths.
+ */
+import assert from "node:assert/strict";
+import {
+  call,
+  connect,
+  type Connected,
+  simEnv,
+  startSim,
+  type TestSim,
+  type ToolResult,
+} from "./helpers.ts";
+
+/** A random secret that no output would contain by chance. */
+function secret(tag: string): string {
+  const b = crypto.getRandomValues(new Uint8Array(12));
+  return `${tag}${[...b].map((x) => x.toString(36)).join("")}`;
+}
+
+/** Guest command lines that carry a password, as people write them. */
+function commandSecrets(): { pw: string; command: string | string[] }[] {
+  const a = secret("Ssh"),
+    b = secret("Sudo"),
+    c = secret("My"),
+    d = secret("Ht"),
+    e = secret("Argv");
+  return [
+    { pw: a, command: `sshpass -p '${a}' ssh root@10.0.0.5 uptime` },
+    { pw: b, command: `echo '${b}' | sudo -S systemctl restart nginx` },
+    { pw: c, command: `MYSQL_PWD=${c} mysql -u root -e 'select 1'` },
+    { pw: d, command: `htpasswd -b /etc/nginx/.htpasswd admin ${d}` },
+    // The argv form reaches the agent without a shell.
+    { pw: e, command: ["sshpass", "-p", e, "ssh", "root@10.0.0.5", "true"] },
+  ];
+}
+
+interface Run {
+  results: { tool: string; r: ToolResult }[];
+  called: Set<string>;
+}
+
+async function run(
+  s: Connected,
+  tool: string,
+  args: Record<string, unknown>,
+  into: Run,
+): Promise<ToolResult> {
+  const r = await call(s.client, tool, args);
+  into.results.push({ tool, r });
+  into.called.add(tool);
+  return r;
+}
+
+/** Asserts that none of `secrets` is in the log nor in any result. */
+function assertNowhere(
+  secrets: string[],
+  log: string,
+  runs: Run,
+): void {
+  for (const sec of secrets.filter((x) => x.length >= 6)) {
+    const tag = `${sec.slice(0, 4)}…`;
+    assert.ok(!log.includes(sec), `a secret (${tag}) in the DEBUG log`);
+    for (const { tool, r } of runs.results) {
+      const out = r.text + JSON.stringify(r.data ?? null);
+      assert.ok(!out.includes(sec), `a secret (${tag}) in ${tool}'s result`);
+    }
+  }
+}
+
+/** Calls every tool once or more; returns what came back. */
+async function everyTool(
+  sim: TestSim,
+  s: Connected,
+  secrets: { create: string[]; commands: ReturnType<typeof commandSecrets> },
+): Promise<Run> {
+  const out: Run = { results: [], called: new Set() };
+  const go = (tool: string, args: Record<string, unknown> = {}) =>
+    run(s, tool, args, out);
+
+  await go("proxmox_list_nodes");
+  await go("proxmox_list_vms");
+  await go("proxmox_get_vm_stats", { vmid: 100 });
+  await go("proxmox_list_storage");
+  const content = await go("proxmox_list_content", {
+    storage: "local",
+    node: "pve1",
+  });
+  const start = await go("proxmox_start_vm", { vmid: 106 });
+  const upid = /UPID:[^"\s]+:/.exec(start.text)?.[0];
+  if (upid) await go("proxmox_get_task", { upid });
+  // A ticket renewal mid-run: a second ticket and CSRF token in play.
+  sim.faults.inject({ fault: { kind: "unauthorized" } });
+  await go("proxmox_stop_vm", { vmid: 106, force: true });
+  await go("proxmox_update_vm", { vmid: 102, cores: 3, name: "win-build-2" });
+  await go("proxmox_migrate_vm", { vmid: 102, target: "pve1" });
+
+  // Passwords given to the create tools.
+  const vm = await go("proxmox_create_vm_from_template", {
+    template: 9000,
+    name: "secret-vm",
+    ciuser: "debian",
+    password: secrets.create[0],
+    start: false,
+  });
+  const ostemplate =
+    /local:vztmpl\/debian-12-standard[^"\s,\]]*/.exec(content.text)?.[0] ??
+      "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst";
+  await go("proxmox_create_lxc", {
+    ostemplate,
+    node: "pve1",
+    hostname: "secret-ct",
+    password: secrets.create[1],
+  });
+  // A create refused by Proxmox: its error path must not echo the password.
+  sim.faults.inject({
+    method: "POST",
+    path: /^\/nodes\/[^/]+\/lxc$/,
+    fault: { kind: "status", status: 500, message: "unable to create CT" },
+  });
+  await go("proxmox_create_lxc", {
+    ostemplate,
+    node: "pve1",
+    hostname: "secret-ct2",
+    password: secrets.create[2],
+  });
+  sim.faults.clear();
+
+  await go("proxmox_create_snapshot", { vmid: 100, name: "sec1" });
+  await go("proxmox_list_snapshots", { vmid: 100 });
+  await go("proxmox_rollback_snapshot", { vmid: 100, name: "sec1" });
+  await go("proxmox_delete_snapshot", { vmid: 100, name: "sec1" });
+  await go("proxmox_create_backup", { vmid: 200, storage: "local" });
+  const backups = await go("proxmox_list_backups", {});
+  const volid = /local:backup\/vzdump-qemu-101[^"\s,\]]*/.exec(
+    backups.text,
+  )?.[0] ?? "local:backup/vzdump-qemu-101-2026_11_20-03_00_00.vma.zst";
+  await go("proxmox_restore_backup", { volid, vmid: 777 });
+
+  // Guest commands with passwords: on a guest with an agent (success path),
+  // on one whose agent does not run and on a stopped one (error paths).
+  for (const { command } of secrets.commands) {
+    await go("proxmox_execute_command", { vmid: 101, command });
+    await go("proxmox_execute_command", { vmid: 104, command });
+    await go("proxmox_execute_command", { vmid: 102, command });
+  }
+  // A command given on stdin.
+  await go("proxmox_execute_command", {
+    vmid: 101,
+    command: secrets.commands[0].command,
+    stdin: "not a secret",
+  });
+  await go("proxmox_write_file_vm", {
+    vmid: 101,
+    path: "/tmp/secrets-test",
+    content: "hello",
+  });
+  await go("proxmox_read_file_vm", { vmid: 101, path: "/etc/hostname" });
+  await go("proxmox_install_software", { vmid: 103, software: "nginx" });
+  await go("proxmox_list_firewall_rules", { vmid: 100 });
+  await go("proxmox_add_firewall_rule", {
+    vmid: 100,
+    type: "in",
+    action: "ACCEPT",
+    proto: "tcp",
+    dport: "22",
+    comment: "ssh",
+  });
+  const newid = (vm.data as { vmid?: number } | undefined)?.vmid;
+  await go("proxmox_delete_vm", { vmid: newid ?? 777 });
+  return out;
+}
+
+/** Every tool the server lists was called. */
+async function assertEveryToolCalled(s: Connected, runs: Run): Promise<void> {
+  const { tools } = await s.client.listTools();
+  const missing = tools.map((t) => t.name).filter((n) => !runs.called.has(n));
+  assert.deepEqual(missing, [], "tools this run did not call");
+}
+
+Deno.test("every tool, ticket login, LOG_LEVEL=DEBUG: no password, ticket, CSRF token, MCP_AUTH_TOKEN, create password or guest command password in the log or any result", async () => {
+  await using sim = await startSim();
+  const authToken = secret("Mcp");
+  const create = [secret("Ci"), secret("Ct"), secret("Ct")];
+  const commands = commandSecrets();
+  const env = {
+    ...simEnv(sim),
+    MCP_AUTH_TOKEN: authToken,
+    LOG_LEVEL: "DEBUG",
+  };
+  await using s = await connect({ env });
+  const runs = await everyTool(sim, s, { create, commands });
+  await assertEveryToolCalled(s, runs);
+  // The run did reach the places secrets go: two logins, guest commands.
+  assert.ok(
+    sim.requests.filter((q) => q.path === "/access/ticket").length >= 2,
+    "a ticket renewal happened",
+  );
+  assert.ok(
+    sim.requests.some((q) => q.path.endsWith("/agent/exec")),
+    "guest commands reached an agent",
+  );
+  const guestRuns = runs.results.filter((x) =>
+    x.tool === "proxmox_execute_command"
+  );
+  assert.ok(
+    guestRuns.some((x) => !x.r.isError) && guestRuns.some((x) => x.r.isError),
+    "guest commands ran, and some failed",
+  );
+  assertNowhere(
+    [
+      sim.credentials.password,
+      authToken,
+      ...create,
+      ...commands.map((c) => c.pw),
+      ...sim.secrets(),
+    ],
+    s.stderr(),
+    runs,
+  );
+});
+
+Deno.test("the real entry point with an API token at DEBUG: no token secret, MCP_AUTH_TOKEN or guest command password on stderr or in results", async () => {
+  await using sim = await startSim();
+  const authToken = secret("Mcp");
+  const commands = commandSecrets();
+  const env = {
+    ...simEnv(sim, "token"),
+    MCP_AUTH_TOKEN: authToken,
+    LOG_LEVEL: "DEBUG",
+  };
+  await using s = await connect({ env, process: true });
+  const runs: Run = { results: [], called: new Set() };
+  await run(s, "proxmox_list_vms", {}, runs);
+  await run(s, "proxmox_start_vm", { vmid: 106 }, runs);
+  for (const { command } of commands) {
+    await run(s, "proxmox_execute_command", { vmid: 101, command }, runs);
+    await run(s, "proxmox_execute_command", { vmid: 104, command }, runs);
+  }
+  // Let stderr drain before reading it.
+  await new Promise((ok) => setTimeout(ok, 200));
+  assertNowhere(
+    [
+      sim.credentials.tokenSecret,
+      `${sim.credentials.tokenId}=${sim.credentials.tokenSecret}`,
+      authToken,
+      ...commands.map((c) => c.pw),
+      ...sim.secrets(),
+    ],
+    s.stderr(),
+    runs,
+  );
+  assert.match(s.stderr(), /execute_command|agent\/exec/, "the log has calls");
+});
+
+/** Runs each command on VM 101 (agent up) and returns the server's log. */
+async function logOfCommands(
+  commands: (string | string[])[],
+): Promise<{ log: string; results: ToolResult[] }> {
+  await using sim = await startSim();
+  await using s = await connect({
+    env: { ...simEnv(sim), LOG_LEVEL: "DEBUG" },
+  });
+  const results: ToolResult[] = [];
+  for (const command of commands) {
+    results.push(
+      await call(s.client, "proxmox_execute_command", { vmid: 101, command }),
+    );
+  }
+  return { log: s.stderr(), results };
+}
+
+function assertMasked(
+  cases: { name: string; pw: string; command: string | string[] }[],
+  log: string,
+  results: ToolResult[],
+): void {
+  const leaks = cases.filter((c, i) =>
+    log.includes(c.pw) || results[i].text.includes(c.pw)
+  ).map((c) => c.name);
+  assert.deepEqual(leaks, [], "forms whose password shows at DEBUG");
+}
+
+Deno.test("guest command passwords in the other spellings of the four common forms are masked at DEBUG (sudo --stdin, a here-document, htpasswd with a bcrypt cost)", async () => {
+  const pw = () => secret("Pw");
+  const cases = [
+    { name: "sudo --stdin", pw: pw() },
+    { name: "sudo -S here-document", pw: pw() },
+    { name: "htpasswd -bBC 10", pw: pw() },
+    { name: "htpasswd -b -C 12 -B", pw: pw() },
+    { name: 'sshpass -p"pw"', pw: pw() },
+    { name: "MYSQL_PWD in env argv", pw: pw() },
+  ].map((c, i) => ({
+    ...c,
+    command: [
+      `echo '${c.pw}' | sudo --stdin systemctl restart nginx`,
+      `sudo -S systemctl restart nginx <<EOF\n${c.pw}\nEOF`,
+      `htpasswd -bBC 10 /etc/nginx/.htpasswd admin ${c.pw}`,
+      `htpasswd -b -C 12 -B /etc/nginx/.htpasswd admin ${c.pw}`,
+      `sshpass -p"${c.pw}" ssh root@10.0.0.5 uptime`,
+      ["env", `MYSQL_PWD=${c.pw}`, "mysql", "-u", "root"],
+    ][i],
+  }));
+  const { log, results } = await logOfCommands(cases.map((c) => c.command));
+  assertMasked(cases, log, results);
+});
+
+Deno.test("other passwords on guest command lines are masked at DEBUG too (curl -u user:pw, net user name pw): secrets at DEBUG, 0 hits", async () => {
+  const pw = () => secret("Pw");
+  const cases = [
+    { name: "curl -u user:pw", pw: pw() },
+    { name: "cmd /c net user admin pw", pw: pw() },
+    { name: "wget --http-password", pw: pw() },
+  ].map((c, i) => ({
+    ...c,
+    command: [
+      `curl -fsS -u admin:${c.pw} https://10.0.0.5/api`,
+      ["cmd", "/c", `net user admin ${c.pw}`],
+      `wget --http-user=admin --http-password=${c.pw} https://10.0.0.5/`,
+    ][i],
+  }));
+  const { log, results } = await logOfCommands(cases.map((c) => c.command));
+  assertMasked(cases, log, results);
+});
