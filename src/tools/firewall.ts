@@ -29,6 +29,7 @@ import {
   READ_ONLY,
   type ToolContext,
   ToolError,
+  Toolset,
   Vmid,
 } from "./define.ts";
 
@@ -92,7 +93,7 @@ const Rule = z.object({
 
 export const listFirewallRules = defineTool({
   name: "proxmox_list_firewall_rules",
-  toolset: "firewall",
+  toolset: Toolset.firewall,
   title: "List guest firewall rules",
   description: "A guest's firewall rules, in order, and firewall state.",
   input: { vmid: Vmid },
@@ -182,7 +183,7 @@ function checkRule(a: {
 
 export const addFirewallRule = defineTool({
   name: "proxmox_add_firewall_rule",
-  toolset: "firewall",
+  toolset: Toolset.firewall,
   title: "Add a guest firewall rule",
   description:
     "Add a guest firewall rule. Ports: 22, 80:85, http; addresses: IP, CIDR, alias, +ipset.",

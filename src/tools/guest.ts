@@ -36,6 +36,7 @@ import {
   TimeoutS,
   type ToolContext,
   ToolError,
+  Toolset,
   Vmid,
 } from "./define.ts";
 
@@ -145,7 +146,7 @@ const FollowPid = z.number().int().min(1).max(2 ** 31 - 1).optional().meta({
 
 export const executeCommand = defineTool({
   name: "proxmox_execute_command",
-  toolset: "guest",
+  toolset: Toolset.guest,
   title: "Run a command in a VM",
   description:
     "Run a command in a VM: argv, or a string for sh -c (Windows: cmd /c).",
@@ -241,7 +242,7 @@ const GuestPath = z.string().min(1).max(4096).refine((p) => !p.includes("\0"), {
 
 export const readFileVm = defineTool({
   name: "proxmox_read_file_vm",
-  toolset: "guest",
+  toolset: Toolset.guest,
   title: "Read a file in a VM",
   description: "Read a file in a VM: UTF-8 text, else base64.",
   input: {
@@ -289,7 +290,7 @@ export const readFileVm = defineTool({
 
 export const writeFileVm = defineTool({
   name: "proxmox_write_file_vm",
-  toolset: "guest",
+  toolset: Toolset.guest,
   title: "Write a file in a VM",
   description: "Write (overwrite) a file in a VM; max 46080 bytes.",
   input: {
@@ -414,7 +415,7 @@ function tail(text: string, lines: number, chars: number): string {
 
 export const installSoftware = defineTool({
   name: "proxmox_install_software",
-  toolset: "guest",
+  toolset: Toolset.guest,
   title: "Install software in a VM",
   description: "Install docker or nginx, or update packages, in a VM.",
   input: {
