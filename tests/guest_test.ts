@@ -609,6 +609,14 @@ Deno.test("logged commands have their secrets masked", () => {
     '/bin/sh -c "echo [redacted] | passwd --stdin bob"',
   );
   assert.ok(redactCommand(["echo", "x".repeat(1000)]).length <= 301);
+  // A secret cut at the end of what is looked at is not half shown, even
+  // when masking before it shortened the line below the 300 shown chars.
+  const before = `--password=${"p".repeat(150)} ; `;
+  const pad = "x".repeat(390 - before.length - "echo ; sshpass -p ".length);
+  const script = `${before}echo ${pad}; sshpass -p 'Cut Secret Here' ssh h`;
+  assert.equal(script.indexOf("'Cut"), 390);
+  const cut = redactCommand(["/bin/sh", "-c", script]);
+  assert.doesNotMatch(cut, /Cut|Secret|Here|ppp/);
   // Masking stays fast on the longest commands the tool takes (no regular
   // expression backtracks without bound).
   const t0 = performance.now();

@@ -185,7 +185,19 @@ const LOGGED_CHARS = 300;
  * 400 chars of each part are looked at.
  */
 export function redactCommand(argv: readonly string[]): string {
-  const mask = (text: string) => maskLine(text.slice(0, MASK_WINDOW));
+  const mask = (text: string) => {
+    if (text.length <= MASK_WINDOW) return maskLine(text);
+    // Cut where no secret can be left half-recognised: before the last word,
+    // and before an unclosed quote.
+    let head = text.slice(0, MASK_WINDOW);
+    head = head.slice(0, Math.max(0, head.search(/\s\S*$/)));
+    for (const q of ["'", '"']) {
+      if (head.split(q).length % 2 === 0) {
+        head = head.slice(0, head.lastIndexOf(q));
+      }
+    }
+    return maskLine(head) + " …";
+  };
   let line: string;
   if (argv.length >= 3 && SHELLS.test(argv[0]) && argv[1] === "-c") {
     line = `${argv[0]} -c ${JSON.stringify(mask(argv[2]))}${
