@@ -641,3 +641,68 @@ for (const p of PATHS) {
     await assertNextCallSucceeds(sim, s, START);
   });
 }
+
+// ---------------------------------------------------------------------------
+// Authentication lost for good, and a write carried out whose answer hung
+
+Deno.test("401 with an API token: isError naming the token settings, nothing sent again, then works again", async () => {
+  await using sim = await startSim();
+  await using s = await connect({
+    env: { ...simEnv(sim, "token"), PROXMOX_TIMEOUT: String(TIMEOUT_S) },
+  });
+  for (const t of [TOOLS[0], START]) {
+    sim.faults.inject({
+      method: t.target.method,
+      path: t.target.path,
+      fault: { kind: "unauthorized" },
+    });
+    const { r } = await timed(s, t, 1);
+    assertCleanError(r, sim, `${t.tool} refused with a token`);
+    assert.match(r.text, /PROXMOX_TOKEN_ID|PROXMOX_TOKEN_SECRET/, r.text);
+    assert.equal(sent(sim, t), 1, why(`${t.tool}: not sent again`));
+    await assertNextCallSucceeds(sim, s, t);
+  }
+});
+
+Deno.test("401 mid-session and the fresh login refused too (password changed): isError naming PROXMOX_USER and PROXMOX_PASSWORD, then works again", async () => {
+  await using env = await setup();
+  const { sim, s } = env;
+  const warm = await call(s.client, "proxmox_list_nodes");
+  assert.ok(!warm.isError, warm.text);
+  sim.faults.inject({
+    method: START.target.method,
+    path: START.target.path,
+    fault: { kind: "unauthorized" },
+  });
+  sim.faults.inject({
+    method: "POST",
+    path: "/access/ticket",
+    times: 2,
+    fault: { kind: "status", status: 401, message: "authentication failure" },
+  });
+  const { r } = await timed(s, START, 1);
+  assertCleanError(r, sim, "start_vm with the login refused");
+  assert.match(r.text, /PROXMOX_USER|PROXMOX_PASSWORD/, r.text);
+  assert.equal(sent(sim, START), 1, why("the refused start is not re-sent"));
+  assert.equal(startTasks(sim), 0);
+  await assertNextCallSucceeds(sim, s, START);
+});
+
+for (const t of TOOLS.filter((t) => t.task)) {
+  Deno.test(`a write carried out whose answer never came: ${t.tool} names the task Proxmox started (UPID), sent once`, async () => {
+    await using env = await setup();
+    const { sim, s } = env;
+    sim.faults.inject({
+      method: t.target.method,
+      path: t.target.path,
+      fault: { kind: "hang", apply: true },
+    });
+    const { r, ms } = await timed(s, t, 1);
+    assert.equal(sent(sim, t), 1, why(`${t.tool}: sent once; ${r.text}`));
+    assert.ok(ms <= BOUND_MS, why(`answered after ${Math.round(ms)} ms`));
+    // Where the tool can find out, it says what happened: the task it started.
+    assert.match(r.text, new RegExp(`:${t.task!.type}:${t.task!.vmid}:`));
+    if (r.isError) assertCleanError(r, sim, `${t.tool} hung after applying`);
+    await assertNextCallSucceeds(sim, s, t);
+  });
+}
