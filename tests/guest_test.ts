@@ -806,3 +806,41 @@ Deno.test("install_software returns running with the pid at timeout_s; a call wi
     "not started again",
   );
 });
+
+Deno.test("an exec or file write whose answer never came is sent once and reported as maybe applied, with where to check", async () => {
+  await using sim = await startSim();
+  await using s = await connect({ env: simEnv(sim) });
+  for (
+    const [tool, args, endpoint, advice] of [
+      [
+        "proxmox_execute_command",
+        { command: ["true"] },
+        "/agent/exec",
+        /the command may have started in the guest: check there/,
+      ],
+      [
+        "proxmox_write_file_vm",
+        { path: "/tmp/x", content: "x" },
+        "/agent/file-write",
+        /the file may have been written: read it back with proxmox_read_file_vm/,
+      ],
+    ] as const
+  ) {
+    sim.faults.inject({
+      method: "POST",
+      path: `/nodes/pve1/qemu/100${endpoint}`,
+      fault: { kind: "reset" },
+    });
+    const before = sim.requests.length;
+    const r = await call(s.client, tool, { vmid: 100, ...args });
+    assert.ok(r.isError, tool);
+    assert.match(r.text, /may have been applied \(VM 100\): /, tool);
+    assert.match(r.text, advice, tool);
+    assert.equal(
+      sim.requests.slice(before).filter((q) => q.path.endsWith(endpoint))
+        .length,
+      1,
+      `${tool}: sent exactly once`,
+    );
+  }
+});

@@ -92,6 +92,16 @@ async function agent<T>(
         );
       }
     }
+    if (e.kind === "uncertain") {
+      // Agent calls start no task: there is nothing in PVE to look at.
+      throw new ToolError(
+        `${e.pveMessage} (VM ${vmid}): ${
+          privilege === "exec"
+            ? "the command may have started in the guest: check there (for example with ps) before running it again"
+            : "the file may have been written: read it back with proxmox_read_file_vm before writing it again"
+        }`,
+      );
+    }
     if (e.kind === "permission") {
       throw new ToolError(
         `${e.message}; the guest agent needs ${await agentPrivilege(
