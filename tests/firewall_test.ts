@@ -363,3 +363,33 @@ Deno.test("add_firewall_rule says which writes were applied when a later one fai
   assert.ok(none.isError);
   assert.match(none.text, /^Proxmox answered 500 to POST .*cfs-lock timeout/);
 });
+
+Deno.test("a firewall write whose answer never came is sent once and reported as maybe applied, pointing at the rules", async () => {
+  await using sim = await startSim();
+  await using s = await connect({ env: simEnv(sim) });
+  sim.faults.inject({
+    method: "POST",
+    path: "/nodes/pve1/qemu/100/firewall/rules",
+    fault: { kind: "reset" },
+  });
+  const r = await call(s.client, "proxmox_add_firewall_rule", {
+    vmid: 100,
+    type: "in",
+    action: "ACCEPT",
+    proto: "tcp",
+    dport: "22",
+  });
+  assert.ok(r.isError);
+  assert.match(
+    r.text,
+    /^Firewall of guest 100: adding the rule may or may not have been applied: The connection to Proxmox dropped before it answered .*; the request may have been applied\. Check with proxmox_list_firewall_rules/,
+  );
+  assert.doesNotMatch(r.text, /recent tasks/);
+  assert.equal(
+    sim.requests.filter((q) =>
+      q.method === "POST" && q.path.endsWith("/firewall/rules")
+    ).length,
+    1,
+    "sent exactly once",
+  );
+});

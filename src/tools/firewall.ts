@@ -338,14 +338,18 @@ class Steps {
   }
 
   #failed(doing: string, e: unknown): unknown {
-    if (!this.#done.length) return e;
-    const why = e instanceof PveError || e instanceof ToolError
-      ? e.message
+    const uncertain = e instanceof PveError && e.kind === "uncertain";
+    if (!this.#done.length && !uncertain) return e;
+    // Firewall changes start no task: PVE's rules are where to look.
+    const why = e instanceof PveError
+      ? uncertain ? e.pveMessage : e.message
       : String((e as Error)?.message ?? e);
-    const applied = this.#done.join("; ");
+    const applied = this.#done.length ? `${this.#done.join("; ")}; ` : "";
     return new ToolError(
-      `Firewall of guest ${this.#g.vmid}: ${applied}; ${doing} failed: ${why}. Check with proxmox_list_firewall_rules before repeating the call`,
-      { applied: [...this.#done] },
+      `Firewall of guest ${this.#g.vmid}: ${applied}${doing} ${
+        uncertain ? "may or may not have been applied" : "failed"
+      }: ${why}. Check with proxmox_list_firewall_rules before repeating the call`,
+      { applied: [...this.#done], ...(uncertain ? { uncertain: doing } : {}) },
     );
   }
 }
