@@ -706,3 +706,21 @@ for (const t of TOOLS.filter((t) => t.task)) {
     await assertNextCallSucceeds(sim, s, t);
   });
 }
+
+for (const t of TOOLS.filter((t) => t.task)) {
+  Deno.test(`a task-status poll that hangs once: ${t.tool} retries after PROXMOX_TIMEOUT and reports the task's success`, async () => {
+    await using env = await setup();
+    const { sim, s } = env;
+    sim.faults.inject({
+      method: "GET",
+      path: STATUS_POLL,
+      fault: { kind: "hang" },
+    });
+    const { r, ms } = await timed(s, t, 1);
+    assert.ok(!r.isError, why(`${t.tool}: one hung poll: ${r.text}`));
+    assert.doesNotMatch(r.text, /"status":"running"/);
+    assert.ok(ms <= BOUND_MS, why(`answered after ${Math.round(ms)} ms`));
+    assert.equal(sent(sim, t), 1);
+    await assertNextCallSucceeds(sim, s, t);
+  });
+}
