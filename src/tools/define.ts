@@ -121,6 +121,25 @@ export const StorageId: z.ZodString = formatted("storage");
 /** `storage:volume`, as list_content and list_backups show it. */
 export const Volid: z.ZodString = formatted("volid");
 export const UpidArg: z.ZodString = formatted("upid");
+/** PVE's dns-name: a guest name or a container's hostname. */
+export const DnsName: z.ZodString = z.string().max(255).regex(
+  /^(([a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?)\.)*([a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?)$/,
+  { error: "Not a valid DNS name: letters, digits and '-', dot-separated" },
+);
+/** PVE's address-list: IP addresses or DNS names, split by space, `,` or `;`. */
+const ADDRESS =
+  "(?:(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?\\.)*[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?|[0-9a-fA-F]*:[0-9a-fA-F:.]+)";
+export const AddressList: z.ZodString = z.string().max(1024).regex(
+  new RegExp(`^${ADDRESS}(?:[,; ]+${ADDRESS})*$`),
+  { error: "Not a valid address list: IP addresses or DNS names" },
+);
+/** PVE's pve-tag-list: tags of letters, digits, `_-+.`, split by `;`, `,` or space. */
+export const TagList: z.ZodString = z.string().max(1024).regex(
+  /^[a-z0-9_][a-z0-9_\-+.]*([;, ]+[a-z0-9_][a-z0-9_\-+.]*)*$/i,
+  {
+    error: "Not a valid tag list: tags of letters, digits, '_-+.' split by ';'",
+  },
+);
 /**
  * A guest's node: accepted (and checked against where the guest really is)
  * but not advertised. Vmids are unique in a cluster and the node is found

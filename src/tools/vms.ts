@@ -54,15 +54,18 @@ import {
   wasStopped,
 } from "../proxmox/api/power.ts";
 import {
+  AddressList,
   CREATES,
   defineTool,
   DESTRUCTIVE,
+  DnsName,
   GuestNode,
   IDEMPOTENT_CHANGE,
   IDEMPOTENT_DESTRUCTIVE,
   NodeName,
   READ_ONLY,
   StorageId,
+  TagList,
   taskFollower,
   TaskOutcome,
   TimeoutS,
@@ -433,9 +436,9 @@ export const updateVm = defineTool({
     node: GuestNode,
     cores: z.number().int().optional(),
     memory_mib: z.number().int().optional(),
-    name: z.string().optional(),
+    name: DnsName.optional(),
     description: z.string().optional(),
-    tags: z.string().optional(),
+    tags: TagList.optional(),
     restart: z.boolean().default(true),
     wait: Wait,
     timeout_s: TimeoutS(WAIT_S),
@@ -803,7 +806,7 @@ const Resources = {
   memory_mib: z.number().int().optional(),
 };
 const Login = {
-  password: z.string().optional(),
+  password: z.string().min(5).optional(),
   sshkeys: z.string().optional(),
 };
 const Address = {
@@ -833,7 +836,7 @@ export const createVmFromTemplate = defineTool({
   input: {
     template: Vmid,
     newid: Vmid.optional(),
-    name: z.string().optional(),
+    name: DnsName.optional(),
     node: NodeName.optional(),
     storage: StorageId.optional(),
     linked: z.boolean().optional(),
@@ -842,7 +845,7 @@ export const createVmFromTemplate = defineTool({
     ciuser: z.string().optional(),
     ...Login,
     ...Address,
-    nameserver: z.string().optional(),
+    nameserver: AddressList.optional(),
     searchdomain: z.string().optional(),
     ...StartAndWait,
   },
@@ -1006,7 +1009,7 @@ export const createLxc = defineTool({
     ostemplate: z.string(),
     node: NodeName,
     vmid: Vmid.optional(),
-    hostname: z.string().optional(),
+    hostname: DnsName.optional(),
     ...Login,
     ...Resources,
     swap_mib: z.number().int().optional(),
