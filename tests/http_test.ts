@@ -352,7 +352,7 @@ Deno.test("401 with WWW-Authenticate for a missing or wrong token on every MCP p
   );
 });
 
-Deno.test("DNS-rebinding protection: 403 for a foreign Host or any Origin not in MCP_ALLOWED_ORIGINS (localhost on another port included)", async () => {
+Deno.test("DNS-rebinding protection: 403 for a foreign Host, and for any Origin but the server's own and those in MCP_ALLOWED_ORIGINS (localhost on another port included)", async () => {
   await using sim = await startSim();
   await using srv = await spawnHttp(
     serverEnv(sim, {
@@ -368,7 +368,9 @@ Deno.test("DNS-rebinding protection: 403 for a foreign Host or any Origin not in
     [{ Host: "evil.example.net", Origin: "http://evil.example.net" }, 403],
     [{ Origin: "http://localhost:6275" }, 403],
     [{ Origin: "http://localhost" }, 403],
-    [{ Origin: srv.base }, 403],
+    [{ Origin: srv.base }, 200], // the server's own origin
+    [{ Origin: srv.base.replace("127.0.0.1", "localhost") }, 403],
+    [{ Origin: `${srv.base}1` }, 403],
     [{ Origin: "https://mcp.example.com.evil.net" }, 403],
     [{ Origin: "http://mcp.example.com" }, 403],
     [{ Origin: "http://localhost:6274" }, 200],
@@ -388,7 +390,7 @@ Deno.test("DNS-rebinding protection: 403 for a foreign Host or any Origin not in
   assert.match((await r.json()).error.message, /MCP_ALLOWED_ORIGINS/);
 });
 
-Deno.test("without MCP_ALLOWED_ORIGINS every Origin is refused; a malformed entry stops the start", async () => {
+Deno.test("without MCP_ALLOWED_ORIGINS every foreign Origin is refused (localhost included); a malformed entry stops the start", async () => {
   await using sim = await startSim();
   await using srv = await spawnHttp(serverEnv(sim));
   const H = { Authorization: `Bearer ${TOKEN}` };
@@ -952,7 +954,7 @@ Deno.test("auth bypass attempts over HTTP: 0 of them reach a tool", async () => 
     ],
     [
       "/mcp",
-      [H, `Authorization: Bearer ${TOKEN}`, `Origin: ${srv.base}`],
+      [H, `Authorization: Bearer ${TOKEN}`, `Origin: ${srv.base}0`],
       [403],
     ],
     // With the right token, path tricks still reach nothing but /mcp itself.

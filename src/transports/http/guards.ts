@@ -84,9 +84,12 @@ export function hostGuard(
 }
 
 /**
- * 403 for an Origin not listed in MCP_ALLOWED_ORIGINS. Requests without
- * Origin (every non-browser client) pass: a browser always sends it on the
- * cross-origin requests DNS rebinding needs.
+ * 403 for an Origin that is neither the server's own (scheme + the Host the
+ * request was sent to, port included; the Host check runs first) nor listed
+ * in MCP_ALLOWED_ORIGINS. Requests without Origin (every non-browser client)
+ * pass: a browser always sends it on the requests DNS rebinding needs. A page
+ * on another port of an allowed name (`http://localhost:6274`) is another
+ * origin: refused unless listed.
  */
 export function originGuard(
   origins: Set<string>,
@@ -94,6 +97,13 @@ export function originGuard(
   return (request) => {
     const origin = request.headers.get("origin");
     if (origin === null || origins.has(origin)) return undefined;
+    const host = request.headers.get("host");
+    if (
+      host !== null &&
+      (origin === `http://${host}` || origin === `https://${host}`)
+    ) {
+      return undefined;
+    }
     return jsonRpcError(
       403,
       `Forbidden: Origin ${
