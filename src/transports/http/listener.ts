@@ -614,6 +614,8 @@ export function listen(options: ListenOptions, handler: Handler): Listener {
         else conn.close();
         continue;
       }
+      // Streamed responses are written piece by piece: no Nagle delay.
+      (conn as Deno.TcpConn).setNoDelay?.(true);
       const c = new Connection(conn, headersTimeoutMs);
       conns.add(c);
       void serve(c);
