@@ -12,7 +12,7 @@ import {
 import type { Config } from "./config.ts";
 import { PveClient } from "./proxmox/client.ts";
 import { createServer } from "./server.ts";
-import { ALL_TOOLS, TOOLSETS } from "./tools/mod.ts";
+import { ALL_TOOLS } from "./tools/mod.ts";
 
 export interface Catalog {
   protocolVersions: string[];
@@ -22,7 +22,6 @@ export interface Catalog {
   tools: Record<string, unknown>[];
   /** Tool name → toolset id. */
   toolsetOf: Record<string, string>;
-  toolsets: string[];
 }
 
 /** Asks an in-process SDK server (stdio era 2025) for its opening answers. */
@@ -70,6 +69,5 @@ export async function buildCatalog(
     initialize,
     tools: JSON.parse(JSON.stringify(list.tools)),
     toolsetOf: Object.fromEntries(ALL_TOOLS.map((t) => [t.name, t.toolset])),
-    toolsets: TOOLSETS.map((t) => t.id),
   };
 }

@@ -4,7 +4,10 @@
  * in-memory transport) for tool behaviour, or the real entry point
  * (src/main.ts) over stdio where the process is the point.
  */
-import { Client } from "@modelcontextprotocol/client";
+import {
+  Client,
+  StreamableHTTPClientTransport,
+} from "@modelcontextprotocol/client";
 import { StdioClientTransport } from "@modelcontextprotocol/client/stdio";
 import assert from "node:assert/strict";
 import type { Simulator } from "../src/sim/mod.ts";
@@ -14,6 +17,7 @@ import { boot } from "../src/app.ts";
 import { loadConfig } from "../src/config.ts";
 import { setLogWriter } from "../src/log.ts";
 import { createServer } from "../src/server.ts";
+import { createHttpApp } from "../src/transports/http/router.ts";
 import { serverArgs } from "./server_args.ts";
 
 export { MAIN } from "./server_args.ts";
@@ -60,6 +64,57 @@ export interface ServerOptions {
    * environment by the same loadConfig() and boot() as main.ts.
    */
   process?: boolean;
+  /**
+   * The client can answer form questions (elicitation) with this handler;
+   * without it, the client declares no elicitation capability.
+   */
+  elicit?: (params: ElicitParams) => ElicitAnswer | Promise<ElicitAnswer>;
+  /**
+   * The protocol era: 2025-11-25 (initialize handshake, a session) or
+   * 2026-07-28 (stateless, over the product's HTTP app in process).
+   * Default: the SDK client's negotiation over the in-memory transport.
+   */
+  era?: "2025-11-25" | "2026-07-28";
+  /** Over the product's HTTP app (in process, no socket) instead of memory. */
+  http?: boolean;
+}
+
+export interface ElicitParams {
+  message: string;
+  requestedSchema?: unknown;
+}
+export interface ElicitAnswer {
+  action: "accept" | "decline" | "cancel";
+  content?: Record<string, string | number | boolean | string[]>;
+}
+
+/** An SDK client, with an elicitation handler when asked for. */
+function testClient(options: ServerOptions): Client {
+  const client = new Client(
+    { name: "proxmox-mcp-tests", version: "1.0.0" },
+    {
+      capabilities: options.elicit ? { elicitation: { form: {} } } : {},
+      ...(options.era
+        ? {
+          versionNegotiation: {
+            mode: options.era === "2025-11-25"
+              ? "legacy" as const
+              : { pin: options.era },
+          },
+        }
+        : {}),
+    },
+  );
+  const elicit = options.elicit;
+  if (elicit) {
+    client.setRequestHandler(
+      "elicitation/create",
+      async (req: { params: unknown }) => ({
+        ...await elicit(req.params as unknown as ElicitParams),
+      }),
+    );
+  }
+  return client;
 }
 
 export interface Connected extends AsyncDisposable {
@@ -111,14 +166,34 @@ async function connectInProcess(options: ServerOptions): Promise<Connected> {
     ? await Deno.readTextFile(config.caFile)
     : undefined;
   const deps = await boot(config, caCert);
-  const server = createServer(deps);
-  const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
-  await server.connect(serverSide);
-  const client = new Client({ name: "proxmox-mcp-tests", version: "1.0.0" });
-  await client.connect(clientSide);
+  const client = testClient(options);
+  let closeServer: () => Promise<unknown>;
+  if (options.http || options.era === "2026-07-28") {
+    const app = createHttpApp(deps);
+    await client.connect(
+      new StreamableHTTPClientTransport(
+        new URL(`http://127.0.0.1:${config.port}/mcp`),
+        {
+          fetch: (url: string | URL, init?: RequestInit) => {
+            // A Request made here has no Host header (the socket adds it).
+            const headers = new Headers(init?.headers);
+            headers.set("host", `127.0.0.1:${config.port}`);
+            return app.fetch(new Request(url, { ...init, headers }));
+          },
+        },
+      ),
+    );
+    closeServer = () => app.shutdown();
+  } else {
+    const server = createServer(deps);
+    const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+    await server.connect(serverSide);
+    await client.connect(clientSide);
+    closeServer = () => server.close();
+  }
   const close = async () => {
     await client.close();
-    await server.close();
+    await closeServer();
     setLogWriter();
     assertNoSecrets(log, options.env);
   };
@@ -143,7 +218,7 @@ async function connectProcess(options: ServerOptions): Promise<Connected> {
   transport.stderr?.on("data", (c: Uint8Array) => {
     err += new TextDecoder().decode(c);
   });
-  const client = new Client({ name: "proxmox-mcp-tests", version: "1.0.0" });
+  const client = testClient(options);
   await client.connect(transport);
   const close = async () => {
     await client.close();

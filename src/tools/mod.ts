@@ -5,6 +5,7 @@
  */
 import { createBackup, listBackups, restoreBackup } from "./backups.ts";
 import type { ToolDef } from "./define.ts";
+import { selectBy, type ToolFilter } from "./toolsets.ts";
 import { addFirewallRule, listFirewallRules } from "./firewall.ts";
 import {
   executeCommand,
@@ -33,21 +34,7 @@ import {
   updateVm,
 } from "./vms.ts";
 
-export interface Toolset {
-  id: string;
-  description: string;
-}
-
-export const TOOLSETS: readonly Toolset[] = [
-  { id: "nodes", description: "Cluster nodes" },
-  { id: "vms", description: "VMs and containers: inventory and lifecycle" },
-  { id: "tasks", description: "Following Proxmox tasks" },
-  { id: "snapshots", description: "Snapshots" },
-  { id: "backups", description: "Backups and restores" },
-  { id: "storage", description: "Storage and its content" },
-  { id: "guest", description: "Inside VMs through the QEMU guest agent" },
-  { id: "firewall", description: "Guest firewall rules" },
-];
+export { type ToolFilter, Toolset, TOOLSETS } from "./toolsets.ts";
 
 export const ALL_TOOLS: readonly ToolDef[] = [
   listNodes,
@@ -78,25 +65,10 @@ export const ALL_TOOLS: readonly ToolDef[] = [
   addFirewallRule,
 ];
 
-export interface ToolFilter {
-  readOnly: boolean;
-  toolsets?: string[];
-}
-
 /** The tools a server offers under a filter. Throws on an unknown toolset. */
 export function selectTools(filter: ToolFilter): ToolDef[] {
-  const known = new Set(TOOLSETS.map((t) => t.id));
-  for (const t of filter.toolsets ?? []) {
-    if (!known.has(t)) {
-      throw new RangeError(
-        `Unknown toolset '${t}' in MCP_TOOLSETS: expected some of ${
-          [...known].join(", ")
-        }`,
-      );
-    }
-  }
-  const enabled = filter.toolsets ? new Set(filter.toolsets) : known;
-  return ALL_TOOLS.filter((t) =>
-    enabled.has(t.toolset) && (!filter.readOnly || t.annotations.readOnlyHint)
-  );
+  return selectBy(ALL_TOOLS, (t) => ({
+    toolset: t.toolset,
+    readOnly: t.annotations.readOnlyHint,
+  }), filter);
 }

@@ -29,6 +29,7 @@ import type { Logger } from "@logtape/logtape";
 import type { Config } from "../config.ts";
 import type { ServerDeps } from "../server.ts";
 import catalogJson from "../tools/catalog.json" with { type: "json" };
+import { selectBy } from "../tools/toolsets.ts";
 
 type RequestId = string | number;
 
@@ -47,7 +48,6 @@ interface Catalog {
   initialize: Record<string, unknown>;
   tools: { name: string; annotations?: { readOnlyHint?: boolean } }[];
   toolsetOf: Record<string, string>;
-  toolsets: string[];
 }
 
 /** The longest line (one JSON-RPC message) read: 4 MiB, as HTTP's body limit. */
@@ -75,20 +75,10 @@ const encoder = new TextEncoder();
 export function catalogTools(
   config: Pick<Config, "readOnly" | "toolsets">,
 ): Catalog["tools"] {
-  for (const t of config.toolsets ?? []) {
-    if (!catalog.toolsets.includes(t)) {
-      throw new RangeError(
-        `Unknown toolset '${t}' in MCP_TOOLSETS: expected some of ${
-          catalog.toolsets.join(", ")
-        }`,
-      );
-    }
-  }
-  const enabled = config.toolsets ? new Set(config.toolsets) : undefined;
-  return catalog.tools.filter((t) =>
-    (!enabled || enabled.has(catalog.toolsetOf[t.name])) &&
-    (!config.readOnly || t.annotations?.readOnlyHint === true)
-  );
+  return selectBy(catalog.tools, (t) => ({
+    toolset: catalog.toolsetOf[t.name],
+    readOnly: t.annotations?.readOnlyHint === true,
+  }), config);
 }
 
 /** An id echoed exactly as the client wrote it (a number JSON cannot hold). */
