@@ -71,7 +71,10 @@ const SAFE_HOST =
   /^[A-Za-z0-9.\-]+(?::\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](?::\d{1,5})?$/;
 const READ_SIZE = 16 * 1024;
 const SWEEP_MS = 250;
-const MAX_SHEDDING = 64;
+/** Refusals in progress at most; beyond, a connection is closed unanswered. */
+const MAX_SHEDDING = 128;
+/** How long a refusal waits for the request before answering 503. */
+const SHED_WAIT_MS = 50;
 
 const STATUS_TEXT: Record<number, string> = {
   200: "OK",
@@ -416,11 +419,17 @@ export function listen(options: ListenOptions, handler: Handler): Listener {
 
   async function refuse(conn: Deno.Conn): Promise<void> {
     // Read what the client sent first (briefly), so that closing does not
-    // reset the connection before it reads the 503.
+    // reset the connection before it reads the 503; a silent client gets the
+    // 503 after SHED_WAIT_MS.
     shedding++;
     const timer = setTimeout(() => conn.close(), 1_000);
     try {
-      await conn.read(new Uint8Array(READ_SIZE));
+      let wait: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        conn.read(new Uint8Array(READ_SIZE)),
+        new Promise((r) => wait = setTimeout(r, SHED_WAIT_MS)),
+      ]);
+      clearTimeout(wait);
       let off = 0;
       while (off < shed.length) off += await conn.write(shed.subarray(off));
     } catch {
