@@ -13,6 +13,7 @@ import {
 import assert from "node:assert/strict";
 import { loadConfig } from "../src/config.ts";
 import { PveClient } from "../src/proxmox/client.ts";
+import { TRANSPORTS } from "../src/transports/mod.ts";
 import {
   createHttpApp,
   type HttpOptions,
@@ -274,7 +275,7 @@ Deno.test("Streamable HTTP: a 2025-era client gets a session, calls tools, and D
   assertNoSecrets(srv.stderr(), sim);
 });
 
-Deno.test("legacy HTTP+SSE: the SDK's SSEClientTransport lists and calls tools", async () => {
+Deno.test("legacy HTTP+SSE: the SDK's SSEClientTransport lists and calls tools; --transport sse serves /mcp as well", async () => {
   await using sim = await startSim();
   await using srv = await spawnHttp(serverEnv(sim), ["--transport", "sse"]);
   const client = new Client({ name: "sse-test", version: "1.0.0" });
@@ -297,6 +298,11 @@ Deno.test("legacy HTTP+SSE: the SDK's SSEClientTransport lists and calls tools",
   } finally {
     await client.close();
   }
+  // MCP_TRANSPORT=sse is http: the same port serves Streamable HTTP too.
+  assert.equal(TRANSPORTS.sse, TRANSPORTS.http);
+  const modern = await modernClient(srv.base);
+  await callOk(modern, "proxmox_list_nodes");
+  await modern.close();
   // The POST endpoint needs a live session and the same token.
   const stale = await post(`${srv.base}/messages?sessionId=nope`, INIT, {
     Authorization: `Bearer ${TOKEN}`,

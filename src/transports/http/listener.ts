@@ -395,12 +395,13 @@ export function listen(options: ListenOptions, handler: Handler): Listener {
   const conns = new Set<Connection>();
   let shedding = 0;
   let stopping = false;
-  let lastWarning = 0;
   let allClosed: (() => void) | undefined;
-  const warn = (msg: string) => {
+  /** The last time each kind of warning was logged (at most one per 10 s). */
+  const warned = { accept: 0, cap: 0 };
+  const warn = (kind: keyof typeof warned, msg: string) => {
     const now = Date.now();
-    if (now - lastWarning < 10_000) return;
-    lastWarning = now;
+    if (now - warned[kind] < 10_000) return;
+    warned[kind] = now;
     log.warning(msg);
   };
 
@@ -604,6 +605,7 @@ export function listen(options: ListenOptions, handler: Handler): Listener {
       } catch (e) {
         if (stopping) return;
         warn(
+          "accept",
           `Cannot accept a connection: ${
             (e as Error).message
           } (${conns.size} open); still serving`,
@@ -618,7 +620,7 @@ export function listen(options: ListenOptions, handler: Handler): Listener {
         continue;
       }
       if (conns.size >= max) {
-        warn(`Connection cap reached (${max}): answering 503`);
+        warn("cap", `Connection cap reached (${max}): answering 503`);
         if (shedding < MAX_SHEDDING) void refuse(conn);
         else conn.close();
         continue;
