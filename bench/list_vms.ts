@@ -3,6 +3,7 @@
  * call, bytes per guest of the text the model reads, and time per call against
  * a proxmox_list_nodes call in the same session (the baseline).
  */
+import { setTimeout as delay } from "node:timers/promises";
 import { startSimulator } from "../src/sim/mod.ts";
 import { median, spawnServer } from "./common.ts";
 
@@ -36,7 +37,7 @@ export async function listVmsBench(guests = 5000): Promise<{
       let t = performance.now();
       await s.client.callTool({ name: "proxmox_list_nodes", arguments: {} });
       base.push(performance.now() - t);
-      await new Promise((r) => setTimeout(r, 1600)); // past the resources cache
+      await delay(1600); // past the resources cache
       t = performance.now();
       await s.client.callTool({ name: "proxmox_list_vms", arguments: {} });
       times.push(performance.now() - t);

@@ -1,4 +1,5 @@
 /** e2e: backup, backup listing and restore tools over stdio. */
+import { setTimeout as delay } from "node:timers/promises";
 import assert from "node:assert/strict";
 import { z } from "zod";
 import type { ConfigValue } from "../src/sim/state.ts";
@@ -39,7 +40,7 @@ async function api(
 
 async function until(what: string, check: () => boolean): Promise<void> {
   for (let i = 0; i < 200 && !check(); i++) {
-    await new Promise((r) => setTimeout(r, 10));
+    await delay(10);
   }
   assert.ok(check(), what);
 }

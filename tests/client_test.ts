@@ -1,4 +1,5 @@
 /** PveClient details that the e2e tests cannot reach through a tool. */
+import { setTimeout as delay } from "node:timers/promises";
 import assert from "node:assert/strict";
 import {
   encodeParams,
@@ -23,7 +24,7 @@ Deno.test("a ticket is renewed with itself before it expires, without the passwo
     ticketRenewMs: 150,
   });
   await pve.get("/version");
-  await new Promise((r) => setTimeout(r, 200));
+  await delay(200);
   await pve.get("/version");
   const logins = sim.requests.filter((r) => r.path === "/access/ticket");
   assert.equal(logins.length, 2);
@@ -124,7 +125,7 @@ async function rejection(p: Promise<unknown>): Promise<PveError> {
 }
 
 const START = "/nodes/pve1/qemu/100/status/start";
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const sleep = (ms: number) => delay(ms);
 
 for (const path of TLS_PATHS) {
   Deno.test(`a write that never gets an answer is sent exactly once and reported uncertain (${path})`, async () => {

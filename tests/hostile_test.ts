@@ -6,6 +6,7 @@
  * request with a usable id is answered exactly once, and a normal call works
  * afterwards. Bounded: the flood has a fixed size and each run a deadline.
  */
+import { setTimeout as delay } from "node:timers/promises";
 import {
   Client,
   StreamableHTTPClientTransport,
@@ -326,7 +327,7 @@ Deno.test(`stdio: ${COUNT} hostile messages, no exit, every request answered onc
     while (
       !exited && Date.now() < deadline && owed.some((id) => !answers.has(id))
     ) {
-      await new Promise((r) => setTimeout(r, 50));
+      await delay(50);
     }
     assert.ok(!exited, `the server exited:\n${err.slice(-2000)}`);
     const missing = owed.filter((id) => !answers.has(id));
@@ -384,7 +385,7 @@ Deno.test(`HTTP: ${COUNT} hostile messages, no exit, every POST answered below 5
     for (let i = 0; i < 400 && !base && !exited; i++) {
       const m = /Listening on (http:\/\/[\d.]+:\d+)/.exec(err);
       if (m) base = m[1];
-      else await new Promise((r) => setTimeout(r, 25));
+      else await delay(25);
     }
     assert.ok(base, `the server did not start:\n${err}`);
     const flood = hostileMessages(SEED + 1, COUNT);

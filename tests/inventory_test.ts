@@ -1,4 +1,5 @@
 /** e2e: the inventory tools over stdio against the simulator. */
+import { setTimeout as delay } from "node:timers/promises";
 import assert from "node:assert/strict";
 import { selfSignedCert } from "../src/sim/tls.ts";
 import { call, callOk, connect, simEnv, startSim } from "./helpers.ts";
@@ -198,7 +199,7 @@ Deno.test("an expired ticket is renewed by logging in again mid-session", async 
   await using sim = await startSim({ ticketLifetimeS: 1 });
   await using s = await connect({ env: simEnv(sim) });
   await callOk(s.client, "proxmox_list_nodes");
-  await new Promise((r) => setTimeout(r, 1100));
+  await delay(1100);
   const nodes = await callOk(s.client, "proxmox_list_nodes");
   assert.equal(nodes.nodes.length, 3);
   const logins = sim.requests.filter((r) => r.path === "/access/ticket");

@@ -1,4 +1,5 @@
 /** Simulator fault injection and the raw request log, driven with plain fetch. */
+import { setTimeout as delay } from "node:timers/promises";
 import assert from "node:assert/strict";
 import { simTls } from "../src/sim/tls.ts";
 import { startSim, type TestSim } from "./sim_helpers.ts";
@@ -34,7 +35,7 @@ async function waitTask(
     );
     const { data } = await r.json();
     if (data.status === "stopped") return data;
-    await new Promise((r) => setTimeout(r, 10));
+    await delay(10);
   }
 }
 
@@ -79,7 +80,7 @@ Deno.test("sim fault status: a write answered with an error is not carried out",
   const r = await api(sim)(START, { method: "POST" });
   assert.equal(r.status, 500);
   await r.body?.cancel();
-  await new Promise((r) => setTimeout(r, 100));
+  await delay(100);
   assert.equal(g.status, "stopped");
   assert.equal(sim.cluster.tasks.size, 0);
 });
@@ -133,7 +134,7 @@ Deno.test("sim fault reset: the connection drops without a usable answer and not
     const r = await api(sim)(START, { method: "POST" });
     await r.text();
   }, TypeError);
-  await new Promise((r) => setTimeout(r, 100));
+  await delay(100);
   assert.equal(g.status, "stopped");
   assert.equal(sim.cluster.tasks.size, 0);
   // The next request on a fresh connection is answered.
@@ -180,7 +181,7 @@ Deno.test("sim fault hang: no answer until the client gives up; nothing done", a
     (e: Error) => e.name === "TimeoutError",
   );
   assert.ok(performance.now() - t0 >= 190);
-  await new Promise((r) => setTimeout(r, 100));
+  await delay(100);
   assert.equal(g.status, "stopped");
   assert.equal(sim.cluster.tasks.size, 0);
   assert.equal(sim.faults.hanging, 0, "the client gave up: nothing held");
@@ -208,7 +209,7 @@ Deno.test("sim fault hang: closing the simulator ends a hung request", async () 
   const sim = await startSim();
   sim.faults.inject({ fault: { kind: "hang" }, times: Infinity });
   const pending = api(sim)("/version").then((r) => r.text());
-  await new Promise((r) => setTimeout(r, 100));
+  await delay(100);
   assert.equal(sim.faults.hanging, 1);
   const t0 = performance.now();
   await sim.close();
@@ -287,7 +288,7 @@ Deno.test("sim task fault endless: runs until stopped through the API", async ()
   const call = api(sim);
   sim.faults.task({ type: "qmstart", endless: true });
   const { data: upid } = await (await call(START, { method: "POST" })).json();
-  await new Promise((r) => setTimeout(r, 300));
+  await delay(300);
   const path = `/nodes/pve1/tasks/${encodeURIComponent(upid)}`;
   const { data: running } = await (await call(`${path}/status`)).json();
   assert.equal(running.status, "running");
@@ -362,7 +363,7 @@ Deno.test("sim faults over HTTPS: reset drops the connection, hang holds until t
     await assert.rejects(async () => await (await call()).text(), TypeError);
     sim.faults.inject({ fault: { kind: "hang" } });
     await assert.rejects(call({ signal: AbortSignal.timeout(200) }));
-    await new Promise((r) => setTimeout(r, 100));
+    await delay(100);
     assert.equal(sim.faults.hanging, 0);
     const ok = await call();
     assert.equal(ok.status, 200);

@@ -1,4 +1,5 @@
 /** The opt-in Proxmox Backup Server storage: listed, backed up to and restored from as PVE does. */
+import { setTimeout as delay } from "node:timers/promises";
 import assert from "node:assert/strict";
 import { startSim, type TestSim } from "./sim_helpers.ts";
 
@@ -34,7 +35,7 @@ async function finished(
         log: log.data.map((l: { t: string }) => l.t),
       };
     }
-    await new Promise((r) => setTimeout(r, 10));
+    await delay(10);
   }
 }
 

@@ -1,4 +1,5 @@
 /** Simulator tasks as PVE runs them: stopping, logs with `total`, reason-less 401s. */
+import { setTimeout as delay } from "node:timers/promises";
 import assert from "node:assert/strict";
 import { startSim } from "./sim_helpers.ts";
 
@@ -17,10 +18,10 @@ Deno.test("sim: a stopped task stays stopped with PVE's interrupt, and the task 
     method: "POST",
     body: new URLSearchParams({ newid: "150" }),
   });
-  await new Promise((r) => setTimeout(r, 50));
+  await delay(50);
   const task = `/nodes/pve2/tasks/${encodeURIComponent(upid)}`;
   assert.equal((await api(task, { method: "DELETE" })).data, null);
-  await new Promise((r) => setTimeout(r, 600));
+  await delay(600);
   const { data: status } = await api(`${task}/status`);
   assert.equal(status.status, "stopped");
   assert.equal(status.exitstatus, "interrupted by signal");

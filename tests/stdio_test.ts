@@ -2,6 +2,7 @@
  * The stdio transport's fast opening: answers from src/tools/catalog.json that
  * must be exactly what the SDK answers, then a handoff to the SDK.
  */
+import { setTimeout as delay } from "node:timers/promises";
 import assert from "node:assert/strict";
 import { buildCatalog } from "../src/catalog.ts";
 import { selectTools } from "../src/tools/mod.ts";
@@ -361,7 +362,6 @@ class Server {
   }
 }
 
-const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const INITIALIZED = { jsonrpc: "2.0", method: "notifications/initialized" };
 const callTool = (id: unknown, name: string) => ({

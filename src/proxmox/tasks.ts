@@ -1,6 +1,7 @@
 /**
  * Proxmox tasks: UPID parsing and following a task to its end.
  */
+import { setTimeout as delay } from "node:timers/promises";
 import type { PveClient } from "./client.ts";
 import { PveError, ToolError } from "./errors.ts";
 import { pvePath, seg } from "./path.ts";
@@ -99,7 +100,7 @@ export async function waitForTask(
     seg.upid(upid)
   }/status`;
   const started = performance.now();
-  let delay = options.pollMs ?? 100;
+  let pollMs = options.pollMs ?? 100;
   let failedPolls = 0;
   while (true) {
     let st: TaskStatus;
@@ -123,7 +124,9 @@ export async function waitForTask(
         }
         throw e;
       }
-      await sleep(Math.min(delay, 1000), options.signal);
+      await delay(Math.min(pollMs, 1000), undefined, {
+        signal: options.signal,
+      });
       continue;
     }
     const elapsedMs = performance.now() - started;
@@ -153,11 +156,12 @@ export async function waitForTask(
       const tail = await taskLogTail(pve, upid, 1).catch(() => []);
       await options.onProgress({ elapsedMs, line: tail.at(-1) });
     }
-    await sleep(
-      Math.min(delay, options.timeoutMs - elapsedMs),
-      options.signal,
+    await delay(
+      Math.max(0, Math.min(pollMs, options.timeoutMs - elapsedMs)),
+      undefined,
+      { signal: options.signal },
     );
-    delay = Math.min(delay * 1.5, 2000);
+    pollMs = Math.min(pollMs * 1.5, 2000);
   }
 }
 
@@ -188,19 +192,4 @@ export async function taskLogTail(
 
 function round1(n: number): number {
   return Math.round(n * 10) / 10;
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const t = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, Math.max(0, ms));
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(signal!.reason);
-    };
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
 }
