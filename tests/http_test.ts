@@ -11,6 +11,7 @@ import {
   StreamableHTTPClientTransport,
 } from "@modelcontextprotocol/client";
 import assert from "node:assert/strict";
+import { setTimeout as delay } from "node:timers/promises";
 import { loadConfig } from "../src/config.ts";
 import { PveClient } from "../src/proxmox/client.ts";
 import { TRANSPORTS } from "../src/transports/mod.ts";
@@ -94,7 +95,7 @@ async function spawnHttp(
     if (exited || Date.now() > deadline) {
       throw new Error(`The server did not start:\n${err}${out}`);
     }
-    await new Promise((r) => setTimeout(r, 25));
+    await delay(25);
   }
   const close = async () => {
     if (!exited) {
@@ -471,10 +472,10 @@ Deno.test("SIGTERM: new work is refused while the in-flight call finishes, then 
   const t0 = Date.now();
   while (!sim.requests.some((r) => r.path.endsWith("/status/start"))) {
     assert.ok(Date.now() - t0 < 10_000, "the call reached Proxmox");
-    await new Promise((r) => setTimeout(r, 10));
+    await delay(10);
   }
   srv.process.kill("SIGTERM");
-  await new Promise((r) => setTimeout(r, 100));
+  await delay(100);
   // Not accepted any more: refused, or answered 503 on a kept-alive connection.
   const late = await fetch(`${srv.base}/healthz`).then(
     async (r) => {
@@ -572,7 +573,7 @@ Deno.test("sessions expire when idle, busy ones do not, and the cap refuses one 
   // refused with 503: there is nothing to evict.
   const t0 = Date.now();
   const call = callOk(c1, "proxmox_start_vm", { vmid: 102 });
-  await new Promise((r) => setTimeout(r, 100));
+  await delay(100);
   const third = await post(`${base}/mcp`, INIT, H);
   assert.equal(third.status, 503);
   assert.ok(third.headers.get("retry-after"));
@@ -590,7 +591,7 @@ Deno.test("sessions expire when idle, busy ones do not, and the cap refuses one 
   assert.deepEqual(app.sessions(), { streamable: 1, sse: 1 });
 
   // Idle: the Streamable HTTP session expires; the open SSE stream does not.
-  await new Promise((r) => setTimeout(r, 700));
+  await delay(700);
   assert.deepEqual(app.sessions(), { streamable: 0, sse: 1 });
   const gone = await post(
     `${base}/mcp`,
@@ -703,10 +704,10 @@ Deno.test("under ulimit -n 256, 400 idle unauthenticated connections do not kill
   await using sim = await startSim();
   await using srv = await spawnHttp(serverEnv(sim), [], { openFiles: 256 });
   const conns = await idleConnections(srv.base, 400);
-  await new Promise((r) => setTimeout(r, 1_000));
+  await delay(1_000);
   let exited = false;
   void srv.status.then(() => exited = true);
-  await new Promise((r) => setTimeout(r, 100));
+  await delay(100);
   assert.equal(exited, false, `the server exited:\n${srv.stderr()}`);
   assert.match(srv.stderr(), /Cannot accept a connection: .*still serving/);
   for (const c of conns) c.close();
@@ -728,13 +729,13 @@ Deno.test("MCP_MAX_CONNECTIONS: with 3x the cap held by silent connections a req
   // Three times the cap, silent: the extra ones are refused too, and a real
   // request behind them still gets its 503 (not a reset).
   const conns = await idleConnections(srv.base, 300);
-  await new Promise((r) => setTimeout(r, 300));
+  await delay(300);
   const r = await fetch(`${srv.base}/healthz`);
   assert.equal(r.status, 503);
   assert.equal(r.headers.get("retry-after"), "1");
   assert.match((await r.json()).error.message, /Too many open connections/);
   for (const c of conns) c.close();
-  await new Promise((r) => setTimeout(r, 300));
+  await delay(300);
   assert.equal(await healthz(srv.base), 200);
   assert.match(srv.stderr(), /Connection cap reached \(100\)/);
 });
@@ -773,7 +774,7 @@ Deno.test("the listener closes a connection without a complete head in time (slo
   const slow = await open();
   const trickle = (async () => {
     for (const ch of "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: ") {
-      await new Promise((r) => setTimeout(r, 50));
+      await delay(50);
       await slow.write(new TextEncoder().encode(ch)).catch(() => {});
     }
   })();

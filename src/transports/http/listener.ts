@@ -26,6 +26,7 @@
  * Responses whose type is `text/event-stream` are streamed (chunked); others
  * are sent whole with a Content-Length.
  */
+import { setTimeout as delay } from "node:timers/promises";
 import { logger } from "../../log.ts";
 
 export interface ListenOptions {
@@ -610,7 +611,7 @@ export function listen(options: ListenOptions, handler: Handler): Listener {
             (e as Error).message
           } (${conns.size} open); still serving`,
         );
-        await new Promise((r) => setTimeout(r, backoff));
+        await delay(backoff);
         backoff = Math.min(backoff * 2, 1_000);
         continue;
       }

@@ -3,6 +3,7 @@
  * listener (listener.ts). SIGTERM/SIGINT: stop accepting, let in-flight calls
  * finish (up to a grace period), close the sessions, return.
  */
+import { setTimeout as delay } from "node:timers/promises";
 import type { Config } from "../../config.ts";
 import { logger } from "../../log.ts";
 import type { ServerDeps } from "../../server.ts";
@@ -18,16 +19,6 @@ const log = logger("http");
 
 function urlHost(hostname: string): string {
   return hostname.includes(":") ? `[${hostname}]` : hostname;
-}
-
-function delay(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise<void>((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener("abort", () => {
-      clearTimeout(t);
-      resolve();
-    }, { once: true });
-  });
 }
 
 /** Serves MCP over HTTP until SIGTERM/SIGINT, then shuts down gracefully. */
@@ -83,7 +74,10 @@ export async function runHttp(deps: ServerDeps): Promise<void> {
   );
   const closed = server.shutdown();
   await app.shutdown(force.signal);
-  await Promise.race([closed, delay(2_000, force.signal)]);
+  await Promise.race([
+    closed,
+    delay(2_000, undefined, { signal: force.signal }).catch(() => {}),
+  ]);
   server.close();
   for (const [sig, handler] of handlers) {
     Deno.removeSignalListener(sig, handler);

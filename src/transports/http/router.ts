@@ -25,6 +25,7 @@ import {
   legacyStatelessFallback,
   WebStandardStreamableHTTPServerTransport,
 } from "@modelcontextprotocol/server";
+import { setTimeout as delay } from "node:timers/promises";
 import { logger } from "../../log.ts";
 import { createServer, type ServerDeps } from "../../server.ts";
 import { jsonRpcError, SseServerTransport } from "../sse.ts";
@@ -100,16 +101,6 @@ function isInitialize(body: unknown): boolean {
   return (Array.isArray(body) ? body : [body]).some((m) =>
     (m as { method?: unknown })?.method === "initialize"
   );
-}
-
-function delay(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise<void>((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener("abort", () => {
-      clearTimeout(t);
-      resolve();
-    }, { once: true });
-  });
 }
 
 /** Builds the request handler for every HTTP path of the server. */
@@ -367,7 +358,7 @@ export function createHttpApp(
       draining = true;
       const deadline = Date.now() + opts.drainMs;
       while (busy() > 0 && Date.now() < deadline && !signal?.aborted) {
-        await delay(25, signal);
+        await delay(25, undefined, { signal }).catch(() => {});
       }
       await store.close();
       await modern.close();
