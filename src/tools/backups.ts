@@ -8,12 +8,15 @@ import {
   defineTool,
   DESTRUCTIVE,
   GuestNode,
+  newVm,
   NodeName,
   READ_ONLY,
+  storage,
   StorageId,
   TaskOutcome,
   TimeoutS,
   ToolError,
+  vm,
   Vmid,
   Volid,
   Wait,
@@ -45,6 +48,11 @@ export const createBackup = defineTool({
     storage: z.string(),
   }),
   annotations: CREATES,
+  privileges: [
+    vm("VM.Backup"),
+    vm("VM.Audit"),
+    storage("Datastore.AllocateSpace"),
+  ],
   async run(a, ctx) {
     const g = await locate(ctx.pve, a.vmid, a.node);
     const storage = a.storage ??
@@ -128,6 +136,7 @@ export const listBackups = defineTool({
   },
   output: z.object({ count: z.number(), backups: z.array(Backup) }),
   annotations: READ_ONLY,
+  privileges: [storage(["Datastore.Audit", "Datastore.AllocateSpace"])],
   async run(filter, { pve }) {
     const list = await backups.listBackups(pve, filter);
     return {
@@ -169,6 +178,7 @@ export const restoreBackup = defineTool({
     type: z.enum(["qemu", "lxc"]),
   }),
   annotations: DESTRUCTIVE,
+  privileges: [newVm("VM.Allocate"), storage("Datastore.AllocateSpace")],
   async run(a, ctx) {
     const { pve } = ctx;
     const plan = await backups.planRestore(pve, a.volid, {

@@ -15,6 +15,15 @@ import type { ToolsetId } from "./toolsets.ts";
 export { PveError, ToolError } from "../proxmox/errors.ts";
 export type { PveErrorKind } from "../proxmox/errors.ts";
 export { Toolset } from "./toolsets.ts";
+export {
+  AGENT,
+  newVm,
+  node,
+  type Privilege,
+  storage,
+  vm,
+} from "../safety/privileges.ts";
+import type { Privilege } from "../safety/privileges.ts";
 
 export interface Annotations {
   readOnlyHint: boolean;
@@ -56,6 +65,8 @@ export interface ToolDef<
   input: I;
   output: O;
   annotations: Annotations;
+  /** The PVE privileges it needs (src/safety/privileges.ts); [] for none. */
+  privileges?: readonly Privilege[];
   run(args: z.infer<z.ZodObject<I>>, ctx: ToolContext): Promise<z.infer<O>>;
 }
 

@@ -30,6 +30,7 @@ import {
   type ToolContext,
   ToolError,
   Toolset,
+  vm,
   Vmid,
 } from "./define.ts";
 
@@ -105,6 +106,7 @@ export const listFirewallRules = defineTool({
     rules: z.array(Rule),
   }),
   annotations: READ_ONLY,
+  privileges: [vm("VM.Audit")],
   async run({ vmid }, { pve }) {
     const g = await locate(pve, vmid);
     const [{ rules }, options] = await Promise.all([
@@ -224,6 +226,7 @@ export const addFirewallRule = defineTool({
   // A DROP rule, or enable_firewall under a DROP policy, can cut a guest off;
   // repeating the call adds nothing.
   annotations: IDEMPOTENT_DESTRUCTIVE,
+  privileges: [vm("VM.Config.Network"), vm("VM.Audit")],
   async run(args, ctx) {
     const action = checkRule(args);
     const { pve } = ctx;
@@ -253,7 +256,9 @@ export const addFirewallRule = defineTool({
         () => createRule(pve, g, fields, args.enable),
       );
       ({ rules, digest } = await steps.read(() => listRules(pve, g)));
-      const want = Math.min(args.position ?? 0, rules.length - 1);
+      // A dry run added nothing: the list it reads back lacks the new rule.
+      const count = rules.length + (ctx.dryRun ? 1 : 0);
+      const want = Math.min(args.position ?? 0, count - 1);
       if (want > 0) {
         await steps.write(
           `moving it to position ${want}`,

@@ -27,6 +27,7 @@ import {
 } from "../proxmox/api/agent.ts";
 import { type GuestRef, locate } from "../proxmox/api/guests.ts";
 import {
+  AGENT,
   defineTool,
   DESTRUCTIVE,
   IDEMPOTENT_DESTRUCTIVE,
@@ -37,6 +38,7 @@ import {
   type ToolContext,
   ToolError,
   Toolset,
+  vm,
   Vmid,
 } from "./define.ts";
 
@@ -186,6 +188,7 @@ export const executeCommand = defineTool({
     note: z.string().optional(),
   }),
   annotations: DESTRUCTIVE,
+  privileges: [AGENT.exec, vm("VM.Audit")],
   async run({ vmid, command, stdin, timeout_s, max_output, pid }, ctx) {
     const stdinBytes = stdin === undefined ? undefined : encoder.encode(stdin);
     if (stdinBytes && stdinBytes.length > STDIN_MAX_BYTES) {
@@ -269,6 +272,7 @@ export const readFileVm = defineTool({
     truncated: z.boolean(),
   }),
   annotations: READ_ONLY,
+  privileges: [AGENT.read, vm("VM.Audit")],
   async run({ vmid, path, max_bytes }, ctx) {
     const g = await qemuGuest(ctx, vmid);
     const r = await agent(
@@ -311,6 +315,7 @@ export const writeFileVm = defineTool({
   },
   output: z.object({ vmid: z.number(), path: z.string(), bytes: z.number() }),
   annotations: IDEMPOTENT_DESTRUCTIVE,
+  privileges: [AGENT.write, vm("VM.Audit")],
   async run({ vmid, path, content, base64 }, ctx) {
     const bytes = base64 ? base64Decode(content) : encoder.encode(content);
     if (!bytes) {
@@ -447,6 +452,7 @@ export const installSoftware = defineTool({
     note: z.string().optional(),
   }),
   annotations: DESTRUCTIVE,
+  privileges: [AGENT.exec, vm("VM.Audit")],
   async run({ vmid, software, timeout_s, pid }, ctx) {
     const g = await qemuGuest(ctx, vmid);
     const r = await agent(

@@ -1,7 +1,7 @@
 /** The `nodes` toolset: cluster nodes. */
 import { z } from "zod";
 import { listNodes as readNodes } from "../proxmox/api/nodes.ts";
-import { defineTool, READ_ONLY } from "./define.ts";
+import { defineTool, node, READ_ONLY } from "./define.ts";
 
 const GIB = 1024 ** 3;
 const gib = (b: unknown): number | undefined =>
@@ -29,6 +29,7 @@ export const listNodes = defineTool({
     })),
   }),
   annotations: READ_ONLY,
+  privileges: [node("Sys.Audit")],
   async run(_args, { pve }) {
     const nodes = (await readNodes(pve)).map((n) => ({
       node: String(n.node),

@@ -18,6 +18,7 @@ import {
   TaskOutcome,
   TimeoutS,
   ToolError,
+  vm,
   Vmid,
   Wait,
 } from "./define.ts";
@@ -73,6 +74,7 @@ export const createSnapshot = defineTool({
   },
   output: TaskOutcome,
   annotations: CREATES,
+  privileges: [vm("VM.Snapshot"), vm("VM.Audit")],
   async run(a, ctx) {
     const g = await locate(ctx.pve, a.vmid, a.node);
     const upid = await snapshots.createSnapshot(ctx.pve, g, {
@@ -113,6 +115,7 @@ export const listSnapshots = defineTool({
     snapshots: z.array(SnapshotEntry),
   }),
   annotations: READ_ONLY,
+  privileges: [vm("VM.Audit")],
   async run({ vmid, node }, { pve }) {
     const g = await locate(pve, vmid, node);
     const list = await snapshots.listSnapshots(pve, g);
@@ -144,6 +147,7 @@ export const rollbackSnapshot = defineTool({
     started: z.boolean().optional(),
   }),
   annotations: DESTRUCTIVE,
+  privileges: [vm(["VM.Snapshot", "VM.Snapshot.Rollback"]), vm("VM.Audit")],
   async run(a, ctx) {
     const g = await locate(ctx.pve, a.vmid, a.node);
     const upid = await snapshots.rollbackSnapshot(ctx.pve, g, a.name, {
@@ -197,6 +201,7 @@ export const deleteSnapshot = defineTool({
   },
   output: TaskOutcome,
   annotations: DESTRUCTIVE,
+  privileges: [vm("VM.Snapshot"), vm("VM.Audit")],
   async run(a, ctx) {
     const g = await locate(ctx.pve, a.vmid, a.node);
     const upid = await snapshots.deleteSnapshot(ctx.pve, g, a.name)

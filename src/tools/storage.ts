@@ -8,7 +8,13 @@ import {
   storageContent,
   storageLocations,
 } from "../proxmox/api/storage.ts";
-import { defineTool, NodeName, READ_ONLY, StorageId } from "./define.ts";
+import {
+  defineTool,
+  NodeName,
+  READ_ONLY,
+  storage,
+  StorageId,
+} from "./define.ts";
 
 const GIB = 1024 ** 3;
 const MIB = 1024 ** 2;
@@ -39,6 +45,7 @@ export const listStorage = defineTool({
     })),
   }),
   annotations: READ_ONLY,
+  privileges: [storage(["Datastore.Audit", "Datastore.AllocateSpace"])],
   async run({ node, content }, { pve }) {
     const nodes = node ? [node] : await onlineNodes(pve);
     const lists = await Promise.all(
@@ -91,6 +98,7 @@ export const listContent = defineTool({
     })),
   }),
   annotations: READ_ONLY,
+  privileges: [storage(["Datastore.Audit", "Datastore.AllocateSpace"])],
   async run({ storage, node, content }, { pve }) {
     const want: string[] = content ? [content] : ["iso", "vztmpl"];
     const places = await storageLocations(pve, { node, storage });

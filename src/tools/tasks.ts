@@ -1,7 +1,7 @@
 /** The `tasks` toolset: following Proxmox tasks by UPID. */
 import { z } from "zod";
 import { readTask } from "../proxmox/api/tasks.ts";
-import { defineTool, READ_ONLY, UpidArg } from "./define.ts";
+import { defineTool, node, READ_ONLY, UpidArg } from "./define.ts";
 
 const LOG_LINES = 20;
 
@@ -24,5 +24,6 @@ export const getTask = defineTool({
     log: z.array(z.string()),
   }),
   annotations: READ_ONLY,
+  privileges: [node("Sys.Audit", { only: "tasks of other users" })],
   run: ({ upid }, { pve }) => readTask(pve, upid, LOG_LINES),
 });

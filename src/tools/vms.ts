@@ -62,8 +62,10 @@ import {
   GuestNode,
   IDEMPOTENT_CHANGE,
   IDEMPOTENT_DESTRUCTIVE,
+  newVm,
   NodeName,
   READ_ONLY,
+  storage,
   StorageId,
   TagList,
   taskFollower,
@@ -71,6 +73,7 @@ import {
   TimeoutS,
   type ToolContext,
   ToolError,
+  vm,
   Vmid,
   Wait,
 } from "./define.ts";
@@ -126,6 +129,7 @@ export const listVms = defineTool({
     rows: z.array(z.array(z.union([z.string(), z.number()]))),
   }),
   annotations: READ_ONLY,
+  privileges: [vm("VM.Audit")],
   async run({ node, status, type, name_contains }, { pve }) {
     const all = await listGuests(pve);
     const needle = name_contains?.toLowerCase();
@@ -198,6 +202,7 @@ export const getVmStats = defineTool({
     }).optional(),
   }),
   annotations: READ_ONLY,
+  privileges: [vm("VM.Audit")],
   async run({ vmid, node }, { pve }) {
     const g = await locate(pve, vmid, node);
     const [cur, rrd] = await Promise.all([
@@ -346,6 +351,7 @@ export const startVm = defineTool({
   },
   output: GuestTask,
   annotations: IDEMPOTENT_CHANGE,
+  privileges: [vm("VM.PowerMgmt"), vm("VM.Audit")],
   async run({ vmid, node, wait, timeout_s }, ctx) {
     const { pve } = ctx;
     const g = await locate(pve, vmid, node);
@@ -390,6 +396,7 @@ export const stopVm = defineTool({
   },
   output: GuestTask,
   annotations: IDEMPOTENT_DESTRUCTIVE,
+  privileges: [vm("VM.PowerMgmt"), vm("VM.Audit")],
   async run({ vmid, node, force, wait, timeout_s }, ctx) {
     const { pve } = ctx;
     const g = await locate(pve, vmid, node);
@@ -452,6 +459,11 @@ export const updateVm = defineTool({
     note: z.string().optional(),
   }),
   annotations: IDEMPOTENT_DESTRUCTIVE,
+  privileges: [
+    vm(["VM.Config.CPU", "VM.Config.Memory", "VM.Config.Options"]),
+    vm("VM.Audit"),
+    vm("VM.PowerMgmt", { only: "restart" }),
+  ],
   async run(args, ctx) {
     const { pve } = ctx;
     const g = await locate(pve, args.vmid, args.node);
@@ -566,6 +578,7 @@ export const migrateVm = defineTool({
   },
   output: GuestTask.extend({ from: z.string(), mode: z.string() }),
   annotations: IDEMPOTENT_CHANGE,
+  privileges: [vm("VM.Migrate"), vm("VM.Audit")],
   async run({ vmid, node, target, wait, timeout_s }, ctx) {
     const { pve } = ctx;
     const g = await locate(pve, vmid, node);
@@ -621,6 +634,7 @@ export const deleteVm = defineTool({
   },
   output: GuestTask.extend({ name: z.string().optional() }),
   annotations: DESTRUCTIVE,
+  privileges: [vm("VM.Allocate"), vm("VM.Audit")],
   async run({ vmid, node, wait, timeout_s }, ctx) {
     const { pve } = ctx;
     const g = await locate(pve, vmid, node);
@@ -741,6 +755,8 @@ function addresses(
   g: GuestRef,
   deadline: number,
 ): Promise<{ ips?: string[]; why?: string }> {
+  // A dry run started nothing: no address to wait for.
+  if (ctx.dryRun) return Promise.resolve({ why: "dry run" });
   return waitForAddresses(ctx.pve, g, {
     deadline,
     signal: ctx.signal,
@@ -851,6 +867,14 @@ export const createVmFromTemplate = defineTool({
   },
   output: Created,
   annotations: CREATES,
+  privileges: [
+    vm("VM.Clone"),
+    vm("VM.Audit"),
+    newVm("VM.Allocate"),
+    newVm(["VM.Config.Cloudinit", "VM.Config.Disk"]),
+    storage("Datastore.AllocateSpace"),
+    newVm("VM.PowerMgmt", { only: "start" }),
+  ],
   async run(a, ctx) {
     const want = sizeBytes(a.disk_size);
     if (!want) {
@@ -929,7 +953,8 @@ export const createVmFromTemplate = defineTool({
 
       // 3. The boot disk grows to disk_size; it never shrinks.
       await chain.begin("resize");
-      const cfg = await getConfig(pve, vm);
+      // A dry run made no clone: the template's disks are what it would get.
+      const cfg = await getConfig(pve, ctx.dryRun ? tpl : vm);
       vm.name = String(cfg.name ?? vm.name ?? "");
       const base = {
         name: vm.name,
@@ -1023,6 +1048,11 @@ export const createLxc = defineTool({
   },
   output: Created,
   annotations: CREATES,
+  privileges: [
+    newVm("VM.Allocate"),
+    storage("Datastore.AllocateSpace"),
+    newVm("VM.PowerMgmt", { only: "start" }),
+  ],
   async run(a, ctx) {
     const { pve } = ctx;
     const { deadline, left } = budget(a.timeout_s);
