@@ -4,22 +4,32 @@
  */
 import {
   type InputRequiredResult,
+  isInputRequiredResult,
   McpServer,
   type ServerContext,
 } from "@modelcontextprotocol/server";
 import { z } from "zod";
 import { type Config, VERSION } from "./config.ts";
 import { logger } from "./log.ts";
-import { callSignal, type PveClient } from "./proxmox/client.ts";
+import {
+  type CallRecord,
+  callRecord,
+  callSignal,
+  DryRunComplete,
+  type PveClient,
+} from "./proxmox/client.ts";
 import { PveError, ToolError } from "./proxmox/errors.ts";
 import {
   compactStandardSchema,
+  DryRun,
   taskFollower,
   type ToolContext,
   type ToolDef,
 } from "./tools/define.ts";
 import { selectTools } from "./tools/mod.ts";
 import { canElicit, confirmGate } from "./safety/confirm.ts";
+import { audit, type AuditResult } from "./safety/audit.ts";
+import { DryRunResult, dryRunResult, maskArgs } from "./safety/dryrun.ts";
 
 const log = logger("tool");
 
@@ -27,7 +37,9 @@ export const INSTRUCTIONS =
   "Proxmox VE cluster tools. Guests are addressed by vmid alone: the node is found automatically. " +
   "Every tool that starts a Proxmox task also takes wait (boolean, default true) and timeout_s (seconds; the default suits the task): " +
   "it waits for the task, reporting progress, and returns its result; wait=false, or a task still running at timeout_s, " +
-  "returns the UPID to follow with proxmox_get_task.";
+  "returns the UPID to follow with proxmox_get_task. " +
+  "Every tool that changes anything also takes dry_run (boolean): dry_run=true checks the arguments and resolves guest, node, new VMID and storage, " +
+  "sends nothing, and returns {dry_run, requests, note}: the Proxmox requests (method, path, params; secrets masked) a real call would send.";
 
 export interface ServerDeps {
   config: Config;
@@ -40,14 +52,82 @@ type CallResult = {
   isError?: boolean;
 };
 
-/** Runs one tool call: the single path every call takes. */
+/** What the client is and can do, for the gates and the audit line. */
+export interface ClientInfo {
+  canAsk: () => boolean;
+  /** `name/version` of the client, when it said. */
+  name?: () => string | undefined;
+}
+
+/** What a call's gates decided, for the audit line. */
+interface CallFacts {
+  confirmation?: string;
+  /** A guard refused the call (scope, protection, a declined question). */
+  refused?: boolean;
+}
+
+/**
+ * Runs one tool call: the single path every call takes. A call of a tool
+ * that changes anything runs inside a CallRecord (its writes and UPIDs; in a
+ * dry run, its writes are planned, not sent) and ends with an audit line.
+ */
 export async function callTool(
   tool: ToolDef,
   args: Record<string, unknown>,
   deps: ServerDeps,
   ctx: ServerContext,
-  client: { canAsk: () => boolean } = { canAsk: () => false },
+  client: ClientInfo = { canAsk: () => false },
 ): Promise<CallResult | InputRequiredResult> {
+  if (tool.annotations.readOnlyHint) {
+    return await runCall(tool, args, deps, ctx, client, {});
+  }
+  const started = performance.now();
+  const { dry_run, ...toolArgs } = args;
+  const record: CallRecord = {
+    dryRun: dry_run === true,
+    writes: [],
+    upids: [],
+  };
+  const facts: CallFacts = {};
+  const result = await callRecord.run(
+    record,
+    () => runCall(tool, toolArgs, deps, ctx, client, facts),
+  );
+  // A question to the human is no outcome yet: the answer's call is audited.
+  if (isInputRequiredResult(result)) return result;
+  const r = result as CallResult;
+  const outcome: AuditResult = r.isError
+    ? facts.refused ? "refused" : "error"
+    : record.dryRun
+    ? "dry-run"
+    : "ok";
+  await audit({
+    time: new Date().toISOString(),
+    transport: deps.config.transport ?? "stdio",
+    client: client.name?.(),
+    session: ctx.sessionId,
+    tool: tool.name,
+    args: maskArgs(toolArgs),
+    dry_run: record.dryRun,
+    confirmation: facts.confirmation,
+    requests: record.writes.map(({ method, path }) => ({ method, path })),
+    upids: record.upids,
+    result: outcome,
+    error: r.isError ? r.content[0]?.text.split("\n")[0] : undefined,
+    ms: Math.round(performance.now() - started),
+  }, deps.config.auditFile);
+  return result;
+}
+
+async function runCall(
+  tool: ToolDef,
+  args: Record<string, unknown>,
+  deps: ServerDeps,
+  ctx: ServerContext,
+  client: ClientInfo,
+  facts: CallFacts,
+): Promise<CallResult | InputRequiredResult> {
+  const dryRun = callRecord.getStore()?.dryRun === true;
   const started = performance.now();
   const token = ctx.mcpReq._meta?.progressToken;
   const progress: ToolContext["progress"] = async (message, p, total) => {
@@ -63,6 +143,7 @@ export async function callTool(
     signal: ctx.mcpReq.signal,
     progress,
     task: taskFollower(deps.pve, ctx.mcpReq.signal, progress),
+    dryRun,
   };
   try {
     const gate = await callSignal.run(ctx.mcpReq.signal, () =>
@@ -71,28 +152,36 @@ export async function callTool(
         tool: {
           name: tool.name,
           title: tool.title,
-          destructive: tool.annotations.destructiveHint,
+          // A dry run changes nothing: no question to ask.
+          destructive: tool.annotations.destructiveHint && !dryRun,
         },
         args,
         pve: deps.pve,
         ctx,
         clientCanAsk: client.canAsk(),
       }));
+    facts.confirmation = gate.kind === "ask" ? "asked" : gate.outcome;
     if (gate.kind === "ask") {
       log.info(`${tool.name} asks the human to confirm`);
       return gate.result;
     }
     if (gate.kind === "refuse") {
+      facts.refused = true;
       log.info(`${tool.name} not done: ${gate.outcome}`);
       return {
         content: [{ type: "text", text: gate.text }],
         isError: true,
       };
     }
-    const out = await callSignal.run(
+    const ran = await callSignal.run(
       ctx.mcpReq.signal,
       () => tool.run(args, toolCtx),
-    );
+    ).catch((e) => {
+      if (e instanceof DryRunComplete) return undefined;
+      throw e;
+    });
+    const record = callRecord.getStore();
+    const out = dryRun && record ? dryRunResult(record) : ran;
     const structured = JSON.parse(JSON.stringify(out)) as Record<
       string,
       unknown
@@ -132,6 +221,14 @@ export async function callTool(
         (e as Error)?.message ?? String(e)
       }`;
     }
+    const planned = callRecord.getStore();
+    if (dryRun && planned?.writes.length) {
+      // A step needs what an earlier, unsent one would have made.
+      text =
+        `Dry run: planning stopped after ${planned.writes.length} request(s): ${text}\n${
+          JSON.stringify(dryRunResult(planned).requests)
+        }`;
+    }
     log.info(`${tool.name} error ${ms}ms: ${text.split("\n")[0]}`);
     return { content: [{ type: "text", text }], isError: true };
   }
@@ -157,11 +254,20 @@ function registration(tool: ToolDef): Registration {
       title: tool.title,
       description: tool.description,
       inputSchema: compactStandardSchema(
-        z.object(tool.input).strict(),
+        z.object(
+          tool.annotations.readOnlyHint
+            ? tool.input
+            : { ...tool.input, dry_run: DryRun },
+        ).strict(),
       ) as z.ZodType<
         Record<string, unknown>
       >,
-      outputSchema: compactStandardSchema(tool.output),
+      // A changing tool returns its result, or a dry run's plan.
+      outputSchema: compactStandardSchema(
+        tool.annotations.readOnlyHint
+          ? tool.output
+          : z.union([tool.output, DryRunResult]),
+      ),
       annotations: { ...tool.annotations },
     };
     registrations.set(tool, r);
@@ -180,8 +286,12 @@ export function createServer(deps: ServerDeps): McpServer {
       capabilities: { tools: { listChanged: false } },
     },
   );
-  const client = {
+  const client: ClientInfo = {
     canAsk: () => canElicit(server.server.getClientCapabilities()),
+    name: () => {
+      const v = server.server.getClientVersion();
+      return v ? `${v.name}/${v.version}` : undefined;
+    },
   };
   for (const tool of selectTools(deps.config)) {
     server.registerTool(

@@ -23,6 +23,45 @@ export const callSignal: AsyncLocalStorage<AbortSignal> = new AsyncLocalStorage<
   AbortSignal
 >();
 
+/**
+ * What one tool call does to Proxmox. callTool runs each changing tool inside
+ * one: every write (POST, PUT, DELETE; the login excepted) is noted, with the
+ * UPIDs Proxmox answered, for the audit line. In a dry run a write is noted
+ * and not sent, and answered with a stand-in (see standIn).
+ */
+export interface CallRecord {
+  dryRun: boolean;
+  /** The writes, in order: sent, or in a dry run, planned. */
+  writes: { method: string; path: string; params?: Params }[];
+  /** UPIDs of the tasks the writes started. */
+  upids: string[];
+}
+export const callRecord: AsyncLocalStorage<CallRecord> = new AsyncLocalStorage<
+  CallRecord
+>();
+
+/**
+ * Thrown in a dry run by a write after which the tool only waits for what
+ * the guest does (guest agent exec): the plan is complete.
+ */
+export class DryRunComplete extends Error {
+  constructor() {
+    super("Dry run: the plan ends here");
+    this.name = "DryRunComplete";
+  }
+}
+
+/** A UPID that names a dry run: never sent, never followed. */
+export const DRY_RUN_UPID_TASK = "dryrun";
+
+/** What a write answers in a dry run: a stand-in UPID, or {pid} for exec. */
+function standIn(path: string): unknown {
+  if (/\/agent\/exec$/.test(path)) throw new DryRunComplete();
+  const node = /^\/nodes\/([^/]+)/.exec(path)?.[1] ?? "localhost";
+  const vmid = /\/(?:qemu|lxc)\/(\d+)/.exec(path)?.[1] ?? "";
+  return `UPID:${node}:00000000:00000000:00000000:${DRY_RUN_UPID_TASK}:${vmid}:dry-run:`;
+}
+
 export type Auth =
   | { kind: "password"; user: string; password: string }
   | { kind: "token"; tokenId: string; secret: string };
@@ -127,7 +166,29 @@ export class PveClient {
     params?: Params,
     signal?: AbortSignal,
   ): Promise<{ data: T; total?: number }> {
+    const record = method === "GET" ? undefined : callRecord.getStore();
+    if (record?.dryRun) {
+      record.writes.push({ method, path, params });
+      return { data: standIn(path) as T };
+    }
     if (method !== "GET") this.#resources = undefined;
+    if (!record) {
+      return await this.#exchangeOnce<T>(method, path, params, signal);
+    }
+    record.writes.push({ method, path });
+    const out = await this.#exchangeOnce<T>(method, path, params, signal);
+    if (typeof out.data === "string" && out.data.startsWith("UPID:")) {
+      record.upids.push(out.data);
+    }
+    return out;
+  }
+
+  async #exchangeOnce<T>(
+    method: string,
+    path: string,
+    params?: Params,
+    signal?: AbortSignal,
+  ): Promise<{ data: T; total?: number }> {
     await this.#ensureLogin();
     const res = await this.#call(method, path, params, signal);
     if (res.status === 401 && this.#auth.kind === "password") {

@@ -4,7 +4,7 @@
  */
 import { z } from "zod";
 import type { Config } from "../config.ts";
-import type { PveClient } from "../proxmox/client.ts";
+import { callRecord, type PveClient } from "../proxmox/client.ts";
 import { ToolError } from "../proxmox/errors.ts";
 import { type Format, FORMATS } from "../proxmox/path.ts";
 import { type TaskResult, waitForTask } from "../proxmox/tasks.ts";
@@ -40,6 +40,12 @@ export interface ToolContext {
   progress(message: string, progress?: number, total?: number): Promise<void>;
   /** Follows a task (see TaskOptions); throws ToolError when it failed. */
   task(upid: string, options: TaskOptions): Promise<TaskOutcome>;
+  /**
+   * A dry run: writes are noted, not sent, and tasks count as done at once.
+   * A tool that reads what an earlier write would have made reads its source
+   * instead (a clone reads the template), and skips waiting on the guest.
+   */
+  dryRun?: boolean;
 }
 
 export interface TaskOptions {
@@ -162,6 +168,11 @@ export const GuestNode = NodeName.optional().meta({ advertise: false });
  * in the server's instructions instead of in every tool's schema.
  */
 export const Wait = z.boolean().default(true).meta({ advertise: false });
+/**
+ * dry_run: taken by every tool that changes anything (server.ts adds it),
+ * explained once in the server's instructions.
+ */
+export const DryRun = z.boolean().optional().meta({ advertise: false });
 export const TimeoutS = (seconds: number): z.ZodDefault<z.ZodNumber> =>
   z.number().int().min(1).max(3600).default(seconds).meta({ advertise: false });
 
@@ -208,6 +219,10 @@ export function taskFollower(
   progress: ToolContext["progress"],
 ): ToolContext["task"] {
   return async (upid, options) => {
+    if (callRecord.getStore()?.dryRun) {
+      // Nothing was started: the next step is planned as if this one ended.
+      return { upid, status: "ok", note: "Dry run: not started" };
+    }
     if (!options.wait) {
       return {
         upid,
@@ -315,7 +330,11 @@ export function compactStandardSchema<T extends z.ZodType>(schema: T): T {
               target: "draft-2020-12",
               io: "output",
             }) as Record<string, unknown>;
-            output = rest;
+            // A union of objects (a result or a dry run's plan) is an
+            // object: MCP wants type "object" at the root of an outputSchema.
+            output = Array.isArray(rest.anyOf) && rest.type === undefined
+              ? { type: "object", ...rest }
+              : rest;
           }
           return output;
         },
