@@ -1,33 +1,55 @@
 /**
- * Cold start: time from spawning a process to the `tools/list` reply on stdout,
- * for proxmox-mcp (2025-era opening: initialize, initialized, tools/list) and
- * for a bare Deno JSON-RPC echo process in the same run. Prints medians and the
- * ratio.
+ * Cold start, two figures against a bare Deno process in the same run:
+ * - to the `tools/list` reply: spawn, then a 2025-era opening (initialize,
+ *   initialized, tools/list);
+ * - to the first tool answer: the same opening plus a `tools/call` of
+ *   proxmox_list_nodes against the simulator (started once, outside the
+ *   timed part), as a fresh SSH or `docker run -i` session makes it.
+ * The baseline is bench/echo_server.ts, a bare Deno process answering the
+ * same lines. Prints medians and ratios.
  */
 import { serverArgs } from "../tests/server_args.ts";
+import { median, ROOT } from "./common.ts";
 
-const ROOT = new URL("..", import.meta.url).pathname;
 const RUNS = Number(Deno.env.get("BENCH_RUNS") ?? 15);
 
-const OPENING = [
-  {
-    jsonrpc: "2.0",
-    id: 1,
-    method: "initialize",
-    params: {
-      protocolVersion: "2025-06-18",
-      capabilities: {},
-      clientInfo: { name: "bench", version: "1" },
-    },
+const INITIALIZE = {
+  jsonrpc: "2.0",
+  id: 1,
+  method: "initialize",
+  params: {
+    protocolVersion: "2025-06-18",
+    capabilities: {},
+    clientInfo: { name: "bench", version: "1" },
   },
+};
+const OPENING = [
+  INITIALIZE,
   { jsonrpc: "2.0", method: "notifications/initialized" },
   { jsonrpc: "2.0", id: 2, method: "tools/list" },
-].map((m) => JSON.stringify(m) + "\n").join("");
+];
+const FIRST_CALL = [
+  ...OPENING,
+  {
+    jsonrpc: "2.0",
+    id: 3,
+    method: "tools/call",
+    params: { name: "proxmox_list_nodes", arguments: {} },
+  },
+];
+const lines = (msgs: unknown[]) =>
+  msgs.map((m) => JSON.stringify(m) + "\n").join("");
 
-/** Milliseconds until the reply with id 2 arrives. */
-export async function timeToToolsList(
+/**
+ * Milliseconds from spawning until the reply with id `until` arrives, after
+ * writing `input` at once (a client that does not wait between lines).
+ */
+export async function timeToReply(
   args: string[],
   env: Record<string, string>,
+  input: string,
+  until: number,
+  check?: (reply: string) => void,
 ): Promise<number> {
   const started = performance.now();
   const child = new Deno.Command(Deno.execPath(), {
@@ -39,12 +61,13 @@ export async function timeToToolsList(
     stderr: "null",
   }).spawn();
   const w = child.stdin.getWriter();
-  await w.write(new TextEncoder().encode(OPENING));
+  await w.write(new TextEncoder().encode(input));
+  const want = new RegExp(`"id":${until}[,}]`);
   let buf = "";
   let ms = -1;
   for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
     buf += chunk;
-    if (/"id":2[,}]/.test(buf) && buf.endsWith("\n")) {
+    if (buf.endsWith("\n") && want.test(buf)) {
       ms = performance.now() - started;
       break;
     }
@@ -54,42 +77,134 @@ export async function timeToToolsList(
     child.kill();
   } catch { /* already gone */ }
   await child.status;
-  if (ms < 0) throw new Error(`no tools/list reply from ${args.join(" ")}`);
+  if (ms < 0) throw new Error(`no reply ${until} from ${args.join(" ")}`);
+  check?.(buf.split("\n").find((l) => want.test(l)) ?? "");
   return ms;
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
+/** Milliseconds until the tools/list reply (kept for other benches). */
+export function timeToToolsList(
+  args: string[],
+  env: Record<string, string>,
+): Promise<number> {
+  return timeToReply(args, env, lines(OPENING), 2);
 }
 
-export async function coldStart(): Promise<
-  { baseline: number; server: number; ratio: number }
+export interface ColdResult {
+  baseline: number;
+  server: number;
+  ratio: number;
+}
+
+/** The simulator in its own process; its url and credentials. */
+async function startSim(): Promise<
+  { child: Deno.ChildProcess; url: string; user: string; password: string }
 > {
-  const env = {
-    PATH: Deno.env.get("PATH") ?? "",
-    HOME: Deno.env.get("HOME") ?? "",
-    PROXMOX_URL: "https://127.0.0.1:9",
-    PROXMOX_USER: "root@pam",
-    PROXMOX_PASSWORD: "bench-password",
-  };
-  const baseArgs = [
-    "run",
-    "--no-prompt",
-    "--cached-only",
-    `${ROOT}bench/echo_server.ts`,
-  ];
-  const serverRun = serverArgs([], ["--cached-only"]);
-  // Warm the module caches once each.
-  await timeToToolsList(baseArgs, env);
-  await timeToToolsList(serverRun, env);
-  const b: number[] = [];
-  const s: number[] = [];
-  for (let i = 0; i < RUNS; i++) {
-    b.push(await timeToToolsList(baseArgs, env));
-    s.push(await timeToToolsList(serverRun, env));
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--no-prompt",
+      "--allow-net",
+      "--allow-env",
+      "--allow-read",
+      `${ROOT}src/sim/cli.ts`,
+      "--port",
+      "0",
+      "--no-validate",
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream())
+    .getReader();
+  let buf = "";
+  while (!buf.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error("the simulator exited");
+    buf += value;
   }
-  const baseline = median(b);
-  const server = median(s);
-  return { baseline, server, ratio: server / baseline };
+  (async () => {
+    while (!(await reader.read()).done) { /* drain */ }
+  })();
+  return { child, ...JSON.parse(buf.split("\n")[0]) };
+}
+
+/**
+ * Both cold-start figures. `serverArgs` may be replaced (e.g. to measure a
+ * bundled build): args for `deno` that start the server over stdio.
+ */
+export async function coldStart(
+  server: string[] = serverArgs([], ["--cached-only"]),
+): Promise<{ toolsList: ColdResult; firstCall: ColdResult }> {
+  const sim = await startSim();
+  try {
+    const base = {
+      PATH: Deno.env.get("PATH") ?? "",
+      HOME: Deno.env.get("HOME") ?? "",
+    };
+    const env = {
+      ...base,
+      PROXMOX_URL: sim.url,
+      PROXMOX_USER: sim.user,
+      PROXMOX_PASSWORD: sim.password,
+    };
+    const echo = [
+      "run",
+      "--no-prompt",
+      "--cached-only",
+      `${ROOT}bench/echo_server.ts`,
+    ];
+    const opening = lines(OPENING);
+    const firstCall = lines(FIRST_CALL);
+    const answered = (reply: string) => {
+      if (!reply.includes("pve1") || reply.includes('"isError":true')) {
+        throw new Error(`unexpected first answer: ${reply.slice(0, 300)}`);
+      }
+    };
+    // Warm the module caches once each, and check the answer.
+    await timeToReply(echo, base, firstCall, 3);
+    await timeToReply(server, env, firstCall, 3, answered);
+    const t = { b: [] as number[], s: [] as number[] };
+    const c = { b: [] as number[], s: [] as number[] };
+    for (let i = 0; i < RUNS; i++) {
+      t.b.push(await timeToReply(echo, base, opening, 2));
+      t.s.push(await timeToReply(server, env, opening, 2));
+      c.b.push(await timeToReply(echo, base, firstCall, 3));
+      c.s.push(await timeToReply(server, env, firstCall, 3));
+    }
+    const result = (x: { b: number[]; s: number[] }): ColdResult => {
+      const baseline = median(x.b);
+      const server = median(x.s);
+      return { baseline, server, ratio: server / baseline };
+    };
+    return { toolsList: result(t), firstCall: result(c) };
+  } finally {
+    try {
+      sim.child.kill("SIGTERM");
+    } catch { /* gone */ }
+    await sim.child.status;
+  }
+}
+
+/** The lines `deno task bench cold` prints. */
+export function coldLines(
+  r: Awaited<ReturnType<typeof coldStart>>,
+): string[] {
+  const line = (what: string, x: ColdResult) =>
+    `cold start to ${what}: bare deno ${
+      x.baseline.toFixed(1)
+    } ms, proxmox-mcp ${x.server.toFixed(1)} ms, ratio ${
+      x.ratio.toFixed(2)
+    } (target <= 3)`;
+  return [
+    line("tools/list", r.toolsList),
+    line("the first tool answer", r.firstCall),
+  ];
+}
+
+if (import.meta.main) {
+  for (const l of coldLines(await coldStart())) {
+    Deno.stdout.writeSync(new TextEncoder().encode(l + "\n"));
+  }
 }

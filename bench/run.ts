@@ -3,7 +3,7 @@
  * baseline measured in the same run. Results are recorded in bench/RESULTS.md.
  */
 import { print } from "./common.ts";
-import { coldStart } from "./cold_start.ts";
+import { coldLines, coldStart } from "./cold_start.ts";
 import { listVmsBench } from "./list_vms.ts";
 import { memoryBench } from "./memory.ts";
 import { toolSizes } from "./tool_size.ts";
@@ -12,14 +12,7 @@ const only = Deno.args[0];
 const want = (name: string) => !only || only === name;
 
 if (want("cold")) {
-  const r = await coldStart();
-  print(
-    `cold start to tools/list: bare deno ${
-      r.baseline.toFixed(1)
-    } ms, proxmox-mcp ${r.server.toFixed(1)} ms, ratio ${
-      r.ratio.toFixed(2)
-    } (target <= 3)`,
-  );
+  for (const line of coldLines(await coldStart())) print(line);
 }
 if (want("size")) {
   const sizes = toolSizes();
