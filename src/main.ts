@@ -72,6 +72,11 @@ async function main(): Promise<void> {
   }
   const config = parsed.config;
   const caCert = await readCa(config);
+  if (config.auditFile) {
+    // Opened (created 0600) now: a file the process cannot write stops the
+    // server before it serves anything.
+    await (await import("./safety/audit.ts")).openAuditFile(config.auditFile);
+  }
   const load = async () => (await import("./app.ts")).boot(config, caCert);
   const { TRANSPORTS } = await import("./transports/mod.ts");
   await TRANSPORTS[config.transport](config, load);

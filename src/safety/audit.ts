@@ -78,7 +78,8 @@ export async function audit(
   file?: string,
 ): Promise<void> {
   const line = JSON.stringify(redact(entry));
-  log.info(`audit ${line}`);
+  // LogTape reads {...} as placeholders: doubled braces are literal ones.
+  log.info(`audit ${line.replaceAll("{", "{{").replaceAll("}", "}}")}`);
   if (!file) return;
   try {
     await openAuditFile(file);

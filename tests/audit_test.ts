@@ -1,0 +1,171 @@
+/**
+ * The audit trail: one JSON line per call of a changing tool (refusals and
+ * dry runs too) on stderr at INFO and appended to MCP_AUDIT_FILE (0600, never
+ * truncated), secrets masked, UPIDs present.
+ */
+import assert from "node:assert/strict";
+import { closeAuditFiles } from "../src/safety/audit.ts";
+import { call, callOk, connect, simEnv, startSim } from "./helpers.ts";
+
+// deno-lint-ignore no-explicit-any
+type Line = Record<string, any>;
+
+function linesOf(text: string): Line[] {
+  return text.trim().split("\n").filter(Boolean).map((l) => JSON.parse(l));
+}
+
+/** The audit lines a server logged on stderr. */
+function stderrAudit(log: string): Line[] {
+  return log.split("\n").flatMap((l) => {
+    const m = / INFO audit: audit (\{.*\})$/.exec(l) ??
+      /"msg":"audit (\{.*\})"/.exec(l);
+    if (!m) return [];
+    return [
+      JSON.parse(m[0].startsWith('"msg"') ? JSON.parse(`"${m[1]}"`) : m[1]),
+    ];
+  });
+}
+
+Deno.test("one audit line per changing call in the file and on stderr: tool, args with secrets masked, requests, UPIDs, result; none for reads", async () => {
+  const dir = await Deno.makeTempDir();
+  const file = `${dir}/audit.jsonl`;
+  try {
+    await using sim = await startSim();
+    {
+      await using s = await connect({
+        env: { ...simEnv(sim), MCP_AUDIT_FILE: file, LOG_LEVEL: "INFO" },
+      });
+      await callOk(s.client, "proxmox_list_vms", {});
+      await callOk(s.client, "proxmox_start_vm", { vmid: 102 });
+      await callOk(s.client, "proxmox_create_lxc", {
+        ostemplate: "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst",
+        node: "pve1",
+        hostname: "ct-audit",
+        password: "Audit-secret-77",
+      });
+      await callOk(s.client, "proxmox_stop_vm", { vmid: 102, dry_run: true });
+      const failed = await call(s.client, "proxmox_start_vm", { vmid: 4242 });
+      assert.ok(failed.isError);
+      await callOk(s.client, "proxmox_execute_command", {
+        vmid: 101,
+        command: "MYSQL_PWD=hunter22 mysql -e 'select 1'",
+      });
+      const fromLog = stderrAudit(s.stderr());
+      assert.equal(fromLog.length, 5, s.stderr());
+    }
+    closeAuditFiles();
+    const text = await Deno.readTextFile(file);
+    assert.ok(!text.includes("Audit-secret-77"), "create password masked");
+    assert.ok(!text.includes("hunter22"), "command secret masked");
+    const lines = linesOf(text);
+    assert.deepEqual(
+      lines.map((l) => `${l.tool} ${l.result}`),
+      [
+        "proxmox_start_vm ok",
+        "proxmox_create_lxc ok",
+        "proxmox_stop_vm dry-run",
+        "proxmox_start_vm error",
+        "proxmox_execute_command ok",
+      ],
+    );
+    const [start, create, dry, failed, exec] = lines;
+    assert.equal(start.transport, "stdio");
+    assert.equal(start.client, "proxmox-mcp-tests/1.0.0");
+    assert.equal(start.confirmation, "not-needed");
+    assert.deepEqual(start.requests, [{
+      method: "POST",
+      path: "/nodes/pve2/qemu/102/status/start",
+    }]);
+    assert.equal(start.upids.length, 1);
+    assert.match(start.upids[0], /^UPID:pve2:.*:qmstart:102:/);
+    assert.ok(!Number.isNaN(Date.parse(start.time)));
+    assert.equal(create.args.password, "[redacted]");
+    assert.equal(create.upids.length, 1);
+    assert.equal(dry.dry_run, true);
+    assert.deepEqual(dry.upids, []);
+    assert.match(dry.requests[0].path, /\/status\/(shutdown|stop)$/);
+    assert.match(failed.error, /4242/);
+    assert.ok(!failed.error.includes("\n"));
+    assert.equal(exec.confirmation, "not-asked");
+    assert.match(exec.requests[0].path, /\/agent\/exec$/);
+    const mode = (await Deno.stat(file)).mode! & 0o777;
+    assert.equal(mode, 0o600);
+  } finally {
+    closeAuditFiles();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("declined confirmations are audited as refused, with the outcome; the question round is not a line", async () => {
+  const dir = await Deno.makeTempDir();
+  const file = `${dir}/audit.jsonl`;
+  try {
+    await using sim = await startSim();
+    {
+      await using s = await connect({
+        env: { ...simEnv(sim), MCP_AUDIT_FILE: file },
+        elicit: () => ({ action: "decline" }),
+      });
+      const r = await call(s.client, "proxmox_delete_vm", { vmid: 106 });
+      assert.ok(r.isError);
+    }
+    closeAuditFiles();
+    const lines = linesOf(await Deno.readTextFile(file));
+    assert.equal(lines.length, 1);
+    assert.equal(lines[0].result, "refused");
+    assert.equal(lines[0].confirmation, "declined");
+    assert.deepEqual(lines[0].requests, []);
+  } finally {
+    closeAuditFiles();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("real entry point: two server runs append to one audit file (0600), never truncating it", async () => {
+  const dir = await Deno.makeTempDir();
+  const file = `${dir}/audit.jsonl`;
+  try {
+    await using sim = await startSim();
+    for (const vmid of [102, 106]) {
+      await using s = await connect({
+        env: { ...simEnv(sim), MCP_AUDIT_FILE: file, LOG_LEVEL: "INFO" },
+        permissions: [`--allow-write=${file}`],
+      });
+      await callOk(s.client, "proxmox_start_vm", { vmid });
+      assert.equal(stderrAudit(s.stderr()).length, 1, s.stderr());
+    }
+    const lines = linesOf(await Deno.readTextFile(file));
+    assert.deepEqual(lines.map((l) => l.args.vmid), [102, 106]);
+    assert.ok(lines.every((l) => l.upids.length === 1 && l.result === "ok"));
+    assert.equal((await Deno.stat(file)).mode! & 0o777, 0o600);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("real entry point: an audit file the process may not write stops it at start, naming the grant", async () => {
+  const dir = await Deno.makeTempDir();
+  const file = `${dir}/audit.jsonl`;
+  try {
+    await using sim = await startSim();
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--no-prompt",
+        "--allow-env",
+        "--allow-net",
+        new URL("../src/main.ts", import.meta.url).pathname,
+      ],
+      env: { ...simEnv(sim), MCP_AUDIT_FILE: file },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(out.code, 2);
+    const err = new TextDecoder().decode(out.stderr);
+    assert.match(err, /Cannot open MCP_AUDIT_FILE .*grant --allow-write=/);
+    assert.equal(out.stdout.length, 0);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
