@@ -5,6 +5,8 @@
 import type { Config } from "./config.ts";
 import { addSecret, logger, setupLogging } from "./log.ts";
 import { PveClient } from "./proxmox/client.ts";
+import { safetyLine, Scope, setScope } from "./safety/scope.ts";
+import { selectBy } from "./tools/toolsets.ts";
 import type { ServerDeps } from "./server.ts";
 
 /** Sets up logging and the Proxmox client (no request is made here). */
@@ -44,5 +46,11 @@ export async function boot(
     fingerprints: config.tlsFingerprints,
     timeoutMs: config.timeoutMs,
   });
+  // The API layer keeps every tool inside the scope bound to this client.
+  const scope = Scope.of(config);
+  setScope(pve, scope);
+  // The line names the toolsets: an unknown one stops the start first.
+  selectBy([], () => ({ toolset: "", readOnly: true }), config);
+  log.info(safetyLine(config, scope));
   return { config, pve };
 }

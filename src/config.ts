@@ -30,6 +30,9 @@ export const ENV_VARS = [
   "MCP_CONFIRM",
   "MCP_AUDIT_FILE",
   "MCP_TOOLSETS",
+  "MCP_ALLOWED_VMIDS",
+  "MCP_ALLOWED_NODES",
+  "MCP_PROTECTED_TAG",
   "LOG_LEVEL",
 ] as const;
 
@@ -119,6 +122,14 @@ const EnvSchema = z.object({
   ),
   MCP_AUDIT_FILE: z.optional(nonEmpty("MCP_AUDIT_FILE must name a file")),
   MCP_TOOLSETS: z.optional(z.string()),
+  MCP_ALLOWED_VMIDS: z.optional(z.string()),
+  MCP_ALLOWED_NODES: z.optional(z.string()),
+  MCP_PROTECTED_TAG: z._default(
+    z.string().check(z.regex(/^[a-z0-9_][a-z0-9_\-+.]*$/i, {
+      error: "MCP_PROTECTED_TAG must be a Proxmox tag: letters, digits, '_-+.'",
+    })),
+    "mcp-protected",
+  ),
   LOG_LEVEL: z._default(
     z.enum(["DEBUG", "INFO", "WARNING", "ERROR"], {
       error: "LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR",
@@ -163,6 +174,12 @@ export interface Config {
   auditFile?: string;
   /** Enabled toolsets; undefined means the defaults. */
   toolsets?: string[];
+  /** VMIDs this server sees and acts on, as sorted inclusive ranges (all when absent). */
+  allowedVmids?: [number, number][];
+  /** Nodes this server sees and acts on (all when absent). */
+  allowedNodes?: string[];
+  /** A guest with this tag (or PVE's protection flag) is read-only to this server. */
+  protectedTag?: string;
   logLevel: "DEBUG" | "INFO" | "WARNING" | "ERROR";
   /** Run against the embedded simulator. */
   demo: boolean;
@@ -190,7 +207,8 @@ Proxmox: PROXMOX_URL, PROXMOX_USER + PROXMOX_PASSWORD, or PROXMOX_TOKEN_ID +
 PROXMOX_TOKEN_SECRET; PROXMOX_VERIFY_SSL (default true), PROXMOX_CA_FILE,
 PROXMOX_TLS_FINGERPRINT (SHA-256, as \`pvenode cert info\` prints it),
 PROXMOX_TIMEOUT (seconds). HTTP: MCP_AUTH_TOKEN, MCP_ALLOWED_HOSTS, MCP_ALLOWED_ORIGINS,
-MCP_MAX_CONNECTIONS (default 256). LOG_LEVEL.
+MCP_MAX_CONNECTIONS (default 256). Scope: MCP_ALLOWED_VMIDS (e.g. 100-199,250),
+MCP_ALLOWED_NODES (names), MCP_PROTECTED_TAG (default mcp-protected). LOG_LEVEL.
 `;
 
 export type CliResult =
@@ -307,6 +325,9 @@ export function loadConfig(
     confirm: e.MCP_CONFIRM,
     auditFile: e.MCP_AUDIT_FILE,
     toolsets: e.MCP_TOOLSETS?.split(",").map((s) => s.trim()).filter(Boolean),
+    allowedVmids: parseVmidRanges(e.MCP_ALLOWED_VMIDS),
+    allowedNodes: parseNodeList(e.MCP_ALLOWED_NODES),
+    protectedTag: e.MCP_PROTECTED_TAG,
     logLevel: e.LOG_LEVEL,
     demo,
     ...overrides,
@@ -419,6 +440,65 @@ function parseFingerprints(
     );
   }
   return out;
+}
+
+/**
+ * MCP_ALLOWED_VMIDS: ids and inclusive ranges (`100-199,250`), returned
+ * sorted with overlapping or adjacent ranges merged.
+ */
+function parseVmidRanges(
+  value: string | undefined,
+): [number, number][] | undefined {
+  if (value === undefined) return undefined;
+  const ranges: [number, number][] = [];
+  for (const part of value.split(",").map((s) => s.trim()).filter(Boolean)) {
+    const m = /^(\d{1,9})(?:\s*-\s*(\d{1,9}))?$/.exec(part);
+    if (!m) {
+      throw new ConfigError(
+        `Cannot parse MCP_ALLOWED_VMIDS: '${part}' is neither a VMID nor a range like 100-199`,
+      );
+    }
+    const lo = Number(m[1]);
+    const hi = Number(m[2] ?? m[1]);
+    if (lo < 100 || hi < lo) {
+      throw new ConfigError(
+        `Cannot parse MCP_ALLOWED_VMIDS: '${part}' is not a range of VMIDs (100-999999999, low to high)`,
+      );
+    }
+    ranges.push([lo, hi]);
+  }
+  if (ranges.length === 0) {
+    throw new ConfigError(
+      "Cannot parse MCP_ALLOWED_VMIDS: missing VMIDs (e.g. 100-199,250)",
+    );
+  }
+  ranges.sort((a, b) => a[0] - b[0]);
+  const merged: [number, number][] = [ranges[0]];
+  for (const [lo, hi] of ranges.slice(1)) {
+    const last = merged[merged.length - 1];
+    if (lo <= last[1] + 1) last[1] = Math.max(last[1], hi);
+    else merged.push([lo, hi]);
+  }
+  return merged;
+}
+
+/** MCP_ALLOWED_NODES: node names, comma-separated. */
+function parseNodeList(value: string | undefined): string[] | undefined {
+  if (value === undefined) return undefined;
+  const nodes = value.split(",").map((s) => s.trim()).filter(Boolean);
+  for (const n of nodes) {
+    if (!/^[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?$/.test(n) || n.length > 63) {
+      throw new ConfigError(
+        `Cannot parse MCP_ALLOWED_NODES: '${n}' is not a node name (letters, digits and '-')`,
+      );
+    }
+  }
+  if (nodes.length === 0) {
+    throw new ConfigError(
+      "Cannot parse MCP_ALLOWED_NODES: missing node names (e.g. pve1,pve2)",
+    );
+  }
+  return nodes;
 }
 
 function parseProxmoxUrl(value: string): string {

@@ -9,10 +9,12 @@
 import type { PveClient } from "../client.ts";
 import { ToolError } from "../errors.ts";
 import { pvePath, seg } from "../path.ts";
+import { scopeOf } from "../../safety/scope.ts";
 import { taskLogTail } from "../tasks.ts";
 import { freeVmid } from "./create.ts";
 import { type GuestRef, label, listGuests } from "./guests.ts";
 import {
+  guestVisibility,
   isoTime,
   type PveVolume,
   storageContent,
@@ -179,6 +181,7 @@ export async function listBackups(
       storageContent(pve, at, { content: "backup", vmid: filter.vmid })
     ),
   );
+  const visible = await guestVisibility(pve);
   const backups = lists.flatMap((list, i) =>
     list.map((v) =>
       // Local storage: the archive exists on this node only.
@@ -188,7 +191,7 @@ export async function listBackups(
         places[i].shared ? undefined : places[i].node,
       )
     )
-  );
+  ).filter((b) => b.vmid === undefined || visible(b.vmid));
   return backups.sort((x, y) => (y.time ?? "").localeCompare(x.time ?? ""));
 }
 
@@ -250,6 +253,26 @@ export async function planRestore(
       `'${volid}' is not a vzdump backup archive: take volids from proxmox_list_backups`,
     );
   }
+  // The archive of a guest outside this server's scope is not ours to use.
+  const scope = scopeOf(pve);
+  if (!(await guestVisibility(pve))(info.vmid)) {
+    throw new ToolError(
+      `'${volid}' is a backup of guest ${info.vmid}, outside this server's scope (${
+        scope.hasVmid(info.vmid) ? "MCP_ALLOWED_NODES" : "MCP_ALLOWED_VMIDS"
+      }): take volids from proxmox_list_backups`,
+    );
+  }
+  if (target.vmid !== undefined) {
+    // Restoring over a guest on a node outside the scope is refused too.
+    scope.checkVmid(target.vmid, { creating: true });
+    scope.checkGuest(
+      target.vmid,
+      (await pve.guests()).find((g) => Number(g.vmid) === target.vmid) as
+        | { node: unknown }
+        | undefined,
+    );
+  }
+  if (target.node !== undefined) scope.checkNode(target.node);
   const guests = await listGuests(pve);
   const existing = target.vmid === undefined
     ? undefined
@@ -274,6 +297,8 @@ export async function startRestore(
   plan: RestorePlan,
   options: { force?: boolean; start?: boolean } = {},
 ): Promise<string> {
+  scopeOf(pve).checkVmid(plan.vmid, { creating: true });
+  scopeOf(pve).checkNode(plan.node);
   const params = plan.type === "qemu"
     ? { vmid: plan.vmid, archive: plan.volid }
     : { vmid: plan.vmid, ostemplate: plan.volid, restore: true };

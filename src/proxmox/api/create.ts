@@ -8,6 +8,7 @@ import { addSecret } from "../../log.ts";
 import type { PveClient } from "../client.ts";
 import { PveError, ToolError } from "../errors.ts";
 import { hasFormat, pvePath, seg } from "../path.ts";
+import { rangesText, scopeOf } from "../../safety/scope.ts";
 import type { GuestRef } from "./guests.ts";
 import { failureText } from "./tasks.ts";
 
@@ -121,12 +122,40 @@ export function bootDisk(
   return { key, size: sizeBytes(size ?? "0", "") ?? 0 };
 }
 
-/** A free VMID: the one asked for (checked), or the next one. */
+/** How many taken VMIDs of the scope PVE may refuse before we give up. */
+const SCOPE_TRIES = 16;
+
+/**
+ * A free VMID: the one asked for (checked, and refused outside this server's
+ * scope), or the next one: PVE's, or with MCP_ALLOWED_VMIDS the first free
+ * one in range (checked with PVE, which knows VMIDs the guest list may not).
+ */
 export async function freeVmid(pve: PveClient, want?: number): Promise<number> {
+  const scope = scopeOf(pve);
+  if (want === undefined && scope.vmids) {
+    const used = new Set((await pve.guests()).map((g) => Number(g.vmid)));
+    let tries = 0;
+    for (const id of scope.candidates()) {
+      if (used.has(id)) continue;
+      try {
+        await pve.get("/cluster/nextid", { vmid: id });
+        return id;
+      } catch (e) {
+        if (!(e instanceof PveError) || e.status !== 400) throw e;
+        if (++tries >= SCOPE_TRIES) break;
+      }
+    }
+    throw new ToolError(
+      `No free VMID in this server's scope (MCP_ALLOWED_VMIDS=${
+        rangesText(scope.vmids)
+      }): remove a guest in that range, or widen the setting`,
+    );
+  }
   if (want === undefined) {
     // PVE returns the number as a string.
     return Number(await pve.get<string | number>("/cluster/nextid"));
   }
+  scope.checkVmid(want, { creating: true });
   try {
     await pve.get("/cluster/nextid", { vmid: want });
   } catch (e) {
@@ -156,6 +185,8 @@ export async function cloneTemplate(
     node: string;
   },
 ): Promise<string> {
+  scopeOf(pve).checkVmid(options.newid, { creating: true });
+  scopeOf(pve).checkNode(options.node);
   return String(
     await pve.post(pvePath`/${seg.guest(tpl)}/clone`, {
       newid: options.newid,
@@ -246,6 +277,8 @@ export async function createContainer(
   c: NewContainer,
 ): Promise<string> {
   addSecret(c.password);
+  scopeOf(pve).checkVmid(c.vmid, { creating: true });
+  scopeOf(pve).checkNode(c.node);
   if (!BRIDGE.test(c.bridge)) {
     throw new ToolError(
       `Invalid bridge ${

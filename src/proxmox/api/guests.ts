@@ -7,6 +7,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import type { Params, PveClient } from "../client.ts";
 import { PveError, type PveErrorKind, ToolError } from "../errors.ts";
 import { pvePath, seg } from "../path.ts";
+import { scopeOf } from "../../safety/scope.ts";
 import { failureKind, failureText } from "./tasks.ts";
 
 /** Where a guest lives: from one `/cluster/resources` call. */
@@ -47,24 +48,31 @@ export interface ClusterGuest {
 }
 
 /**
- * Every guest of the cluster with one `/cluster/resources?type=vm` call,
- * shared by callers within a short window.
+ * Every guest of the cluster in this server's scope (MCP_ALLOWED_VMIDS,
+ * MCP_ALLOWED_NODES) with one `/cluster/resources?type=vm` call, shared by
+ * callers within a short window.
  */
-export function listGuests(pve: PveClient): Promise<ClusterGuest[]> {
-  return pve.guests() as Promise<ClusterGuest[]>;
+export async function listGuests(pve: PveClient): Promise<ClusterGuest[]> {
+  const all = await pve.guests() as ClusterGuest[];
+  const scope = scopeOf(pve);
+  return scope.limited ? all.filter((g) => scope.hasGuest(g)) : all;
 }
 
 /**
  * Finds a guest by vmid (and checks the node when given) with one
  * `/cluster/resources?type=vm` call, cached for a moment by the client.
+ * A guest outside this server's scope is refused, whatever the tool.
  */
 export async function locate(
   pve: PveClient,
   vmid: number,
   node?: string,
 ): Promise<GuestRef> {
-  const list = await listGuests(pve);
+  const scope = scopeOf(pve);
+  scope.checkVmid(vmid);
+  const list = await pve.guests() as ClusterGuest[];
   const e = list.find((r) => Number(r.vmid) === vmid);
+  scope.checkGuest(vmid, e);
   if (!e) {
     throw new ToolError(
       `Guest ${vmid} does not exist in this cluster: check the vmid with proxmox_list_vms`,

@@ -1,5 +1,6 @@
 /** Cluster nodes: `/nodes`. */
 import type { PveClient } from "../client.ts";
+import { scopeOf } from "../../safety/scope.ts";
 
 /** A node as `GET /nodes` lists it; stats are absent while it is offline. */
 export interface NodeEntry {
@@ -14,9 +15,11 @@ export interface NodeEntry {
   uptime?: number;
 }
 
-/** Every node of the cluster, sorted by name. */
+/** Every node of the cluster in this server's scope, sorted by name. */
 export async function listNodes(pve: PveClient): Promise<NodeEntry[]> {
+  const scope = scopeOf(pve);
   const list = await pve.get<NodeEntry[]>("/nodes");
-  return list.map((n) => ({ ...n, status: String(n.status ?? "unknown") }))
+  return list.filter((n) => scope.hasNode(n.node))
+    .map((n) => ({ ...n, status: String(n.status ?? "unknown") }))
     .sort((a, b) => a.node.localeCompare(b.node));
 }

@@ -5,6 +5,7 @@
 import type { PveClient } from "../client.ts";
 import { ToolError } from "../errors.ts";
 import { pvePath, seg } from "../path.ts";
+import { scopeOf } from "../../safety/scope.ts";
 import { listNodes } from "./nodes.ts";
 
 /** PVE's content types (`GET /nodes/{node}/storage?content=`). */
@@ -37,12 +38,15 @@ export interface StorageAt {
  * Where storages can be read, from one `/cluster/resources` call: available
  * storages (optionally of one node, one id, holding a content type), with a
  * shared storage listed once. Naming a storage that is nowhere available is
- * an error.
+ * an error. Nodes outside this server's scope are left out (naming one is
+ * refused).
  */
 export async function storageLocations(
   pve: PveClient,
   filter: { node?: string; storage?: string; content?: string },
 ): Promise<StorageAt[]> {
+  const scope = scopeOf(pve);
+  if (filter.node) scope.checkNode(filter.node);
   const all = await pve.get<Record<string, unknown>[]>(
     pvePath`/cluster/resources`,
     { type: "storage" },
@@ -57,6 +61,7 @@ export async function storageLocations(
       content: String(e.content ?? "").split(",").filter(Boolean),
     };
     if (e.status !== "available") continue;
+    if (!scope.hasNode(at.node)) continue;
     if (filter.node && at.node !== filter.node) continue;
     if (filter.storage && at.storage !== filter.storage) continue;
     if (filter.content && !at.content.includes(filter.content)) continue;
@@ -89,18 +94,49 @@ export interface PveVolume {
   subtype?: string;
 }
 
-/** The volumes of one storage on one node (PVE filters by one type). */
-export function storageContent(
+/**
+ * The volumes of one storage on one node (PVE filters by one type); the
+ * volumes of guests outside this server's scope are left out.
+ */
+export async function storageContent(
   pve: PveClient,
   at: Pick<StorageAt, "node" | "storage">,
   params: { content?: string; vmid?: number } = {},
 ): Promise<PveVolume[]> {
-  return pve.get<PveVolume[]>(
+  const scope = scopeOf(pve);
+  scope.checkNode(at.node);
+  const list = await pve.get<PveVolume[]>(
     pvePath`/nodes/${seg.node(at.node)}/storage/${
       seg.storage(at.storage)
     }/content`,
     params,
   );
+  if (!scope.limited) return list;
+  const visible = await guestVisibility(pve);
+  return list.filter((v) => v.vmid === undefined || visible(Number(v.vmid)));
+}
+
+/**
+ * Whether the volumes (disks, backups) of a VMID may be shown: the VMID is
+ * in scope and, when the guest exists, so is its node (a VMID with no guest
+ * left, e.g. a backup's, counts by its number alone).
+ */
+export async function guestVisibility(
+  pve: PveClient,
+): Promise<(vmid: number) => boolean> {
+  const scope = scopeOf(pve);
+  if (!scope.limited) return () => true;
+  const nodes = new Map<number, string>();
+  if (scope.nodes) {
+    for (const g of await pve.guests()) {
+      nodes.set(Number(g.vmid), String(g.node));
+    }
+  }
+  return (vmid) => {
+    if (!scope.hasVmid(vmid)) return false;
+    const node = nodes.get(vmid);
+    return node === undefined || scope.hasNode(node);
+  };
 }
 
 /** A storage as `GET /nodes/{node}/storage` returns it (sizes in bytes). */
@@ -122,6 +158,7 @@ export function nodeStorages(
   node: string,
   filter: { content?: ContentType } = {},
 ): Promise<PveStorage[]> {
+  scopeOf(pve).checkNode(node);
   return pve.get<PveStorage[]>(pvePath`/nodes/${seg.node(node)}/storage`, {
     content: filter.content,
   });

@@ -6,6 +6,7 @@
 import type { PveClient } from "../client.ts";
 import { classify, PveError, type PveErrorKind, ToolError } from "../errors.ts";
 import { pvePath, seg } from "../path.ts";
+import { scopeOf } from "../../safety/scope.ts";
 import {
   parseUpid,
   taskLogTail,
@@ -51,6 +52,17 @@ export async function readTask(
   if (!u) {
     throw new ToolError(
       `Not a UPID: '${upid}'. A UPID looks like UPID:pve1:0000A1B2:0012C3D4:66A1B2C3:qmstart:100:root@pam: (tools that start tasks return it)`,
+    );
+  }
+  // A guest's task names its VMID as the task id (qmstart:100).
+  const scope = scopeOf(pve);
+  scope.checkNode(u.node);
+  if (/^\d+$/.test(u.id) && Number(u.id) >= 100) {
+    scope.checkGuest(
+      Number(u.id),
+      (await pve.guests()).find((g) => Number(g.vmid) === Number(u.id)) as
+        | { node: unknown }
+        | undefined,
     );
   }
   const [st, log] = await Promise.all([
