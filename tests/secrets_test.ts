@@ -7,7 +7,15 @@
  * common forms (`sshpass -p`, `echo … | sudo -S`, `MYSQL_PWD=`,
  * `htpasswd -b`), on success and on error paths.
  */
+import {
+  Client,
+  StreamableHTTPClientTransport,
+} from "@modelcontextprotocol/client";
 import assert from "node:assert/strict";
+import { boot } from "../src/app.ts";
+import { loadConfig } from "../src/config.ts";
+import { setLogWriter } from "../src/log.ts";
+import { createHttpApp } from "../src/transports/http/router.ts";
 import {
   call,
   connect,
@@ -327,4 +335,104 @@ Deno.test("other passwords on guest command lines are masked at DEBUG too (curl 
   }));
   const { log, results } = await logOfCommands(cases.map((c) => c.command));
   assertMasked(cases, log, results);
+});
+
+Deno.test("HTTP with MCP_AUTH_TOKEN at DEBUG: the token, wrong tokens close to it and guest command passwords appear in no log line and no answer", async () => {
+  await using sim = await startSim();
+  const token = secret("Mcp");
+  const commands = commandSecrets();
+  const parsed = loadConfig([], {
+    ...simEnv(sim),
+    MCP_TRANSPORT: "http",
+    MCP_AUTH_TOKEN: token,
+    LOG_LEVEL: "DEBUG",
+  });
+  if (parsed.kind !== "run") throw new TypeError("not a server run");
+  const config = parsed.config;
+  let log = "";
+  setLogWriter((line) => {
+    log += line + "\n";
+  });
+  const app = createHttpApp(await boot(config));
+  const host = `127.0.0.1:${config.port}`;
+  const send = (
+    init: RequestInit,
+    bearer?: string,
+    url: string | URL = `http://${host}/mcp`,
+  ) => {
+    const headers = new Headers(init.headers);
+    headers.set("host", host);
+    if (bearer !== undefined) headers.set("authorization", `Bearer ${bearer}`);
+    return app.fetch(new Request(url, { ...init, headers }));
+  };
+  const answers: string[] = [];
+  try {
+    // Wrong tokens that differ from the real one by a character or a suffix.
+    const wrong = [
+      token + "x",
+      token.slice(0, -1) + (token.endsWith("a") ? "b" : "a"),
+      token.slice(0, 8),
+      `${token} ${token}`,
+    ];
+    for (const w of wrong) {
+      const r = await send({
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          accept: "application/json, text/event-stream",
+        },
+        body: JSON.stringify({
+          jsonrpc: "2.0",
+          id: 1,
+          method: "tools/list",
+        }),
+      }, w);
+      answers.push(
+        `${r.status} ${[...r.headers].join(";")} ${await r.text()}`,
+      );
+      assert.equal(r.status, 401, "a wrong token is refused");
+    }
+    // The real token: a session that runs guest commands with passwords.
+    const client = new Client({ name: "secrets-test", version: "1.0.0" });
+    await client.connect(
+      new StreamableHTTPClientTransport(new URL(`http://${host}/mcp`), {
+        fetch: (url: string | URL, init?: RequestInit) =>
+          send(init ?? {}, token, url),
+      }),
+    );
+    const runs: Run = { results: [], called: new Set() };
+    const go = async (tool: string, args: Record<string, unknown>) => {
+      const r = await client.callTool({ name: tool, arguments: args });
+      const text = (r.content as { text: string }[]).map((c) => c.text)
+        .join("\n");
+      runs.results.push({
+        tool,
+        r: { isError: r.isError as boolean, text, data: r.structuredContent },
+      });
+    };
+    await go("proxmox_list_vms", {});
+    for (const { command } of commands) {
+      await go("proxmox_execute_command", { vmid: 101, command });
+    }
+    await client.close();
+    runs.results.push({
+      tool: "(refused requests)",
+      r: { text: answers.join("\n"), data: null },
+    });
+    assertNowhere(
+      [
+        token,
+        ...wrong,
+        sim.credentials.password,
+        ...commands.map((c) => c.pw),
+        ...sim.secrets(),
+      ],
+      log,
+      runs,
+    );
+    assert.ok(runs.results.some((x) => !x.r.isError), "calls went through");
+  } finally {
+    await app.shutdown();
+    setLogWriter();
+  }
 });
