@@ -5,6 +5,13 @@
  * when given one, records every request, and injects faults on demand
  * (`sim.faults`).
  */
+import {
+  Access,
+  CHECKS,
+  CHECKS_PVE8,
+  filterListing,
+  handlerChecks,
+} from "./access.ts";
 import type { Fault, Faults } from "./faults.ts";
 import { type Front, startFront } from "./front.ts";
 import { type MatchedRoute, Router, type SimRequest, TOTAL } from "./router.ts";
@@ -21,6 +28,7 @@ import {
 
 export type { Fault, FaultRule, TaskFault } from "./faults.ts";
 export { Faults } from "./faults.ts";
+export { Access } from "./access.ts";
 export {
   ONLY_IN,
   PVE_RELEASES,
@@ -91,6 +99,11 @@ export interface Simulator extends AsyncDisposable {
   port: number;
   credentials: Credentials;
   cluster: Cluster;
+  /**
+   * Users, tokens, roles, pools and ACLs: every caller but root@pam is
+   * checked against them (`sim.access.grant("/vms/105", "ops@pve", "PVEVMUser")`).
+   */
+  access: Access;
   /** Requests the official schema rejected. */
   violations: Violation[];
   /** Every secret it knows: password, token secret, tickets, CSRF tokens. */
@@ -149,6 +162,14 @@ export async function startSimulator(
     tokenId: options.tokenId ?? "root@pam!mcp",
     tokenSecret: options.tokenSecret ?? crypto.randomUUID(),
   };
+  const access = new Access(!isPve9(cluster.pveVersion));
+  cluster.access = access;
+  access.addUser(credentials.user, credentials.password);
+  // The default token is its user's (root's) own: no privilege separation.
+  access.tokens.set(credentials.tokenId, {
+    secret: credentials.tokenSecret,
+    privsep: false,
+  });
   const tickets = new Map<string, { user: string; csrf: string; at: number }>();
   const issued = new Map<string, string>();
   const violations: Violation[] = [];
@@ -402,7 +423,7 @@ export async function startSimulator(
         const i = value.lastIndexOf("=");
         const id = value.slice(0, i);
         const secret = value.slice(i + 1);
-        if (id !== credentials.tokenId || secret !== credentials.tokenSecret) {
+        if (access.tokens.get(id)?.secret !== secret || !secret) {
           return unauthorized("Authentication failed!");
         }
         user = id;
@@ -463,15 +484,37 @@ export async function startSimulator(
         const username = String(params.username ?? "");
         const password = String(params.password ?? "");
         const renew = validTicket(password);
-        const ok = username === credentials.user &&
-          (password === credentials.password || renew?.user === username);
+        const known = access.users.get(username)?.password;
+        const ok = renew?.user === username ||
+          (known !== undefined && password === known);
         if (!ok) {
           if (authDelay) await cluster.sleep(authDelay).catch(() => {});
           throw new SimError(401, "authentication failure");
         }
         return ok200(issueTicket(username));
       }
-      return ok200(await matched.route.handler(req));
+      const route = `${method} ${matched.route.path}`;
+      const checked = user !== "root@pam" && !isTicketCall;
+      if (checked) {
+        const check = (cluster.pveVersion.startsWith("8")
+          ? CHECKS_PVE8[route]
+          : undefined) ?? CHECKS[route];
+        if (check) {
+          access.run(user, check, params);
+        }
+        handlerChecks(
+          access,
+          user,
+          route,
+          params,
+          (vmid) =>
+            cluster.guests.has(vmid),
+        );
+      }
+      const data = await matched.route.handler(req);
+      return ok200(
+        checked ? filterListing(access, user, route, params, data) : data,
+      );
     } catch (e) {
       if (e instanceof SimError) return errorResponse(e);
       const msg = e instanceof Error ? e.message : String(e);
@@ -514,6 +557,7 @@ export async function startSimulator(
     pveVersion: cluster.pveVersion,
     credentials,
     cluster,
+    access,
     violations,
     requests,
     faults,
@@ -522,6 +566,10 @@ export async function startSimulator(
       credentials.tokenSecret,
       ...[...issued].flatMap(([t, csrf]) => [t, csrf]),
       ...guestSecrets,
+      ...[...access.users.values()].flatMap((u) =>
+        u.password ? [u.password] : []
+      ),
+      ...[...access.tokens.values()].map((t) => t.secret),
     ],
     close,
     [Symbol.asyncDispose]: close,

@@ -4,6 +4,7 @@
  * locks, tasks with UPIDs and logs).
  */
 
+import type { Access } from "./access.ts";
 import { Faults } from "./faults.ts";
 import type { PveVersion } from "./versions.ts";
 
@@ -201,6 +202,8 @@ export class Cluster {
   readonly faults: Faults = new Faults();
   /** The PVE release it plays (answers and parameters follow it). */
   pveVersion: PveVersion = "9.1";
+  /** Users, tokens, roles, pools and ACLs (set by startSimulator). */
+  access!: Access;
   /** Duration of one task step in ms. */
   taskMs: number;
   #waiters = new Set<() => void>();

@@ -9,6 +9,35 @@ export const CLUSTER_ROUTES: Route[] = [
   { method: "POST", path: "/access/ticket", handler: () => null },
   {
     method: "GET",
+    path: "/access/permissions",
+    handler: (req) => {
+      const who = str(req, "userid") ?? req.user;
+      const owned = who.startsWith(req.user + "!");
+      if (who !== req.user && !owned) {
+        req.cluster.access.check(req.user, "/access", ["Sys.Audit"]);
+      }
+      return req.cluster.access.effective(who, str(req, "path"));
+    },
+  },
+  {
+    method: "GET",
+    path: "/access/users/{userid}/token/{tokenid}",
+    handler: (req) => {
+      const id = `${str(req, "userid")}!${str(req, "tokenid")}`;
+      const t = req.cluster.access.tokens.get(id);
+      if (!t) {
+        throw new SimError(
+          500,
+          `no such token '${str(req, "tokenid")}' for user '${
+            str(req, "userid")
+          }'`,
+        );
+      }
+      return { privsep: t.privsep ? 1 : 0, expire: 0 };
+    },
+  },
+  {
+    method: "GET",
     path: "/version",
     handler: ({ cluster }) => {
       const { version, release, repoid } = PVE_RELEASES[cluster.pveVersion];
