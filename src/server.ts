@@ -28,6 +28,7 @@ import {
 } from "./tools/define.ts";
 import { selectTools } from "./tools/mod.ts";
 import { canElicit, confirmGate } from "./safety/confirm.ts";
+import { guardChange } from "./safety/guard.ts";
 import { audit, type AuditResult } from "./safety/audit.ts";
 import { DryRunResult, dryRunResult, maskArgs } from "./safety/dryrun.ts";
 
@@ -146,6 +147,24 @@ async function runCall(
     dryRun,
   };
   try {
+    if (!tool.annotations.readOnlyHint) {
+      // Scope and protection first: refused before the human is asked.
+      const refusal = await callSignal.run(
+        ctx.mcpReq.signal,
+        () => guardChange(deps.pve, args),
+      ).then(() => undefined, (e) => {
+        if (e instanceof ToolError) return e;
+        throw e;
+      });
+      if (refusal) {
+        facts.refused = true;
+        log.info(`${tool.name} refused: ${refusal.message}`);
+        return {
+          content: [{ type: "text", text: refusal.message }],
+          isError: true,
+        };
+      }
+    }
     const gate = await callSignal.run(ctx.mcpReq.signal, () =>
       confirmGate({
         mode: deps.config.confirm ?? "auto",
