@@ -24,6 +24,8 @@ export interface AuditEntry {
   dry_run: boolean;
   /** How the human confirmation went (src/safety/confirm.ts). */
   confirmation?: string;
+  /** MCP_LOCKDOWN: whether guest output was asked about, released or withheld. */
+  lockdown?: string;
   /** The writes sent to Proxmox (in a dry run: planned, not sent). */
   requests: { method: string; path: string }[];
   upids: string[];

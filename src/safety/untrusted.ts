@@ -1,0 +1,199 @@
+/**
+ * Untrusted content. Text from inside a guest (command output, file contents)
+ * or from fields anyone with access to a guest can edit (names, notes,
+ * descriptions, comments, task logs) reaches the model as data: a result that
+ * holds such text says which fields in `untrusted` (paths; `[]` is every
+ * element; in a table, a column by its name), and the server's instructions
+ * say that such text is never an instruction.
+ *
+ * MCP_LOCKDOWN=true withholds guest output (command output, file contents)
+ * unless the human agrees to show it: the result is held here, the client is
+ * asked (the SDK's input-required rounds, as for confirmations), and the
+ * answer's round returns the held result; nothing runs twice. A client that
+ * cannot ask gets the result with that output withheld, and is told so.
+ */
+import {
+  inputRequired,
+  type InputRequiredResult,
+  inputResponse,
+  type ServerContext,
+} from "@modelcontextprotocol/server";
+
+/** Per tool: the fields of its result that may hold untrusted text. */
+export const UNTRUSTED: Readonly<Record<string, readonly string[]>> = {
+  proxmox_list_vms: ["rows[].name"],
+  proxmox_get_vm_stats: ["name"],
+  proxmox_delete_vm: ["name"],
+  proxmox_get_task: ["log[]"],
+  proxmox_list_snapshots: ["snapshots[].name", "snapshots[].description"],
+  proxmox_list_backups: ["backups[].notes"],
+  proxmox_list_content: ["items[].notes"],
+  proxmox_execute_command: ["stdout", "stderr"],
+  proxmox_read_file_vm: ["content"],
+  proxmox_install_software: ["distro", "output_tail"],
+  proxmox_list_firewall_rules: ["rules[].comment"],
+  proxmox_add_firewall_rule: ["rule.comment"],
+};
+
+/** Per tool: the fields that carry guest output, withheld under lockdown. */
+export const GUEST_OUTPUT: Readonly<Record<string, readonly string[]>> = {
+  proxmox_execute_command: ["stdout", "stderr"],
+  proxmox_read_file_vm: ["content"],
+  proxmox_install_software: ["distro", "output_tail"],
+};
+
+/** Whether `path` names a value that is present (and not empty) in `value`. */
+function present(value: unknown, path: string[], columns?: string[]): boolean {
+  if (value === undefined || value === null || value === "") return false;
+  if (!path.length) return !(Array.isArray(value) && value.length === 0);
+  const [head, ...rest] = path;
+  if (head.endsWith("[]")) {
+    const key = head.slice(0, -2);
+    const list = key ? (value as Record<string, unknown>)[key] : value;
+    if (!Array.isArray(list)) return false;
+    return list.some((item) => {
+      // A table row: the column of that name.
+      if (Array.isArray(item) && rest.length === 1 && columns) {
+        return present(item[columns.indexOf(rest[0])], []);
+      }
+      return present(item, rest, columns);
+    });
+  }
+  return present((value as Record<string, unknown>)[head], rest, columns);
+}
+
+/** The untrusted fields present in a tool's result (none: undefined). */
+export function untrustedFields(
+  tool: string,
+  result: Record<string, unknown>,
+): string[] | undefined {
+  const columns = Array.isArray(result.columns)
+    ? result.columns.map(String)
+    : undefined;
+  const found = (UNTRUSTED[tool] ?? []).filter((p) =>
+    present(result, p.split("."), columns)
+  );
+  return found.length ? found : undefined;
+}
+
+const KEY = "release";
+const WITHHELD = "[withheld: MCP_LOCKDOWN]";
+const HOLD_MS = 10 * 60_000;
+const HOLD_MAX = 64;
+
+/** Results waiting for the human's answer, by an unguessable id. */
+const held = new Map<
+  string,
+  { at: number; tool: string; result: Record<string, unknown> }
+>();
+
+function hold(tool: string, result: Record<string, unknown>): string {
+  const now = Date.now();
+  for (const [id, h] of held) {
+    if (now - h.at > HOLD_MS || held.size >= HOLD_MAX) held.delete(id);
+  }
+  const id = crypto.randomUUID();
+  held.set(id, { at: now, tool, result });
+  return id;
+}
+
+/** A copy of a result with its guest output withheld. */
+export function withhold(
+  tool: string,
+  result: Record<string, unknown>,
+  why: string,
+): Record<string, unknown> {
+  const out = { ...result };
+  for (const f of GUEST_OUTPUT[tool] ?? []) {
+    if (typeof out[f] === "string" && out[f] !== "") out[f] = WITHHELD;
+  }
+  const note = `Guest output withheld (MCP_LOCKDOWN=true): ${why}`;
+  out.note = typeof out.note === "string" ? `${out.note}; ${note}` : note;
+  return out;
+}
+
+/** Whether a call's result carries guest output that lockdown holds back. */
+export function holdsGuestOutput(
+  tool: string,
+  result: Record<string, unknown>,
+): boolean {
+  return (GUEST_OUTPUT[tool] ?? []).some((f) =>
+    typeof result[f] === "string" && result[f] !== ""
+  );
+}
+
+/** What lockdown does with a finished call's result. */
+export type Release =
+  | { kind: "show"; result: Record<string, unknown> }
+  | { kind: "ask"; result: InputRequiredResult };
+
+/**
+ * A result with guest output, under lockdown: ask the human (the result is
+ * held until the answer), or withhold the output when the client cannot ask.
+ */
+export function lockdownGate(
+  tool: { name: string; title: string },
+  args: Record<string, unknown>,
+  result: Record<string, unknown>,
+  canAsk: boolean,
+): Release {
+  if (!canAsk) {
+    return {
+      kind: "show",
+      result: withhold(
+        tool.name,
+        result,
+        "this client cannot ask the human to release it",
+      ),
+    };
+  }
+  const where = typeof args.vmid === "number" ? ` in VM ${args.vmid}` : "";
+  const what = typeof args.path === "string"
+    ? `the contents of ${args.path}`
+    : "the output";
+  return {
+    kind: "ask",
+    result: inputRequired({
+      inputRequests: {
+        [KEY]: inputRequired.elicit({
+          message:
+            `${tool.title}: ${tool.name}${where} is done. Show ${what} to the assistant? It comes from inside the guest and may hold text written to steer the assistant.`,
+          requestedSchema: {
+            type: "object" as const,
+            properties: {
+              release: {
+                type: "boolean" as const,
+                title: "Show it",
+                description: "Tick to pass the guest's output on",
+                default: false,
+              },
+            },
+            required: ["release"],
+          },
+        }),
+      },
+      requestState: hold(tool.name, result),
+    }),
+  };
+}
+
+/**
+ * The round that carries the human's answer to a release question: the held
+ * result, shown or withheld. Undefined when this call answers no such question.
+ */
+export function releaseAnswer(
+  tool: string,
+  ctx: ServerContext,
+): Record<string, unknown> | { expired: true } | undefined {
+  const response = inputResponse(ctx.mcpReq.inputResponses, KEY);
+  if (response.kind === "missing") return undefined;
+  const id = ctx.mcpReq.requestState();
+  const h = typeof id === "string" ? held.get(id) : undefined;
+  if (!h || h.tool !== tool) return { expired: true };
+  held.delete(id as string);
+  const released = response.kind === "elicit" &&
+    response.action === "accept" && response.content?.release === true;
+  return released
+    ? h.result
+    : withhold(tool, h.result, "the human did not release it");
+}
