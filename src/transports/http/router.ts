@@ -28,6 +28,7 @@ import {
 import { setTimeout as delay } from "node:timers/promises";
 import { logger } from "../../log.ts";
 import { createServer, type ServerDeps } from "../../server.ts";
+import { selectTools } from "../../tools/mod.ts";
 import { jsonRpcError, SseServerTransport } from "../sse.ts";
 import {
   allowedHostnames,
@@ -97,6 +98,17 @@ function whenSent(response: Response, done: () => void): Response {
   });
 }
 
+/** The tool a single `tools/call` names, if the body is one. */
+function toolCalled(body: unknown): string | undefined {
+  if (Array.isArray(body) || body === null || typeof body !== "object") {
+    return undefined;
+  }
+  const m = body as { method?: unknown; params?: { name?: unknown } };
+  return m.method === "tools/call" && typeof m.params?.name === "string"
+    ? m.params.name
+    : undefined;
+}
+
 function isInitialize(body: unknown): boolean {
   return (Array.isArray(body) ? body : [body]).some((m) =>
     (m as { method?: unknown })?.method === "initialize"
@@ -112,7 +124,19 @@ export function createHttpApp(
   // Build one server now: a bad setting (e.g. an unknown toolset) stops the
   // process at start, as on stdio, instead of failing every request.
   void createServer(deps).close();
-  const factory = () => createServer(deps);
+  // A stateless request gets a server of its own; for a tools/call of a
+  // selected tool, that server registers only the tool called (registering
+  // all of them per request dominated the cost of a call). Sessions and
+  // every other request get every tool.
+  const selected = new Set(selectTools(deps.config).map((t) => t.name));
+  const calledTool = new WeakMap<Request, string>();
+  const factory = (context?: { requestInfo?: Request }) => {
+    const only = context?.requestInfo && calledTool.get(context.requestInfo);
+    const narrowed: ServerDeps & { onlyTool?: string } = only
+      ? { ...deps, onlyTool: only }
+      : deps;
+    return createServer(narrowed);
+  };
   const onerror = (e: Error) => log.debug(`MCP HTTP: ${e.message}`);
   const modern = createMcpHandler(factory, {
     legacy: "reject",
@@ -240,6 +264,10 @@ export function createHttpApp(
         body: body.text,
       });
       return modern.fetch(again);
+    }
+    const called = toolCalled(parsedBody);
+    if (called !== undefined && selected.has(called)) {
+      calledTool.set(request, called);
     }
     if (
       await isLegacyRequest(request, parsedBody, {
