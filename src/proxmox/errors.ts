@@ -72,6 +72,26 @@ export const ERROR_KINDS: readonly {
   { kind: "server", status: [500, 502, 503, 504] },
 ];
 
+/**
+ * The ACL path and privileges of PVE's 403 `Permission check failed
+ * (/vms/105, VM.PowerMgmt)`; several privileges (`A|B`) mean any one of them.
+ * Undefined for a bare `Permission check failed`.
+ */
+export function parseDenied(
+  message: string,
+): { path: string; privs: string[] } | undefined {
+  const m = /Permission check failed \(([^,()]+), ([^()]+)\)/.exec(message);
+  if (!m) return undefined;
+  return { path: m[1].trim(), privs: m[2].trim().split("|") };
+}
+
+/** "missing VM.PowerMgmt on /vms/105" for a parsed 403. */
+export function missingText(d: { path: string; privs: string[] }): string {
+  return `missing ${
+    d.privs.length > 1 ? `one of ${d.privs.join(", ")}` : d.privs[0]
+  } on ${d.path}`;
+}
+
 /** The kind of a PVE answer from its status and message. */
 export function classify(status: number, message: string): PveErrorKind {
   for (const rule of ERROR_KINDS) {
@@ -96,6 +116,8 @@ export class PveError extends Error {
   readonly pveMessage: string;
   /** Per-parameter errors of a 400 `Parameter verification failed.` */
   readonly errors?: Record<string, string>;
+  /** A 403's ACL path and privileges (`Permission check failed (path, priv)`). */
+  readonly denied?: { path: string; privs: string[] };
   constructor(
     init: {
       status: number;
@@ -113,8 +135,15 @@ export class PveError extends Error {
         .join("; ")
       : "";
     const where = `${init.method} ${init.path}`;
+    const denied = init.status === 403
+      ? parseDenied(init.pveMessage)
+      : undefined;
     const head = init.status === 0
       ? `${init.pveMessage} (${where})`
+      : denied
+      ? `Permission denied: ${
+        missingText(denied)
+      } (Proxmox answered 403 to ${where}: ${init.pveMessage})`
       : `Proxmox answered ${init.status} to ${where}: ${init.pveMessage}${detail}`;
     super(init.hint ? `${head}. ${init.hint}` : head);
     this.kind = init.kind ?? classify(init.status, init.pveMessage);
@@ -123,6 +152,7 @@ export class PveError extends Error {
     this.path = init.path;
     this.pveMessage = init.pveMessage;
     this.errors = init.errors;
+    this.denied = denied;
   }
 }
 

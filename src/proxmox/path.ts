@@ -133,6 +133,20 @@ export const seg = {
     ),
   /** A firewall rule's position. */
   pos: (v: number): Segment => integer("rule position", v, 0, 65_535),
+  /** A user id, `name@realm` (pve-userid). */
+  userid: (v: string): Segment => {
+    if (!/^[^\s:/@]+@[A-Za-z][A-Za-z0-9.\-_]+$/.test(v) || v.length > 64) {
+      throw new ToolError(`Invalid user id ${v}: use name@realm`);
+    }
+    return Segment.make(encodeURIComponent(v));
+  },
+  /** An API token's name (the part after `!`). */
+  tokenName: (v: string): Segment => {
+    if (!/^[A-Za-z][A-Za-z0-9.\-_]+$/.test(v)) {
+      throw new ToolError(`Invalid token name ${v}: letters, digits, '.-_'`);
+    }
+    return Segment.make(v);
+  },
 };
 
 /** Builds a path from literal parts and checked segments only. */

@@ -8,6 +8,15 @@
  * calls in the official schema (../shared/pve-api/endpoint-table.md), or
  * from the handler's documented checks where the schema says `user: all`.
  */
+import type { PveClient } from "../proxmox/client.ts";
+import { logger } from "../log.ts";
+import {
+  effectivePermissions,
+  type Permissions,
+  release,
+} from "../proxmox/api/access.ts";
+
+export type { Permissions };
 
 /** An ACL path template, as the schema writes it. */
 export type AclPath =
@@ -68,9 +77,6 @@ export const AGENT: {
     pve8: ["VM.Monitor"],
   }),
 };
-
-/** What GET /access/permissions answers: path → {privilege: 1|0 (propagate)}. */
-export type Permissions = Record<string, Record<string, number>>;
 
 /** The privileges that apply on a release ("8.4", "9.1", "unknown"). */
 export function privsOn(p: Privilege, release: string): readonly string[] {
@@ -147,33 +153,186 @@ export function standing(
   return { can, missing, limited };
 }
 
-/** A 403's privilege and path, from PVE's "Permission check failed (/vms/105, VM.PowerMgmt)". */
-export function parseDenied(
-  message: string,
-): { path: string; privs: string[] } | undefined {
-  const m = /Permission check failed \(([^,()]+), ([^()]+)\)/.exec(message);
-  if (!m) return undefined;
-  return { path: m[1].trim(), privs: m[2].trim().split("|") };
-}
-
 /** The markdown table of tools and privileges for README.md. */
 export function privilegeTable(
   tools: readonly { name: string; privileges?: readonly Privilege[] }[],
 ): string {
-  const rows = tools.map((t) => {
+  const rows: string[][] = tools.map((t) => {
     const need = (t.privileges ?? []).filter((p) => !p.only);
     const opt = (t.privileges ?? []).filter((p) => p.only);
     const cell = (p: Privilege) =>
       `${p.privs.join(" or ")}${
         p.pve8 ? ` (8.x: ${p.pve8.join(" or ")})` : ""
       } on \`${p.on}\`${p.only ? ` (${p.only})` : ""}`;
-    return `| \`${t.name}\` | ${need.map(cell).join("; ") || "none"} | ${
-      opt.map(cell).join("; ") || ""
-    } |`;
+    return [
+      `\`${t.name}\``,
+      need.map(cell).join("; ") || "none",
+      opt.map(cell).join("; "),
+    ];
   });
+  // Aligned as deno fmt writes markdown tables.
+  const all = [["Tool", "Needs", "Also, for some arguments"], ...rows];
+  const widths = [0, 1, 2].map((c) =>
+    Math.max(3, ...all.map((r) => [...r[c]].length))
+  );
+  const line = (r: string[]) =>
+    `| ${
+      r.map((x, c) => x + " ".repeat(widths[c] - [...x].length)).join(" | ")
+    } |`;
   return [
-    "| Tool | Needs | Also, for some arguments |",
-    "|---|---|---|",
-    ...rows,
+    line(all[0]),
+    line(widths.map((w) => "-".repeat(w))),
+    ...rows.map(line),
   ].join("\n");
+}
+
+/** The credential the server acts as, for advice: `ops@pve!mcp` (token) or `ops@pve`. */
+export interface Credential {
+  id: string;
+  token: boolean;
+}
+
+/**
+ * What to grant after a 403: the privilege PVE named, or, when PVE named
+ * none, what the tool needs.
+ */
+export function grantAdvice(
+  denied: { path: string; privs: string[] } | undefined,
+  tool: { name: string; privileges?: readonly Privilege[] },
+  who: Credential,
+): string {
+  const flag = who.token ? "--tokens" : "--users";
+  if (denied) {
+    return `Grant ${who.id} a role with ${
+      denied.privs.join(" or ")
+    } on ${denied.path} (pveum acl modify ${denied.path} --roles <role> ${flag} '${who.id}'${
+      who.token
+        ? "; a token with privilege separation needs it in its user's ACLs too"
+        : ""
+    }); proxmox_whoami shows what it holds`;
+  }
+  const need = (tool.privileges ?? []).filter((p) => !p.only).map((p) =>
+    describe(p)
+  );
+  return `${tool.name} needs ${
+    need.join(", ") || "no special privilege"
+  }; proxmox_whoami shows what ${who.id} holds`;
+}
+
+/** Who the configured credential is. */
+export function credentialOf(
+  config: {
+    auth: { kind: string; user?: string; tokenId?: string };
+  },
+): Credential {
+  return config.auth.kind === "token"
+    ? { id: config.auth.tokenId ?? "", token: true }
+    : { id: config.auth.user ?? "", token: false };
+}
+
+/** A credential's permissions and the release they were read on. */
+export interface Known {
+  perms: Permissions;
+  release: string;
+}
+
+const known = new WeakMap<object, Promise<Known>>();
+const settled = new WeakMap<object, Known>();
+
+/**
+ * The permissions of the credential behind `pve`, read once (GET
+ * /access/permissions, the first call logs in) and kept; a failed read is
+ * not kept, so the next caller tries again.
+ */
+export function knownPermissions(pve: PveClient): Promise<Known> {
+  let p = known.get(pve);
+  if (!p) {
+    p = Promise.all([effectivePermissions(pve), release(pve)]).then(
+      ([perms, rel]) => {
+        const k = { perms, release: rel };
+        settled.set(pve, k);
+        return k;
+      },
+    );
+    known.set(pve, p);
+    p.catch(() => {
+      if (known.get(pve) === p) known.delete(pve);
+    });
+  }
+  return p;
+}
+
+/** The permissions if already read, without waiting. */
+export function peekPermissions(pve: PveClient): Known | undefined {
+  return settled.get(pve);
+}
+
+/** Whether a tool can run anywhere under what is known (true when unknown). */
+export function permitted(
+  tool: { privileges?: readonly Privilege[] },
+  k: Known | undefined,
+): boolean {
+  return !k || standing(tool.privileges ?? [], k.perms, k.release).can !== "no";
+}
+
+/** What hideUnpermitted needs of the SDK's McpServer and its registered tools. */
+export interface Hideable {
+  isConnected(): boolean;
+  sendToolListChanged(): void;
+}
+
+const log = logger("privileges");
+
+/**
+ * MCP_HIDE_UNPERMITTED: disables the tools the credential cannot use
+ * anywhere. Known permissions apply at once (nothing was listed yet);
+ * otherwise they are read after the first login and one
+ * notifications/tools/list_changed tells a connected client. A failed read
+ * is tried again every 30 s until the server closes.
+ */
+export function hideUnpermitted(
+  server: Hideable,
+  pve: PveClient,
+  registered: readonly [
+    { name: string; privileges?: readonly Privilege[] },
+    { enabled: boolean },
+  ][],
+): void {
+  const apply = (k: Known): string[] => {
+    const hidden: string[] = [];
+    for (const [tool, rt] of registered) {
+      if (rt.enabled && !permitted(tool, k)) {
+        rt.enabled = false;
+        hidden.push(tool.name);
+      }
+    }
+    return hidden;
+  };
+  const now = peekPermissions(pve);
+  if (now) {
+    apply(now);
+    return;
+  }
+  const attempt = () =>
+    knownPermissions(pve).then((k) => {
+      const hidden = apply(k);
+      if (!hidden.length) return;
+      log.info(
+        `Hiding ${hidden.length} tools the Proxmox credential cannot use: ${
+          hidden.join(", ")
+        }`,
+      );
+      if (server.isConnected()) server.sendToolListChanged();
+    }, (e) => {
+      log.warning(
+        `Cannot read the Proxmox permissions (${
+          (e as Error)?.message ?? e
+        }); every tool stays listed, trying again in 30 s`,
+      );
+      const t = setTimeout(() => {
+        if (server.isConnected()) attempt();
+      }, 30_000);
+      Deno.unrefTimer(t);
+    });
+  attempt();
 }
