@@ -4,7 +4,12 @@
  * listing and refused by every tool before any write; a protected guest is
  * read-only to the server. Driven by the SDK client against the simulator.
  */
+import {
+  Client,
+  StreamableHTTPClientTransport,
+} from "@modelcontextprotocol/client";
 import assert from "node:assert/strict";
+import { setTimeout as delay } from "node:timers/promises";
 import { loadConfig } from "../src/config.ts";
 import { ALL_TOOLS } from "../src/tools/mod.ts";
 import {
@@ -15,6 +20,7 @@ import {
   simEnv,
   startSim,
 } from "./helpers.ts";
+import { serverArgs } from "./server_args.ts";
 
 type Sim = Awaited<ReturnType<typeof startSim>>;
 
@@ -504,4 +510,59 @@ Deno.test("the real entry point over stdio: scope filters and refuses with 0 wri
   const lines = s.stderr().split("\n").filter((l) => l.includes("Scope: "));
   assert.equal(lines.length, 1, s.stderr());
   assert.match(lines[0], /Scope: VMIDs 100-105; nodes pve1,pve2\./);
+});
+
+Deno.test("the real entry point over HTTP: one INFO line for the process, however many clients and calls", async () => {
+  await using sim = await startSim();
+  const token = "scope-test-token-0123456789";
+  const child = new Deno.Command(Deno.execPath(), {
+    args: serverArgs(["--transport", "http", "--port", "0"]),
+    clearEnv: true,
+    env: {
+      PATH: Deno.env.get("PATH") ?? "",
+      HOME: Deno.env.get("HOME") ?? "",
+      DENO_DIR: Deno.env.get("DENO_DIR") ?? "",
+      ...simEnv(sim),
+      MCP_AUTH_TOKEN: token,
+      LOG_LEVEL: "INFO",
+      MCP_ALLOWED_VMIDS: "100-105",
+    },
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  let err = "";
+  const pump = (async () => {
+    for await (const c of child.stderr) err += new TextDecoder().decode(c);
+  })();
+  try {
+    let base: string | undefined;
+    for (let i = 0; i < 400 && !base; i++) {
+      base = /Listening on (http:\/\/[\d.]+:\d+)/.exec(err)?.[1];
+      if (!base) await delay(25);
+    }
+    assert.ok(base, `the server did not start:\n${err}`);
+    for (const era of ["2026-07-28", "2025-11-25"] as const) {
+      const client = new Client({ name: "scope-test", version: "1.0.0" }, {
+        versionNegotiation: {
+          mode: era === "2025-11-25" ? "legacy" : { pin: era },
+        },
+      });
+      await client.connect(
+        new StreamableHTTPClientTransport(new URL(`${base}/mcp`), {
+          authProvider: { token: () => Promise.resolve(token) },
+        }),
+      );
+      const vms = await callOk(client, "proxmox_list_vms");
+      assert.equal(vms.count, 6, era);
+      await client.close();
+    }
+    const lines = err.split("\n").filter((l) => l.includes("Scope: "));
+    assert.equal(lines.length, 1, err);
+    assert.match(lines[0], /INFO main: Scope: VMIDs 100-105\./);
+  } finally {
+    child.kill("SIGKILL");
+    await child.status;
+    await pump;
+  }
 });
