@@ -249,6 +249,29 @@ Deno.test("every changing tool refuses a guest outside the scope before any writ
   assert.equal(sim.cluster.guests.get(106)!.status, "stopped");
 });
 
+Deno.test("a dry run outside the scope or on a protected guest is refused too", async () => {
+  await using sim = await startSim();
+  sim.cluster.guests.get(102)!.config.protection = 1;
+  await using s = await connect({
+    env: { ...simEnv(sim), MCP_ALLOWED_VMIDS: "100-105" },
+  });
+  const outside = await call(s.client, "proxmox_stop_vm", {
+    vmid: 106,
+    dry_run: true,
+  });
+  assert.match(outside.text, /VMID 106 is outside this server's scope/);
+  const prot = await call(s.client, "proxmox_delete_vm", {
+    vmid: 102,
+    dry_run: true,
+  });
+  assert.match(prot.text, /is protected/);
+  const inside = await callOk(s.client, "proxmox_stop_vm", {
+    vmid: 105,
+    dry_run: true,
+  });
+  assert.equal(inside.dry_run, true);
+});
+
 Deno.test("a node outside MCP_ALLOWED_NODES: guests on it are refused, and no tool migrates, creates or restores there", async () => {
   await using sim = await startSim({ offlineNodes: [] });
   await using s = await connect({

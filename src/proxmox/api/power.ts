@@ -5,6 +5,7 @@
  */
 import type { PveClient } from "../client.ts";
 import { pvePath, seg } from "../path.ts";
+import { scopeOf } from "../../safety/scope.ts";
 import type { GuestRef } from "./guests.ts";
 import { failureKind, failureText } from "./tasks.ts";
 
@@ -50,13 +51,14 @@ export function migrationMode(g: GuestRef, running: boolean): MigrationMode {
   return !running ? "offline" : g.type === "qemu" ? "online" : "restart";
 }
 
-/** `POST .../migrate` → UPID. */
+/** `POST .../migrate` → UPID; a target outside the scope is refused. */
 export async function migrate(
   pve: PveClient,
   g: GuestRef,
   target: string,
   mode: MigrationMode,
 ): Promise<string> {
+  scopeOf(pve).checkNode(target);
   const params = mode === "online"
     ? { target, online: true, "with-local-disks": true }
     : mode === "restart"
