@@ -29,6 +29,7 @@ export const ENV_VARS = [
   "MCP_READ_ONLY",
   "MCP_CONFIRM",
   "MCP_AUDIT_FILE",
+  "MCP_HIDE_UNPERMITTED",
   "MCP_TOOLSETS",
   "MCP_ALLOWED_VMIDS",
   "MCP_ALLOWED_NODES",
@@ -121,6 +122,7 @@ const EnvSchema = z.object({
     "auto",
   ),
   MCP_AUDIT_FILE: z.optional(nonEmpty("MCP_AUDIT_FILE must name a file")),
+  MCP_HIDE_UNPERMITTED: z._default(bool("MCP_HIDE_UNPERMITTED"), false),
   MCP_TOOLSETS: z.optional(z.string()),
   MCP_ALLOWED_VMIDS: z.optional(z.string()),
   MCP_ALLOWED_NODES: z.optional(z.string()),
@@ -172,6 +174,11 @@ export interface Config {
   confirm: "auto" | "always" | "never";
   /** Append one JSON line per changing call here (created 0600). */
   auditFile?: string;
+  /**
+   * Hide the tools the Proxmox credential cannot use, once its permissions
+   * are read after the first login (clients get tools/list_changed).
+   */
+  hideUnpermitted?: boolean;
   /** Enabled toolsets; undefined means the defaults. */
   toolsets?: string[];
   /** VMIDs this server sees and acts on, as sorted inclusive ranges (all when absent). */
@@ -324,6 +331,7 @@ export function loadConfig(
     readOnly: e.MCP_READ_ONLY,
     confirm: e.MCP_CONFIRM,
     auditFile: e.MCP_AUDIT_FILE,
+    hideUnpermitted: e.MCP_HIDE_UNPERMITTED,
     toolsets: e.MCP_TOOLSETS?.split(",").map((s) => s.trim()).filter(Boolean),
     allowedVmids: parseVmidRanges(e.MCP_ALLOWED_VMIDS),
     allowedNodes: parseNodeList(e.MCP_ALLOWED_NODES),

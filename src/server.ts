@@ -28,6 +28,11 @@ import {
 } from "./tools/define.ts";
 import { selectTools } from "./tools/mod.ts";
 import { canElicit, confirmGate } from "./safety/confirm.ts";
+import {
+  credentialOf,
+  grantAdvice,
+  hideUnpermitted,
+} from "./safety/privileges.ts";
 import { guardChange } from "./safety/guard.ts";
 import { audit, type AuditResult } from "./safety/audit.ts";
 import { DryRunResult, dryRunResult, maskArgs } from "./safety/dryrun.ts";
@@ -144,6 +149,7 @@ async function runCall(
     signal: ctx.mcpReq.signal,
     progress,
     task: taskFollower(deps.pve, ctx.mcpReq.signal, progress),
+    tools: selectTools(deps.config),
     dryRun,
   };
   try {
@@ -217,6 +223,9 @@ async function runCall(
       text = e.detail ? `${e.message}\n${JSON.stringify(e.detail)}` : e.message;
     } else if (e instanceof PveError) {
       text = e.message;
+      if (e.kind === "permission") {
+        text += `. ${grantAdvice(e.denied, tool, credentialOf(deps.config))}`;
+      }
       if (
         e.kind === "uncertain" ||
         (e.kind === "badResponse" && e.method !== "GET")
@@ -300,9 +309,11 @@ export function createServer(deps: ServerDeps): McpServer {
     { name: "proxmox-mcp", version: VERSION },
     {
       instructions: INSTRUCTIONS,
-      // The tool list never changes while a server runs: declare only what
-      // is sent (the SDK would otherwise declare listChanged: true).
-      capabilities: { tools: { listChanged: false } },
+      // The tool list changes only when MCP_HIDE_UNPERMITTED hides tools
+      // after the first login: declare only what is sent.
+      capabilities: {
+        tools: { listChanged: deps.config.hideUnpermitted === true },
+      },
     },
   );
   const client: ClientInfo = {
@@ -312,13 +323,20 @@ export function createServer(deps: ServerDeps): McpServer {
       return v ? `${v.name}/${v.version}` : undefined;
     },
   };
+  const registered: [ToolDef, { enabled: boolean }][] = [];
   for (const tool of selectTools(deps.config)) {
-    server.registerTool(
-      tool.name,
-      registration(tool),
-      (args: Record<string, unknown>, ctx: ServerContext) =>
-        callTool(tool, args, deps, ctx, client),
-    );
+    registered.push([
+      tool,
+      server.registerTool(
+        tool.name,
+        registration(tool),
+        (args: Record<string, unknown>, ctx: ServerContext) =>
+          callTool(tool, args, deps, ctx, client),
+      ),
+    ]);
+  }
+  if (deps.config.hideUnpermitted) {
+    hideUnpermitted(server, deps.pve, registered);
   }
   return server;
 }

@@ -76,7 +76,10 @@ Deno.test("read-only mode keeps only read-only tools and wins over toolsets", ()
   assert.ok(ro.length > 0);
   assert.ok(ro.every((t) => t.annotations.readOnlyHint));
   const some = selectTools({ readOnly: true, toolsets: ["nodes"] });
-  assert.deepEqual(some.map((t) => t.name), ["proxmox_list_nodes"]);
+  assert.deepEqual(some.map((t) => t.name), [
+    "proxmox_list_nodes",
+    "proxmox_whoami",
+  ]);
   assert.throws(
     () => selectTools({ readOnly: false, toolsets: ["nope"] }),
     /Unknown toolset 'nope'/,

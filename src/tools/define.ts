@@ -20,6 +20,7 @@ export {
   newVm,
   node,
   type Privilege,
+  standing,
   storage,
   vm,
 } from "../safety/privileges.ts";
@@ -40,6 +41,8 @@ export interface ToolContext {
   progress(message: string, progress?: number, total?: number): Promise<void>;
   /** Follows a task (see TaskOptions); throws ToolError when it failed. */
   task(upid: string, options: TaskOptions): Promise<TaskOutcome>;
+  /** The tools this server offers (whoami reports on each). */
+  tools?: readonly ToolDef[];
   /**
    * A dry run: writes are noted, not sent, and tasks count as done at once.
    * A tool that reads what an earlier write would have made reads its source

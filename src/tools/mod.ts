@@ -13,6 +13,7 @@ import {
   readFileVm,
   writeFileVm,
 } from "./guest.ts";
+import { whoami } from "./access.ts";
 import { listNodes } from "./nodes.ts";
 import {
   createSnapshot,
@@ -38,6 +39,7 @@ export { type ToolFilter, Toolset, TOOLSETS } from "./toolsets.ts";
 
 export const ALL_TOOLS: readonly ToolDef[] = [
   listNodes,
+  whoami,
   listVms,
   getVmStats,
   startVm,

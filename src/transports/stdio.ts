@@ -535,6 +535,14 @@ export async function serveStdio(options: StdioOptions): Promise<void> {
   /** Set when shutdown is complete: nothing more is delivered. */
   let finished = false;
   const deps = () => prefetch ??= options.load();
+  let warming: Promise<unknown> | undefined;
+  const warm = () =>
+    warming ??= Promise.all([
+      deps(),
+      import("@modelcontextprotocol/server/stdio"),
+      import("../server.ts"),
+      import("@modelcontextprotocol/server"),
+    ]).catch(() => {});
   /** MCP's own message schema, once the SDK is loaded. */
   let wellFormed: (m: Message) => boolean = () => true;
 
@@ -574,7 +582,9 @@ export async function serveStdio(options: StdioOptions): Promise<void> {
 
   /** Answers from the catalog when it can; false hands the message over. */
   const fast = (m: Message): boolean => {
-    if (handoff) return false;
+    // Hidden tools change the opening (listChanged) and the list: the SDK
+    // answers everything then.
+    if (handoff || options.config.hideUnpermitted) return false;
     if (
       m.method === "initialize" && m.id != null && !initialized &&
       opening.length === 0
@@ -586,7 +596,9 @@ export async function serveStdio(options: StdioOptions): Promise<void> {
       initialized = true;
       opening.push(m);
       suppress.add(m.id);
-      reply(m.id, { protocolVersion, ...catalog.initialize });
+      reply(m.id, { protocolVersion, ...catalog.initialize }).then(() =>
+        setTimeout(() => warm(), 0)
+      );
       return true;
     }
     if (!initialized) return false;

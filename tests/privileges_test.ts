@@ -1,0 +1,300 @@
+/**
+ * Least privilege: every tool declares the PVE privileges it needs; a 403
+ * names what is missing and how to grant it; proxmox_whoami reports the
+ * credential, its privileges and each tool's standing; MCP_HIDE_UNPERMITTED
+ * hides what the credential cannot use (with tools/list_changed); README's
+ * table is generated from the declarations.
+ */
+import assert from "node:assert/strict";
+import { quirksFor } from "../src/proxmox/quirks.ts";
+import {
+  AGENT,
+  privilegeTable,
+  reach,
+  standing,
+} from "../src/safety/privileges.ts";
+import { ALL_TOOLS } from "../src/tools/mod.ts";
+import { call, callOk, connect, simEnv, startSim } from "./helpers.ts";
+import type { TestSim } from "./sim_helpers.ts";
+
+const ROOT = new URL("../", import.meta.url).pathname;
+
+/** Server environment for an API token of the simulator. */
+function tokenEnv(
+  sim: TestSim,
+  t: { tokenId: string; secret: string },
+  extra: Record<string, string> = {},
+): Record<string, string> {
+  return {
+    PROXMOX_URL: sim.url,
+    PROXMOX_TOKEN_ID: t.tokenId,
+    PROXMOX_TOKEN_SECRET: t.secret,
+    ...extra,
+  };
+}
+
+/** ops@pve with PVEAuditor everywhere and PVEVMUser on VM 105 only; a token without privilege separation. */
+function operatorOf105(sim: TestSim): { tokenId: string; secret: string } {
+  const t = sim.access.addToken("ops@pve", "mcp", { privsep: false });
+  sim.access.grant("/", "ops@pve", "PVEAuditor");
+  sim.access.grant("/vms/105", "ops@pve", "PVEVMUser");
+  return t;
+}
+
+Deno.test("every tool declares its privileges, each one a privilege PVE knows; the agent's follow quirks.ts per release", async () => {
+  const schema = await Deno.readTextFile(
+    `${ROOT}../shared/pve-api/pve-api-schema.json`,
+  );
+  const schema8 = await Deno.readTextFile(
+    `${ROOT}../shared/pve-api/pve-api-schema-pve8.json`,
+  );
+  for (const t of ALL_TOOLS) {
+    assert.ok(Array.isArray(t.privileges), `${t.name} declares privileges`);
+    for (const p of t.privileges!) {
+      for (const priv of p.privs) {
+        assert.ok(schema.includes(`"${priv}"`), `${t.name}: ${priv}`);
+      }
+      for (const priv of p.pve8 ?? []) {
+        assert.ok(schema8.includes(`"${priv}"`), `${t.name}: ${priv} (8.x)`);
+      }
+    }
+  }
+  assert.equal(AGENT.exec.privs[0], quirksFor("9.1").agentExecPrivilege);
+  assert.equal(AGENT.exec.pve8![0], quirksFor("8.4").agentExecPrivilege);
+  assert.equal(AGENT.read.pve8![0], quirksFor("8.4").agentFilePrivilege);
+});
+
+Deno.test("reach: / and top paths with propagation cover every object, a single object only itself", () => {
+  const perms = {
+    "/vms": { "VM.Audit": 1 },
+    "/vms/105": { "VM.PowerMgmt": 0 },
+    "/storage": { "Datastore.Audit": 0 },
+  };
+  assert.equal(reach(perms, "VM.Audit", "/vms/{vmid}"), "all");
+  assert.equal(reach(perms, "VM.PowerMgmt", "/vms/{vmid}"), "some");
+  assert.equal(reach(perms, "Datastore.Audit", "/storage/{storage}"), "none");
+  const s = standing(
+    ALL_TOOLS.find((t) => t.name === "proxmox_start_vm")!.privileges!,
+    perms,
+    "9.1",
+  );
+  assert.deepEqual(s, { can: "some", missing: [], limited: [] });
+});
+
+Deno.test("README's privilege table is generated from the tools' declarations (UPDATE_SNAPSHOTS=1 rewrites it)", async () => {
+  const path = `${ROOT}README.md`;
+  const readme = await Deno.readTextFile(path);
+  const re =
+    /(<!-- privileges:start[^>]*-->\n)[\s\S]*?(<!-- privileges:end -->)/;
+  assert.match(readme, re);
+  const fresh = readme.replace(
+    re,
+    (_, a, b) => `${a}\n${privilegeTable(ALL_TOOLS)}\n\n${b}`,
+  );
+  if (Deno.env.get("UPDATE_SNAPSHOTS") === "1") {
+    await Deno.writeTextFile(path, fresh);
+    return;
+  }
+  assert.equal(
+    readme,
+    fresh,
+    "README's privilege table is stale: run with UPDATE_SNAPSHOTS=1",
+  );
+});
+
+Deno.test("start_vm with a token lacking VM.PowerMgmt: isError 'missing VM.PowerMgmt on /vms/100' with the grant, nothing started", async () => {
+  await using sim = await startSim();
+  const t = operatorOf105(sim);
+  await using s = await connect({ env: tokenEnv(sim, t) });
+  const r = await call(s.client, "proxmox_start_vm", { vmid: 102 });
+  assert.ok(r.isError);
+  assert.match(
+    r.text,
+    /Permission denied: missing VM\.PowerMgmt on \/vms\/102/,
+  );
+  assert.match(
+    r.text,
+    /pveum acl modify \/vms\/102 --roles <role> --tokens 'ops@pve!mcp'/,
+  );
+  assert.equal(sim.cluster.guests.get(102)!.status, "stopped");
+  // The guest the token may operate starts.
+  await callOk(s.client, "proxmox_start_vm", { vmid: 105 });
+});
+
+Deno.test("a 403 without a path names what the tool needs", async () => {
+  await using sim = await startSim();
+  const t = operatorOf105(sim);
+  sim.access.grant("/storage", "ops@pve", "PVEDatastoreUser");
+  await using s = await connect({ env: tokenEnv(sim, t) });
+  const r = await call(s.client, "proxmox_create_lxc", {
+    ostemplate: "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst",
+    node: "pve1",
+    hostname: "ct-x",
+    password: "secret-pw-1",
+  });
+  assert.ok(r.isError, r.text);
+  assert.match(
+    r.text,
+    /proxmox_create_lxc needs VM\.Allocate on \/vms\/\{newid\}/,
+  );
+});
+
+Deno.test("whoami as root@pam: every privilege everywhere, every tool can run", async () => {
+  await using sim = await startSim();
+  await using s = await connect({ env: simEnv(sim) });
+  const w = await callOk(s.client, "proxmox_whoami");
+  assert.equal(w.as, "root@pam");
+  assert.equal(w.kind, "user");
+  assert.equal(w.release, "9.1");
+  assert.ok(w.privileges["/"].includes("VM.PowerMgmt*"));
+  assert.equal(w.tools.length, ALL_TOOLS.length);
+  for (const t of w.tools) assert.equal(t.can, "yes", t.name);
+});
+
+Deno.test("whoami as a restricted user (ticket): privileges per path, tools it can run on some guests, and what is missing", async () => {
+  await using sim = await startSim();
+  sim.access.addUser("ops@pve", "ops-secret-pw");
+  sim.access.grant("/", "ops@pve", "PVEAuditor");
+  sim.access.grant("/vms/105", "ops@pve", "PVEVMUser");
+  await using s = await connect({
+    env: {
+      PROXMOX_URL: sim.url,
+      PROXMOX_USER: "ops@pve",
+      PROXMOX_PASSWORD: "ops-secret-pw",
+    },
+  });
+  const w = await callOk(s.client, "proxmox_whoami");
+  assert.equal(w.as, "ops@pve");
+  assert.equal(w.privilege_separation, undefined);
+  assert.ok(w.privileges["/vms/105"].includes("VM.PowerMgmt*"));
+  assert.ok(!w.privileges["/"].includes("VM.PowerMgmt*"));
+  const of = (n: string) => w.tools.find((t: { name: string }) => t.name === n);
+  assert.equal(of("proxmox_list_vms").can, "yes");
+  assert.equal(of("proxmox_start_vm").can, "some");
+  assert.equal(of("proxmox_delete_vm").can, "no");
+  assert.deepEqual(of("proxmox_delete_vm").missing, [
+    "VM.Allocate on /vms/{vmid}",
+  ]);
+  assert.deepEqual(of("proxmox_execute_command").missing, [
+    "VM.GuestAgent.Unrestricted on /vms/{vmid}",
+  ]);
+});
+
+Deno.test("whoami with a privilege-separated token: separation reported, only the overlap of its and its user's ACLs held", async () => {
+  await using sim = await startSim();
+  sim.access.addUser("ops@pve");
+  sim.access.grant("/", "ops@pve", "Administrator");
+  const t = sim.access.addToken("ops@pve", "sep");
+  sim.access.grant("/vms", t.tokenId, "PVEAuditor");
+  // Reading its own settings takes User.Modify: granted on /access/groups.
+  sim.access.addRole("TokenReader", ["User.Modify"]);
+  sim.access.grant("/access/groups", t.tokenId, "TokenReader");
+  await using s = await connect({ env: tokenEnv(sim, t) });
+  const w = await callOk(s.client, "proxmox_whoami");
+  assert.equal(w.as, "ops@pve!sep");
+  assert.equal(w.kind, "token");
+  assert.equal(w.privilege_separation, true);
+  assert.ok(w.privileges["/vms"].includes("VM.Audit*"));
+  assert.ok(
+    w.privileges["/vms"].every((p: string) => p.includes(".Audit")),
+    "the token's own role (PVEAuditor), not its user's Administrator",
+  );
+  const of = (n: string) => w.tools.find((t: { name: string }) => t.name === n);
+  assert.equal(of("proxmox_list_vms").can, "yes");
+  assert.equal(of("proxmox_start_vm").can, "no");
+
+  // Without User.Modify PVE does not tell a token its own settings.
+  const u = sim.access.addToken("ops@pve", "plain");
+  sim.access.grant("/vms", u.tokenId, "PVEAuditor");
+  await using s2 = await connect({ env: tokenEnv(sim, u) });
+  const w2 = await callOk(s2.client, "proxmox_whoami");
+  assert.equal(w2.privilege_separation, null);
+  assert.match(w2.note, /User\.Modify/);
+});
+
+Deno.test("MCP_HIDE_UNPERMITTED: tools the credential cannot use are hidden after the first login, with tools/list_changed; off by default", async () => {
+  await using sim = await startSim();
+  const t = operatorOf105(sim);
+  // The permissions arrive after the client is connected and listening.
+  sim.faults.inject({
+    method: "GET",
+    path: "/access/permissions",
+    fault: { kind: "delay", ms: 300 },
+  });
+  await using s = await connect({
+    env: tokenEnv(sim, t, { MCP_HIDE_UNPERMITTED: "true" }),
+  });
+  assert.equal(s.client.getServerCapabilities()?.tools?.listChanged, true);
+  let changed = 0;
+  const notified = new Promise<void>((resolve) =>
+    s.client.setNotificationHandler(
+      "notifications/tools/list_changed",
+      () => {
+        changed++;
+        resolve();
+      },
+    )
+  );
+  const before = (await s.client.listTools()).tools.map((x) => x.name);
+  assert.ok(before.includes("proxmox_delete_vm"), "listed until known");
+  await notified;
+  const after = (await s.client.listTools()).tools.map((x) => x.name);
+  assert.equal(changed, 1);
+  for (
+    const n of [
+      "proxmox_delete_vm",
+      "proxmox_execute_command",
+      "proxmox_create_lxc",
+    ]
+  ) {
+    assert.ok(!after.includes(n), `${n} hidden`);
+  }
+  for (const n of ["proxmox_list_vms", "proxmox_start_vm", "proxmox_whoami"]) {
+    assert.ok(after.includes(n), `${n} kept`);
+  }
+  const r = await s.client.callTool({
+    name: "proxmox_delete_vm",
+    arguments: { vmid: 105 },
+  }).catch((e: Error) => ({ isError: true, content: [{ text: e.message }] }));
+  assert.ok(r.isError);
+  assert.ok(sim.cluster.guests.has(105));
+
+  // Off by default: nothing hidden, and listChanged stays false.
+  await using d = await connect({ env: tokenEnv(sim, t) });
+  assert.equal(d.client.getServerCapabilities()?.tools?.listChanged, false);
+  assert.equal((await d.client.listTools()).tools.length, ALL_TOOLS.length);
+});
+
+Deno.test("through the real entry point (stdio): a restricted token, MCP_HIDE_UNPERMITTED, whoami and a 403 naming the missing privilege", async () => {
+  await using sim = await startSim();
+  const t = operatorOf105(sim);
+  sim.faults.inject({
+    method: "GET",
+    path: "/access/permissions",
+    fault: { kind: "delay", ms: 500 },
+  });
+  await using s = await connect({
+    process: true,
+    env: tokenEnv(sim, t, { MCP_HIDE_UNPERMITTED: "true" }),
+  });
+  assert.equal(s.client.getServerCapabilities()?.tools?.listChanged, true);
+  const notified = new Promise<void>((resolve) =>
+    s.client.setNotificationHandler(
+      "notifications/tools/list_changed",
+      () => resolve(),
+    )
+  );
+  await notified;
+  const names = (await s.client.listTools()).tools.map((x) => x.name);
+  assert.ok(!names.includes("proxmox_delete_vm"));
+  assert.ok(names.includes("proxmox_start_vm"));
+  const w = await callOk(s.client, "proxmox_whoami");
+  assert.equal(w.as, "ops@pve!mcp");
+  const r = await call(s.client, "proxmox_stop_vm", { vmid: 100 });
+  assert.ok(r.isError);
+  assert.match(r.text, /missing VM\.PowerMgmt on \/vms\/100/);
+  assert.match(
+    s.stderr(),
+    /Hiding \d+ tools the Proxmox credential cannot use/,
+  );
+});
