@@ -535,14 +535,6 @@ export async function serveStdio(options: StdioOptions): Promise<void> {
   /** Set when shutdown is complete: nothing more is delivered. */
   let finished = false;
   const deps = () => prefetch ??= options.load();
-  let warming: Promise<unknown> | undefined;
-  const warm = () =>
-    warming ??= Promise.all([
-      deps(),
-      import("@modelcontextprotocol/server/stdio"),
-      import("../server.ts"),
-      import("@modelcontextprotocol/server"),
-    ]).catch(() => {});
   /** MCP's own message schema, once the SDK is loaded. */
   let wellFormed: (m: Message) => boolean = () => true;
 
@@ -596,9 +588,7 @@ export async function serveStdio(options: StdioOptions): Promise<void> {
       initialized = true;
       opening.push(m);
       suppress.add(m.id);
-      reply(m.id, { protocolVersion, ...catalog.initialize }).then(() =>
-        setTimeout(() => warm(), 0)
-      );
+      reply(m.id, { protocolVersion, ...catalog.initialize });
       return true;
     }
     if (!initialized) return false;
