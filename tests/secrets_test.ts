@@ -93,6 +93,7 @@ async function everyTool(
     run(s, tool, args, out);
 
   await go("proxmox_list_nodes");
+  await go("proxmox_whoami");
   await go("proxmox_list_vms");
   await go("proxmox_get_vm_stats", { vmid: 100 });
   await go("proxmox_list_storage");
@@ -267,19 +268,28 @@ Deno.test("the real entry point with an API token at DEBUG: no token secret, MCP
   assert.match(s.stderr(), /execute_command|agent\/exec/, "the log has calls");
 });
 
-/** Runs each command on VM 101 (agent up) and returns the server's log. */
+/**
+ * Runs each command on VM 101 (agent up), for real and as a dry run (whose
+ * plan shows the command line); returns the server's log and, per command,
+ * both results.
+ */
 async function logOfCommands(
   commands: (string | string[])[],
-): Promise<{ log: string; results: ToolResult[] }> {
+): Promise<{ log: string; results: ToolResult[][] }> {
   await using sim = await startSim();
   await using s = await connect({
     env: { ...simEnv(sim), LOG_LEVEL: "DEBUG" },
   });
-  const results: ToolResult[] = [];
+  const results: ToolResult[][] = [];
   for (const command of commands) {
-    results.push(
+    results.push([
       await call(s.client, "proxmox_execute_command", { vmid: 101, command }),
-    );
+      await call(s.client, "proxmox_execute_command", {
+        vmid: 101,
+        command,
+        dry_run: true,
+      }),
+    ]);
   }
   return { log: s.stderr(), results };
 }
@@ -287,12 +297,17 @@ async function logOfCommands(
 function assertMasked(
   cases: { name: string; pw: string; command: string | string[] }[],
   log: string,
-  results: ToolResult[],
+  results: ToolResult[][],
 ): void {
-  const leaks = cases.filter((c, i) =>
-    log.includes(c.pw) || results[i].text.includes(c.pw)
+  const inLog = cases.filter((c) => log.includes(c.pw)).map((c) => c.name);
+  const inResult = cases.filter((c, i) =>
+    results[i].some((r) => r.text.includes(c.pw))
   ).map((c) => c.name);
-  assert.deepEqual(leaks, [], "forms whose password shows at DEBUG");
+  assert.deepEqual(
+    { inLog, inResult },
+    { inLog: [], inResult: [] },
+    "forms whose password shows at DEBUG or in a result (a dry run's plan)",
+  );
 }
 
 Deno.test("guest command passwords in the other spellings of the four common forms are masked at DEBUG (sudo --stdin, a here-document, htpasswd with a bcrypt cost)", async () => {
@@ -435,4 +450,52 @@ Deno.test("HTTP with MCP_AUTH_TOKEN at DEBUG: the token, wrong tokens close to i
     await app.shutdown();
     setLogWriter();
   }
+});
+
+Deno.test("dry runs of the create tools and of guest commands: the plan shows no password", async () => {
+  await using sim = await startSim();
+  const create = [secret("Ci"), secret("Ct")];
+  const commands = commandSecrets();
+  await using s = await connect({
+    env: { ...simEnv(sim), LOG_LEVEL: "DEBUG" },
+  });
+  const runs: Run = { results: [], called: new Set() };
+  const vm = await run(s, "proxmox_create_vm_from_template", {
+    template: 9000,
+    name: "dry-vm",
+    ciuser: "debian",
+    password: create[0],
+    dry_run: true,
+  }, runs);
+  const ct = await run(s, "proxmox_create_lxc", {
+    ostemplate: "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst",
+    node: "pve1",
+    hostname: "dry-ct",
+    password: create[1],
+    dry_run: true,
+  }, runs);
+  for (const { command } of commands) {
+    await run(s, "proxmox_execute_command", {
+      vmid: 101,
+      command,
+      dry_run: true,
+    }, runs);
+  }
+  for (const r of [vm, ct, ...runs.results.slice(2).map((x) => x.r)]) {
+    assert.ok(!r.isError, r.text);
+    assert.match(r.text, /dry_run/, "a plan came back");
+  }
+  assert.equal(
+    sim.requests.filter((q) =>
+      q.method !== "GET" && q.path !== "/access/ticket"
+    )
+      .length,
+    0,
+    "a dry run writes nothing",
+  );
+  assertNowhere(
+    [...create, ...commands.map((c) => c.pw), ...sim.secrets()],
+    s.stderr(),
+    runs,
+  );
 });
