@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `deno task test:deploy`: the deployment paths (image, docker run over stdio, docker-compose
-# with Caddy, the SSH gateway, the MCP conformance suite against /mcp) on the offline testbed in
+# with Caddy, two replicas behind Caddy (replicas_test.ts), the SSH gateway, the MCP conformance
+# suite against /mcp) on the offline testbed in
 # ../shared/testbed (podman behind the docker CLI, docker-compose, Caddy, OpenSSH; loopback only).
 # PROXMOX_MCP_SHARED overrides where the shared directory is (default: beside the clone).
 set -euo pipefail
