@@ -636,6 +636,8 @@ Deno.test("hostile strings in every string argument of the guest tools reach onl
     "POST /access/ticket",
     "GET /cluster/resources",
     "GET /version",
+    // The scope and protection gate reads a changed guest's config first.
+    "GET /nodes/{node}/qemu/{vmid}/config",
   ];
   const AGENT = "/nodes/{node}/qemu/{vmid}/agent";
   const EXEC = [
