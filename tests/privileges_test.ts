@@ -298,3 +298,22 @@ Deno.test("through the real entry point (stdio): a restricted token, MCP_HIDE_UN
     /Hiding \d+ tools the Proxmox credential cannot use/,
   );
 });
+
+Deno.test("MCP_HIDE_UNPERMITTED over stateless HTTP (2026-07-28): once the permissions are read, every later tools/list leaves the tools out", async () => {
+  await using sim = await startSim();
+  const t = operatorOf105(sim);
+  await using s = await connect({
+    era: "2026-07-28",
+    env: tokenEnv(sim, t, { MCP_HIDE_UNPERMITTED: "true" }),
+  });
+  // The first request logs in and reads the permissions.
+  await callOk(s.client, "proxmox_whoami");
+  const names = (await s.client.listTools()).tools.map((x) => x.name);
+  assert.ok(!names.includes("proxmox_delete_vm"), names.join(","));
+  assert.ok(names.includes("proxmox_start_vm"));
+  const r = await call(s.client, "proxmox_delete_vm", { vmid: 105 }).catch((
+    e: Error,
+  ) => ({ isError: true, text: e.message }));
+  assert.ok(r.isError);
+  assert.ok(sim.cluster.guests.has(105));
+});
