@@ -29,6 +29,7 @@ export const ENV_VARS = [
   "MCP_READ_ONLY",
   "MCP_CONFIRM",
   "MCP_AUDIT_FILE",
+  "MCP_LOCKDOWN",
   "MCP_HIDE_UNPERMITTED",
   "MCP_TOOLSETS",
   "MCP_ALLOWED_VMIDS",
@@ -122,6 +123,7 @@ const EnvSchema = z.object({
     "auto",
   ),
   MCP_AUDIT_FILE: z.optional(nonEmpty("MCP_AUDIT_FILE must name a file")),
+  MCP_LOCKDOWN: z._default(bool("MCP_LOCKDOWN"), false),
   MCP_HIDE_UNPERMITTED: z._default(bool("MCP_HIDE_UNPERMITTED"), false),
   MCP_TOOLSETS: z.optional(z.string()),
   MCP_ALLOWED_VMIDS: z.optional(z.string()),
@@ -174,6 +176,8 @@ export interface Config {
   confirm: "auto" | "always" | "never";
   /** Append one JSON line per changing call here (created 0600). */
   auditFile?: string;
+  /** Guest output (command output, file contents) only after the human agrees. */
+  lockdown?: boolean;
   /**
    * Hide the tools the Proxmox credential cannot use, once its permissions
    * are read after the first login (clients get tools/list_changed).
@@ -331,6 +335,7 @@ export function loadConfig(
     readOnly: e.MCP_READ_ONLY,
     confirm: e.MCP_CONFIRM,
     auditFile: e.MCP_AUDIT_FILE,
+    lockdown: e.MCP_LOCKDOWN,
     hideUnpermitted: e.MCP_HIDE_UNPERMITTED,
     toolsets: e.MCP_TOOLSETS?.split(",").map((s) => s.trim()).filter(Boolean),
     allowedVmids: parseVmidRanges(e.MCP_ALLOWED_VMIDS),

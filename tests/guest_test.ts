@@ -167,6 +167,7 @@ Deno.test("read_file_vm and write_file_vm round-trip text and binary, with PVE's
     content: text,
     size: enc.encode(text).length,
     truncated: false,
+    untrusted: ["content"],
   });
 
   const bin = new Uint8Array([0, 1, 2, 0x80, 0xfe, 0xff, 0x0a]);

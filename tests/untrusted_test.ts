@@ -241,3 +241,46 @@ Deno.test("real entry point: MCP_LOCKDOWN over stdio asks with the SDK client's 
   assert.ok(!r.isError);
   assert.equal(GUEST_OUTPUT.proxmox_list_vms, undefined);
 });
+
+Deno.test("MCP_LOCKDOWN: a failed install's error withholds the guest output it would quote", async () => {
+  const { callTool } = await import("../src/server.ts");
+  const { loadConfig } = await import("../src/config.ts");
+  const { PveClient } = await import("../src/proxmox/client.ts");
+  const { ToolError, READ_ONLY } = await import("../src/tools/define.ts");
+  const failing = {
+    ...ALL_TOOLS.find((t) => t.name === "proxmox_install_software")!,
+    annotations: READ_ONLY, // no gate needs Proxmox: the error path alone
+    run: () => {
+      throw new ToolError(
+        `Installing nginx in VM 101 failed with exit code 100: ${INJECTION}`,
+        { exitcode: 100, output_tail: `E: ${INJECTION}` },
+      );
+    },
+  };
+  for (const lockdown of ["true", "false"]) {
+    const parsed = loadConfig([], {
+      PROXMOX_URL: "http://127.0.0.1:9",
+      PROXMOX_USER: "root@pam",
+      PROXMOX_PASSWORD: "x",
+      MCP_LOCKDOWN: lockdown,
+    });
+    if (parsed.kind !== "run") throw new TypeError("not a run");
+    const r = await callTool(failing, { vmid: 101, software: "nginx" }, {
+      config: parsed.config,
+      pve: new PveClient({
+        baseUrl: "http://127.0.0.1:9",
+        auth: { kind: "password", user: "root@pam", password: "x" },
+      }),
+    }, {
+      mcpReq: {
+        signal: new AbortController().signal,
+        inputResponses: undefined,
+        requestState: () => undefined,
+        notify: () => Promise.resolve(),
+      },
+    } as never);
+    const text = JSON.stringify(r);
+    assert.match(text, /failed with exit code 100/);
+    assert.equal(text.includes("IGNORE PREVIOUS"), lockdown === "false");
+  }
+});

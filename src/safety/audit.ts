@@ -78,10 +78,13 @@ async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
 export async function audit(
   entry: AuditEntry,
   file?: string,
+  /** The arguments as the INFO log may show them (no command line). */
+  logArgs: unknown = entry.args,
 ): Promise<void> {
   const line = JSON.stringify(redact(entry));
+  const logLine = JSON.stringify(redact({ ...entry, args: logArgs }));
   // LogTape reads {...} as placeholders: doubled braces are literal ones.
-  log.info(`audit ${line.replaceAll("{", "{{").replaceAll("}", "}}")}`);
+  log.info(`audit ${logLine.replaceAll("{", "{{").replaceAll("}", "}}")}`);
   if (!file) return;
   try {
     await openAuditFile(file);

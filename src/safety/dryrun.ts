@@ -7,7 +7,7 @@
  */
 import { z } from "zod";
 import { redact } from "../log.ts";
-import { redactCommand } from "../proxmox/api/agent.ts";
+import { describeCommand, redactCommand } from "../proxmox/api/agent.ts";
 import type { CallRecord, Params } from "../proxmox/client.ts";
 
 /** One planned Proxmox request. */
@@ -72,11 +72,22 @@ export function dryRunResult(record: CallRecord): DryRunResult {
  */
 export function maskArgs(
   args: Record<string, unknown>,
+  options: { commandLine?: boolean } = {},
 ): Record<string, unknown> {
   const out = redact(args) as Record<string, unknown>;
   const command = args.command;
-  if (Array.isArray(command)) out.command = redactCommand(command.map(String));
-  else if (typeof command === "string") {
+  const argv = Array.isArray(command)
+    ? command.map(String)
+    : typeof command === "string"
+    ? ["/bin/sh", "-c", command]
+    : undefined;
+  if (argv && options.commandLine === false) {
+    // The INFO log names the program and counts arguments, nothing more.
+    const { program, args: n } = describeCommand(argv);
+    out.command = `[${program}, ${n} argument(s)]`;
+  } else if (Array.isArray(command)) {
+    out.command = redactCommand(command.map(String));
+  } else if (typeof command === "string") {
     out.command = redactCommand(["sh", "-c", command]).replace(/^sh -c /, "");
   }
   if (typeof args.stdin === "string") out.stdin = "[redacted]";

@@ -197,3 +197,26 @@ export function releaseAnswer(
     ? h.result
     : withhold(tool, h.result, "the human did not release it");
 }
+
+/**
+ * A failed call's message and detail under lockdown: guest output it quotes
+ * (install_software's last output line and output tail) withheld.
+ */
+export function withholdError(
+  tool: string,
+  message: string,
+  detail: Record<string, unknown> | undefined,
+): { message: string; detail?: Record<string, unknown> } {
+  const fields = GUEST_OUTPUT[tool] ?? [];
+  if (!detail || !fields.some((f) => f in detail)) return { message, detail };
+  const out = { ...detail };
+  for (const f of fields) if (f in out) out[f] = WITHHELD;
+  return {
+    // "… failed with exit code 1: <guest output line>"
+    message: message.replace(
+      /(failed with exit code [^:]+): [\s\S]*$/,
+      `$1: ${WITHHELD}`,
+    ),
+    detail: out,
+  };
+}
