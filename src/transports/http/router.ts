@@ -147,6 +147,14 @@ export function createHttpApp(
   const stateless = legacyStatelessFallback(factory, onerror, {
     maxRequestBodySize: opts.maxBodyBytes,
   });
+  // Both eras without a session, classified once (the SDK's own routing:
+  // 2026-07-28 as `modern`, a 2025-era request as `stateless`).
+  const either = createMcpHandler(factory, {
+    legacy: "stateless",
+    onerror,
+    keepAliveMs: opts.keepAliveMs,
+    maxRequestBodySize: opts.maxBodyBytes,
+  });
   const checkHost = hostGuard(allowedHostnames(deps.config));
   const checkOrigin = originGuard(allowedOrigins(deps.config));
   const checkToken = bearerGuard(deps.config.authToken);
@@ -269,22 +277,20 @@ export function createHttpApp(
     if (called !== undefined && selected.has(called)) {
       calledTool.set(request, called);
     }
+    // Only a 2025-era initialize opens a session: classify it here; every
+    // other request is classified once, by the SDK's entry.
     if (
+      isInitialize(parsedBody) &&
       await isLegacyRequest(request, parsedBody, {
         maxRequestBodySize: opts.maxBodyBytes,
       })
     ) {
-      if (isInitialize(parsedBody)) return openSession(request, parsedBody);
-      return track(
-        request,
-        undefined,
-        () => stateless(request, { parsedBody }),
-      );
+      return openSession(request, parsedBody);
     }
     return track(
       request,
       undefined,
-      () => modern.fetch(request, { parsedBody }),
+      () => either.fetch(request, { parsedBody }),
     );
   }
 
@@ -390,6 +396,7 @@ export function createHttpApp(
       }
       await store.close();
       await modern.close();
+      await either.close();
     },
   };
 }
