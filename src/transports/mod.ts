@@ -30,10 +30,13 @@ async function stdio(
 }
 
 async function http(
-  _config: Config,
+  config: Config,
   load: () => Promise<ServerDeps>,
 ): Promise<void> {
-  const { runHttp } = await import("./http/mod.ts");
+  const { allowedOrigins, runHttp } = await import("./http/mod.ts");
+  // A setting the listener refuses stops the start before anything loads
+  // (or logs: the start-up line comes with the load).
+  allowedOrigins(config);
   await runHttp(await load());
 }
 
