@@ -3,6 +3,7 @@
  * every tool, so logging, timing and error handling cannot be bypassed.
  */
 import {
+  CLIENT_INFO_META_KEY,
   type InputRequiredResult,
   isInputRequiredResult,
   McpServer,
@@ -135,7 +136,7 @@ export async function callTool(
     {
       time: new Date().toISOString(),
       transport: deps.config.transport ?? "stdio",
-      client: client.name?.(),
+      client: client.name?.() ?? envelopeClient(ctx),
       session: ctx.sessionId,
       tool: tool.name,
       args: maskArgs(toolArgs),
@@ -152,6 +153,13 @@ export async function callTool(
     logArgs,
   );
   return result;
+}
+
+/** The client a 2026-07-28 request names in its _meta envelope. */
+function envelopeClient(ctx: ServerContext): string | undefined {
+  const info = (ctx.mcpReq.envelope as Record<string, unknown> | undefined)
+    ?.[CLIENT_INFO_META_KEY] as { name?: string; version?: string } | undefined;
+  return info?.name ? `${info.name}/${info.version ?? ""}` : undefined;
 }
 
 async function runCall(

@@ -52,6 +52,8 @@ Deno.test("one audit line per changing call in the file and on stderr: tool, arg
       });
       const fromLog = stderrAudit(s.stderr());
       assert.equal(fromLog.length, 5, s.stderr());
+      // On stderr (INFO), a guest command is its program and argument count.
+      assert.equal(fromLog[4].args.command, "[/bin/sh, 2 argument(s)]");
     }
     closeAuditFiles();
     const text = await Deno.readTextFile(file);
@@ -166,6 +168,38 @@ Deno.test("real entry point: an audit file the process may not write stops it at
     assert.match(err, /Cannot open MCP_AUDIT_FILE .*grant --allow-write=/);
     assert.equal(out.stdout.length, 0);
   } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a scope refusal is audited as refused; a 2026-07-28 stateless call names its client from the request envelope", async () => {
+  const dir = await Deno.makeTempDir();
+  const file = `${dir}/audit.jsonl`;
+  try {
+    await using sim = await startSim();
+    {
+      await using s = await connect({
+        env: {
+          ...simEnv(sim),
+          MCP_AUDIT_FILE: file,
+          MCP_ALLOWED_VMIDS: "100-105",
+        },
+        era: "2026-07-28",
+      });
+      const r = await call(s.client, "proxmox_start_vm", { vmid: 106 });
+      assert.ok(r.isError);
+      await callOk(s.client, "proxmox_start_vm", { vmid: 102 });
+    }
+    closeAuditFiles();
+    const [refused, ok] = linesOf(await Deno.readTextFile(file));
+    assert.equal(refused.result, "refused");
+    assert.deepEqual(refused.requests, []);
+    assert.match(refused.error, /106/);
+    assert.equal(ok.result, "ok");
+    assert.equal(ok.client, "proxmox-mcp-tests/1.0.0");
+    assert.equal(ok.upids.length, 1);
+  } finally {
+    closeAuditFiles();
     await Deno.remove(dir, { recursive: true });
   }
 });
