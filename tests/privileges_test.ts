@@ -391,3 +391,31 @@ Deno.test("a token holding exactly what a tool declares (on /) runs it against t
   untested.delete("proxmox_get_task");
   assert.deepEqual([...untested], []);
 });
+
+Deno.test("each privilege a tool declares as needed is needed: without it the tool fails and says what is missing", async () => {
+  await using sim = await startSim();
+  const tools = new Map(ALL_TOOLS.map((t) => [t.name, t]));
+  const ranAnyway: string[] = [];
+  let n = 0;
+  for (const [name, given] of RUNS) {
+    // Listings run without it and show only what the credential may see.
+    if (name.startsWith("proxmox_list_")) continue;
+    // A guest that runs, so that stopping it has something to do.
+    const args = name === "proxmox_stop_vm" ? { vmid: 100 } : given;
+    const needed = (tools.get(name)!.privileges ?? []).filter((p) => !p.only);
+    const all = [
+      ...new Set((tools.get(name)!.privileges ?? []).map((p) => p.privs[0])),
+    ];
+    for (const drop of needed) {
+      const privs = all.filter((p) => !drop.privs.includes(p));
+      const user = `lack-${n++}@pve`;
+      sim.access.addRole(`L-${n}`, privs);
+      sim.access.grant("/", user, `L-${n}`);
+      const t = sim.access.addToken(user, "mcp", { privsep: false });
+      await using s = await connect({ env: tokenEnv(sim, t) });
+      const r = await call(s.client, name, args);
+      if (!r.isError) ranAnyway.push(`${name} without ${drop.privs[0]}`);
+    }
+  }
+  assert.deepEqual(ranAnyway, []);
+});

@@ -7,7 +7,7 @@
  * privileges. root@pam holds everything. Refusals carry PVE's wording:
  * `Permission check failed (/vms/105, VM.PowerMgmt)`.
  */
-import { SimError } from "./state.ts";
+import { type Cluster, SimError } from "./state.ts";
 
 /** A permission check as the schema writes it (`["perm", path, privs, "any", 1]`). */
 export type Check = readonly unknown[];
@@ -690,8 +690,9 @@ export function handlerChecks(
   who: string,
   route: string,
   params: Record<string, unknown>,
-  guestExists: (vmid: number) => boolean,
+  cluster: Cluster,
 ): void {
+  const guestExists = (vmid: number) => cluster.guests.has(vmid);
   const p = (k: string) =>
     params[k] === undefined ? undefined : String(params[k]);
   if (
@@ -722,6 +723,38 @@ export function handlerChecks(
     }
     for (const v of (p("vmid") ?? "").split(/[,;\s]+/).filter(Boolean)) {
       access.check(who, `/vms/${v}`, ["VM.Backup"]);
+    }
+    return;
+  }
+  const guest =
+    /^(?:PUT|POST) \/nodes\/\{node\}\/(qemu|lxc)\/\{vmid\}\/(config|clone|resize)$/
+      .exec(route);
+  if (guest) {
+    const vmid = Number(p("vmid"));
+    const conf = cluster.guests.get(vmid)?.config ?? {};
+    const storeOf = (v: unknown) => String(v ?? "").split(/[:,]/)[0];
+    if (guest[2] === "config") {
+      // check_vm_modify_config_perm: each option its own privilege.
+      const keys = [
+        ...Object.keys(params),
+        ...(p("delete") ?? "").split(/[,;\s]+/).filter(Boolean),
+      ];
+      for (const k of keys) {
+        const priv = configPrivilege(guest[1] as "qemu" | "lxc", k);
+        if (priv) access.check(who, `/vms/${vmid}`, [priv]);
+      }
+    } else if (guest[2] === "resize") {
+      const sid = storeOf(conf[p("disk") ?? ""]);
+      if (sid) {
+        access.check(who, `/storage/${sid}`, ["Datastore.AllocateSpace"]);
+      }
+    } else {
+      // check_storage_access_clone: every disk's storage (or the target).
+      for (const [k, v] of Object.entries(conf)) {
+        if (!DISK.test(k) || /media=cdrom/.test(String(v))) continue;
+        const sid = p("storage") ?? storeOf(v);
+        access.check(who, `/storage/${sid}`, ["Datastore.AllocateSpace"]);
+      }
     }
     return;
   }
@@ -777,4 +810,38 @@ export function filterListing(
       break;
   }
   return keep ? data.filter((e) => keep!(e as Record<string, unknown>)) : data;
+}
+
+const DISK = /^(ide|sata|scsi|virtio|efidisk|tpmstate|unused|rootfs|mp)\d*$/;
+const NOT_OPTIONS = new Set([
+  "node",
+  "vmid",
+  "digest",
+  "delete",
+  "revert",
+  "skiplock",
+  "background_delay",
+]);
+
+/** The privilege PVE's config update checks for one option (simplified). */
+function configPrivilege(
+  type: "qemu" | "lxc",
+  key: string,
+): string | undefined {
+  if (NOT_OPTIONS.has(key)) return undefined;
+  if (DISK.test(key)) return "VM.Config.Disk";
+  if (/^net\d+$/.test(key)) return "VM.Config.Network";
+  if (/^(cores|sockets|cpu|vcpus|cpulimit|cpuunits|numa|affinity)$/.test(key)) {
+    return "VM.Config.CPU";
+  }
+  if (/^(memory|balloon|shares|swap)$/.test(key)) return "VM.Config.Memory";
+  if (type === "lxc" && /^(hostname|nameserver|searchdomain)$/.test(key)) {
+    return "VM.Config.Network";
+  }
+  if (
+    type === "qemu" &&
+    /^(ciuser|cipassword|citype|ciupgrade|cicustom|sshkeys|nameserver|searchdomain|ipconfig\d+)$/
+      .test(key)
+  ) return "VM.Config.Cloudinit";
+  return "VM.Config.Options";
 }

@@ -507,8 +507,7 @@ export async function startSimulator(
           user,
           route,
           params,
-          (vmid) =>
-            cluster.guests.has(vmid),
+          cluster,
         );
       }
       const data = await matched.route.handler(req);
