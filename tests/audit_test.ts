@@ -203,3 +203,35 @@ Deno.test("a scope refusal is audited as refused; a 2026-07-28 stateless call na
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("MCP_LOCKDOWN: the command's line records the exec and the question; the answer's line records the release", async () => {
+  const dir = await Deno.makeTempDir();
+  const file = `${dir}/audit.jsonl`;
+  try {
+    await using sim = await startSim();
+    {
+      await using s = await connect({
+        env: {
+          ...simEnv(sim),
+          MCP_AUDIT_FILE: file,
+          MCP_LOCKDOWN: "true",
+          MCP_CONFIRM: "never",
+        },
+        elicit: () => ({ action: "accept", content: { release: true } }),
+      });
+      await callOk(s.client, "proxmox_execute_command", {
+        vmid: 101,
+        command: "hostname",
+      });
+    }
+    closeAuditFiles();
+    const lines = linesOf(await Deno.readTextFile(file));
+    assert.deepEqual(
+      lines.map((l) => [l.result, l.lockdown, l.requests.length]),
+      [["ok", "asked", 1], ["ok", "released", 0]],
+    );
+  } finally {
+    closeAuditFiles();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
