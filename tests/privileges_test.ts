@@ -147,6 +147,8 @@ Deno.test("whoami as root@pam: every privilege everywhere, every tool can run", 
   assert.equal(w.kind, "user");
   assert.equal(w.release, "9.1");
   assert.ok(w.privileges["/"].includes("VM.PowerMgmt*"));
+  // /vms, /nodes, ... hold what / passes down: not repeated.
+  assert.deepEqual(Object.keys(w.privileges), ["/"]);
   assert.equal(w.tools.length, ALL_TOOLS.length);
   for (const t of w.tools) assert.equal(t.can, "yes", t.name);
 });

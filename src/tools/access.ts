@@ -42,12 +42,12 @@ export const whoami = defineTool({
       token ? tokenPrivsep(pve, as) : Promise.resolve(undefined),
     ]);
     const privileges = Object.fromEntries(
-      Object.entries(perms).sort(([a], [b]) => a.localeCompare(b)).map((
-        [path, privs],
-      ) => [
-        path,
-        Object.entries(privs).map(([p, prop]) => prop ? `${p}*` : p).sort(),
-      ]),
+      Object.entries(perms).sort(([a], [b]) => a.localeCompare(b))
+        .filter(([path, privs]) => !inherited(perms, path, privs))
+        .map(([path, privs]) => [
+          path,
+          Object.entries(privs).map(([p, prop]) => prop ? `${p}*` : p).sort(),
+        ]),
     );
     return {
       as,
@@ -73,3 +73,24 @@ export const whoami = defineTool({
     };
   },
 });
+
+/**
+ * Whether a path holds exactly what its nearest listed parent passes down
+ * (root's /vms, /nodes, ... repeat /): such paths are left out.
+ */
+function inherited(
+  perms: Record<string, Record<string, number>>,
+  path: string,
+  privs: Record<string, number>,
+): boolean {
+  const parts = path.split("/").filter(Boolean);
+  for (let i = parts.length - 1; i >= 0; i--) {
+    const up = "/" + parts.slice(0, i).join("/");
+    const parent = perms[up];
+    if (!parent) continue;
+    const mine = Object.entries(privs);
+    return mine.length === Object.keys(parent).length &&
+      mine.every(([p, v]) => parent[p] === 1 && v === 1);
+  }
+  return false;
+}
