@@ -8,8 +8,7 @@
  * The baseline is bench/echo_server.ts, a bare Deno process answering the
  * same lines. Prints medians and ratios.
  */
-import { serverArgs } from "../tests/server_args.ts";
-import { median, ROOT } from "./common.ts";
+import { benchServerArgs, median, ROOT } from "./common.ts";
 
 const RUNS = Number(Deno.env.get("BENCH_RUNS") ?? 15);
 
@@ -135,7 +134,7 @@ async function startSim(): Promise<
  * bundled build): args for `deno` that start the server over stdio.
  */
 export async function coldStart(
-  server: string[] = serverArgs([], ["--cached-only"]),
+  server: string[] = benchServerArgs([], ["--cached-only"]),
 ): Promise<{ toolsList: ColdResult; firstCall: ColdResult }> {
   const sim = await startSim();
   try {

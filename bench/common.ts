@@ -1,7 +1,7 @@
 /** Shared pieces of the benchmarks: spawning the real server over stdio. */
 import { Client } from "@modelcontextprotocol/client";
 import { StdioClientTransport } from "@modelcontextprotocol/client/stdio";
-import { serverArgs } from "../tests/server_args.ts";
+import { MAIN, serverArgs } from "../tests/server_args.ts";
 
 export const ROOT = new URL("..", import.meta.url).pathname;
 
@@ -28,6 +28,20 @@ export async function spawnServer(
   const client = new Client({ name: "bench", version: "1" });
   await client.connect(transport);
   return { client, pid: transport.pid!, close: () => client.close() };
+}
+
+/**
+ * `deno run` args for the server under test: src/main.ts, or the entry
+ * BENCH_MAIN names (e.g. an older checkout, to compare in one run).
+ */
+export function benchServerArgs(
+  args: string[] = [],
+  permissions: string[] = [],
+): string[] {
+  const main = Deno.env.get("BENCH_MAIN");
+  return serverArgs(args, permissions).map((a) =>
+    main && a === MAIN ? main : a
+  );
 }
 
 /** Resident memory of a process in KiB (ps; /proc would need --allow-all). */

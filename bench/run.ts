@@ -53,5 +53,5 @@ if (want("memory")) {
 }
 if (want("http")) {
   const { httpBench, httpLine } = await import("./http.ts");
-  for (const c of [2, 8]) print(httpLine(await httpBench(c), c));
+  for (const c of [2, 8, 50]) print(httpLine(await httpBench(c), c));
 }
