@@ -671,17 +671,24 @@ function makeSender(options: PveClientOptions): Sender {
   // Creating the client loads the root store (and DENO_CERT) and parses the
   // CA: a failure is reported by the first request, as a PveError, instead of
   // stopping the server from loading.
-  let client: Deno.HttpClient | undefined;
+  //
+  // Exactly once: fetch re-sends a request whose reused keep-alive
+  // connection closes before any answer, whatever the method. Writes go
+  // through a client that keeps no idle connection, so a write always has a
+  // fresh one and is never sent again; reads keep the pool.
+  let reads: Deno.HttpClient | undefined;
+  let writes: Deno.HttpClient | undefined;
   let failed: unknown;
   try {
-    client = options.caCert
-      ? Deno.createHttpClient({ caCerts: [options.caCert] })
-      : undefined;
+    const caCerts = options.caCert ? [options.caCert] : undefined;
+    reads = caCerts ? Deno.createHttpClient({ caCerts }) : undefined;
+    writes = Deno.createHttpClient({ caCerts, poolMaxIdlePerHost: 0 });
   } catch (e) {
     failed = e;
   }
   return async (method, url, headers, body, signal) => {
     if (failed) throw failed;
+    const client = method === "GET" ? reads : writes;
     const res = await fetch(url, {
       method,
       headers,
