@@ -421,3 +421,27 @@ Deno.test("each privilege a tool declares as needed is needed: without it the to
   }
   assert.deepEqual(ranAnyway, []);
 });
+
+Deno.test("whoami reads the agent's privileges per release: VM.Monitor runs commands on 8.4, not on 9.1", async () => {
+  for (const [version, can] of [["8.4", "yes"], ["9.1", "no"]] as const) {
+    await using sim = await startSim({ pveVersion: version });
+    const t = sim.access.addToken("ops@pve", "mcp", { privsep: false });
+    sim.access.addRole(
+      "Monitor",
+      version === "8.4" ? ["VM.Audit", "VM.Monitor"] : ["VM.Audit"],
+    );
+    sim.access.grant("/", "ops@pve", "Monitor");
+    await using s = await connect({ env: tokenEnv(sim, t) });
+    const w = await callOk(s.client, "proxmox_whoami");
+    assert.equal(w.release, version);
+    const exec = w.tools.find((x: { name: string }) =>
+      x.name === "proxmox_execute_command"
+    );
+    assert.equal(exec.can, can, version);
+    if (version === "9.1") {
+      assert.deepEqual(exec.missing, [
+        "VM.GuestAgent.Unrestricted on /vms/{vmid}",
+      ]);
+    }
+  }
+});
