@@ -157,3 +157,49 @@ Deno.test("a restricted user logs in with a ticket; creating a guest needs VM.Al
   assert.equal(res.status, 403);
   assert.equal((await res.json()).message.trim(), "Permission check failed");
 });
+
+Deno.test("deno task sim --token adds a restricted, privilege-separated token and prints its secret", async () => {
+  const root = new URL("..", import.meta.url).pathname;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "task",
+      "--cwd",
+      root,
+      "sim",
+      "--port",
+      "0",
+      "--no-validate",
+      "--token",
+      "ops@pve!mcp:PVEAuditor@/,PVEVMUser@/vms/105",
+    ],
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = "";
+  while (!buf.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buf += value;
+  }
+  try {
+    const info = JSON.parse(buf.split("\n")[0]);
+    assert.equal(info.tokens[0].tokenId, "ops@pve!mcp");
+    const t = {
+      tokenId: info.tokens[0].tokenId,
+      secret: info.tokens[0].tokenSecret,
+    };
+    const sim = { url: info.url } as TestSim;
+    const ok = await api(sim, t, "POST", "/nodes/pve1/qemu/105/status/start");
+    assert.equal(ok.status, 200);
+    const no = await api(sim, t, "POST", "/nodes/pve1/qemu/100/status/start");
+    assert.equal(
+      no.message,
+      "Permission check failed (/vms/100, VM.PowerMgmt)",
+    );
+  } finally {
+    child.kill("SIGTERM");
+    await reader.cancel();
+    await child.status;
+  }
+});
