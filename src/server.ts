@@ -19,7 +19,7 @@ import {
   DryRunComplete,
   type PveClient,
 } from "./proxmox/client.ts";
-import { PveError, ToolError } from "./proxmox/errors.ts";
+import { advised, PveError, ToolError } from "./proxmox/errors.ts";
 import {
   compactStandardSchema,
   DryRun,
@@ -304,7 +304,7 @@ async function runCall(
         : e;
       text = detail ? `${message}\n${JSON.stringify(detail)}` : message;
     } else if (e instanceof PveError) {
-      text = e.message;
+      text = advised(e);
       if (e.kind === "permission") {
         text += `. ${grantAdvice(e.denied, tool, credentialOf(deps.config))}`;
       }

@@ -92,6 +92,31 @@ export function missingText(d: { path: string; privs: string[] }): string {
   } on ${d.path}`;
 }
 
+/**
+ * What to do, by kind, for an error no tool has advised on (the last word
+ * of callTool): every error a user sees says what to try next.
+ */
+export const ADVICE: Partial<Record<PveErrorKind, string>> = {
+  locked:
+    "Another task holds the lock: wait for it to end (the node's task list, or proxmox_get_task) and retry",
+  server:
+    "Proxmox failed on this request: retry in a moment; if it persists, check the node's logs (journalctl -u pveproxy -u pvedaemon)",
+  unknown:
+    "Retry in a moment; if it persists, check the node's logs (journalctl -u pveproxy -u pvedaemon)",
+  notFound: "Check the name or id with the matching list tool",
+  badRequest: "Check the arguments against Proxmox's words above",
+  exists: "Choose another name or id, or use the existing one",
+  notImplemented: "This Proxmox release does not offer it",
+  badResponse:
+    "Check that PROXMOX_URL points at the Proxmox API (nothing in between rewrites answers), and retry",
+};
+
+/** An error's text with the advice of its kind when it has none yet. */
+export function advised(e: PveError): string {
+  const advice = e.advised ? undefined : ADVICE[e.kind];
+  return advice ? `${e.message}. ${advice}` : e.message;
+}
+
 /** The kind of a PVE answer from its status and message. */
 export function classify(status: number, message: string): PveErrorKind {
   for (const rule of ERROR_KINDS) {
@@ -118,6 +143,8 @@ export class PveError extends Error {
   readonly errors?: Record<string, string>;
   /** A 403's ACL path and privileges (`Permission check failed (path, priv)`). */
   readonly denied?: { path: string; privs: string[] };
+  /** Whether the message already says what to do. */
+  readonly advised: boolean;
   constructor(
     init: {
       status: number;
@@ -152,6 +179,7 @@ export class PveError extends Error {
     this.path = init.path;
     this.pveMessage = init.pveMessage;
     this.errors = init.errors;
+    this.advised = !!init.hint || !!denied;
     this.denied = denied;
   }
 }
