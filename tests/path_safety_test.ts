@@ -19,6 +19,7 @@ const HOSTILE = ["..", ".", "a/..", "%2e%2e", "/", "?x=", "#", "a\0b", "a\nb"];
 /** Valid arguments for each tool against the seeded simulator. */
 const VALID: Record<string, Record<string, unknown>> = {
   proxmox_list_nodes: {},
+  proxmox_whoami: {},
   proxmox_list_vms: { node: "pve1", name_contains: "web" },
   proxmox_get_vm_stats: { vmid: 100, node: "pve1" },
   proxmox_start_vm: { vmid: 102, node: "pve2" },
