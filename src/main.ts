@@ -71,12 +71,13 @@ async function main(): Promise<void> {
     return;
   }
   const config = parsed.config;
-  const caCert = await readCa(config);
   if (config.auditFile) {
     // Opened (created 0600) now: a file the process cannot write stops the
-    // server before it serves anything.
+    // server before it serves anything; before readCa gives up file reads,
+    // so that the mode of an existing file can be checked.
     await (await import("./safety/audit.ts")).openAuditFile(config.auditFile);
   }
+  const caCert = await readCa(config);
   const load = async () => (await import("./app.ts")).boot(config, caCert);
   const { TRANSPORTS } = await import("./transports/mod.ts");
   await TRANSPORTS[config.transport](config, load);

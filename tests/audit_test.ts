@@ -235,3 +235,28 @@ Deno.test("MCP_LOCKDOWN: the command's line records the exec and the question; t
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("real entry point: an audit file that exists with a loose mode is appended to, kept, and the log says to chmod 600 it", async () => {
+  const dir = await Deno.makeTempDir();
+  const file = `${dir}/audit.jsonl`;
+  try {
+    await Deno.writeTextFile(file, '{"earlier":true}\n', { mode: 0o644 });
+    await Deno.chmod(file, 0o644);
+    await using sim = await startSim();
+    {
+      await using s = await connect({
+        env: { ...simEnv(sim), MCP_AUDIT_FILE: file },
+        permissions: [`--allow-read=${file}`, `--allow-write=${file}`],
+      });
+      await callOk(s.client, "proxmox_start_vm", { vmid: 102 });
+      assert.match(s.stderr(), /readable by others \(mode 644\): chmod 600/);
+    }
+    closeAuditFiles();
+    const lines = linesOf(await Deno.readTextFile(file));
+    assert.deepEqual(lines[0], { earlier: true });
+    assert.equal(lines[1].tool, "proxmox_start_vm");
+  } finally {
+    closeAuditFiles();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

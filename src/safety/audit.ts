@@ -39,6 +39,8 @@ interface Sink {
   file: Deno.FsFile;
   /** Writes in order: one line after the other, never interleaved. */
   queue: Promise<void>;
+  /** Said with the first line. */
+  warning?: string;
 }
 const sinks = new Map<string, Sink>();
 
@@ -63,7 +65,16 @@ export async function openAuditFile(path: string): Promise<void> {
       }`,
     );
   }
-  sinks.set(path, { file, queue: Promise.resolve() });
+  // Created 0600; a file that existed keeps its mode, said (with the first
+  // line, once logging is set up) if loose. fstat needs read access, which
+  // the process may have given up.
+  const mode = await file.stat().then((st) => st.mode, () => null);
+  const warning = mode !== null && (mode & 0o077) !== 0
+    ? `MCP_AUDIT_FILE ${path} is readable by others (mode ${
+      (mode & 0o777).toString(8)
+    }): chmod 600 it`
+    : undefined;
+  sinks.set(path, { file, queue: Promise.resolve(), warning });
 }
 
 async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
@@ -93,6 +104,10 @@ export async function audit(
     return;
   }
   const sink = sinks.get(file)!;
+  if (sink.warning) {
+    log.warning(sink.warning);
+    sink.warning = undefined;
+  }
   const bytes = encoder.encode(line + "\n");
   const next = sink.queue.then(() => writeAll(sink.file, bytes)).catch(
     (e) => {
