@@ -265,3 +265,21 @@ Deno.test("real entry point: a dry run of delete_vm over stdio sends nothing", a
   }]);
   assert.deepEqual(writes(sim), []);
 });
+
+for (const era of ["2025-11-25", "2026-07-28"] as const) {
+  Deno.test(`${era}: the SDK client accepts both a plan and a real result under the tool's output schema`, async () => {
+    await using sim = await startSim();
+    await using s = await connect({ env: simEnv(sim), era });
+    const { tools } = await s.client.listTools();
+    const start = tools.find((t) => t.name === "proxmox_start_vm")!;
+    assert.equal(start.outputSchema?.type, "object");
+    const plan = await callOk(s.client, "proxmox_start_vm", {
+      vmid: 102,
+      dry_run: true,
+    });
+    assert.equal(plan.dry_run, true);
+    const real = await callOk(s.client, "proxmox_start_vm", { vmid: 102 });
+    assert.equal(real.vmid, 102);
+    assert.deepEqual(writes(sim).length, 1);
+  });
+}
