@@ -6,6 +6,7 @@
  * table is generated from the declarations.
  */
 import assert from "node:assert/strict";
+import { PveError } from "../src/proxmox/errors.ts";
 import { quirksFor } from "../src/proxmox/quirks.ts";
 import {
   AGENT,
@@ -444,4 +445,34 @@ Deno.test("whoami reads the agent's privileges per release: VM.Monitor runs comm
       ]);
     }
   }
+});
+
+Deno.test("PveError reads PVE's 403: one privilege, any of several, or none named", () => {
+  const err = (message: string) =>
+    new PveError({
+      status: 403,
+      method: "POST",
+      path: "/nodes/pve1/qemu/100/snapshot/s1/rollback",
+      pveMessage: message,
+    });
+  const one = err("Permission check failed (/vms/100, VM.PowerMgmt)");
+  assert.equal(one.kind, "permission");
+  assert.deepEqual(one.denied, { path: "/vms/100", privs: ["VM.PowerMgmt"] });
+  assert.match(
+    one.message,
+    /^Permission denied: missing VM\.PowerMgmt on \/vms\/100 \(/,
+  );
+  const any = err(
+    "Permission check failed (/vms/100, VM.Snapshot|VM.Snapshot.Rollback)",
+  );
+  assert.match(
+    any.message,
+    /missing one of VM\.Snapshot, VM\.Snapshot\.Rollback on \/vms\/100/,
+  );
+  const bare = err("Permission check failed");
+  assert.equal(bare.denied, undefined);
+  assert.match(
+    bare.message,
+    /^Proxmox answered 403 to POST .*: Permission check failed$/,
+  );
 });
