@@ -302,7 +302,13 @@ async function runCall(
       const { message, detail } = deps.config.lockdown
         ? withholdError(tool.name, e.message, e.detail)
         : e;
-      text = detail ? `${message}\n${JSON.stringify(detail)}` : message;
+      // A failed task: its log tail (in the detail) says why.
+      const advice = detail?.exitstatus !== undefined && detail?.upid
+        ? ". The log tail below says why; fix that and retry (the whole log: proxmox_get_task with the UPID)"
+        : "";
+      text = detail
+        ? `${message}${advice}\n${JSON.stringify(detail)}`
+        : message;
     } else if (e instanceof PveError) {
       text = advised(e);
       if (e.kind === "permission") {
