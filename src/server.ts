@@ -19,7 +19,7 @@ import {
   DryRunComplete,
   type PveClient,
 } from "./proxmox/client.ts";
-import { advised, PveError, ToolError } from "./proxmox/errors.ts";
+import { advised, PveError, pveErrorOf, ToolError } from "./proxmox/errors.ts";
 import {
   compactStandardSchema,
   DryRun,
@@ -314,20 +314,6 @@ async function runCall(
       if (e.kind === "permission") {
         text += `. ${grantAdvice(e.denied, tool, credentialOf(deps.config))}`;
       }
-      if (
-        e.kind === "uncertain" ||
-        (e.kind === "badResponse" && e.method !== "GET")
-      ) {
-        // A write whose answer never came (or came garbled): say what
-        // Proxmox did, if its task list shows it.
-        const { explainUncertain } = await import("./proxmox/api/recent.ts");
-        const seen = await explainUncertain(
-          deps.pve,
-          e,
-          Date.now() - (performance.now() - started),
-        );
-        if (seen) text += `. ${seen}`;
-      }
     } else {
       log.error(`${tool.name} failed unexpectedly`, {
         error: (e as Error)?.message,
@@ -336,6 +322,21 @@ async function runCall(
       text = `Internal error in ${tool.name}: ${
         (e as Error)?.message ?? String(e)
       }`;
+    }
+    const pe = pveErrorOf(e);
+    if (
+      pe && (pe.kind === "uncertain" ||
+        (pe.kind === "badResponse" && pe.method !== "GET"))
+    ) {
+      // A write whose answer never came (or came garbled), whether or not a
+      // tool advised on it: say what Proxmox did, if its task list shows it.
+      const { explainUncertain } = await import("./proxmox/api/recent.ts");
+      const seen = await explainUncertain(
+        deps.pve,
+        pe,
+        Date.now() - (performance.now() - started),
+      );
+      if (seen) text = text.replace(/^[^\n]*/, (first) => `${first}. ${seen}`);
     }
     const planned = callRecord.getStore();
     if (dryRun && planned?.writes.length) {

@@ -192,8 +192,19 @@ export class ToolError extends Error {
   override name = "ToolError";
   /** Structured detail that goes into the result next to the message. */
   readonly detail?: Record<string, unknown>;
-  constructor(message: string, detail?: Record<string, unknown>) {
-    super(message);
+  constructor(
+    message: string,
+    detail?: Record<string, unknown>,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
     this.detail = detail;
   }
+}
+
+/** The Proxmox error behind an error (itself, or a ToolError's cause). */
+export function pveErrorOf(e: unknown): PveError | undefined {
+  if (e instanceof PveError) return e;
+  const cause = e instanceof Error ? e.cause : undefined;
+  return cause instanceof PveError ? cause : undefined;
 }

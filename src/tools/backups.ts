@@ -68,6 +68,8 @@ export const createBackup = defineTool({
           `${message(e)}. Whether it was applied: a new archive of ${
             label(g)
           } in proxmox_list_backups once its vzdump task ends`,
+          undefined,
+          { cause: e },
         );
       }
       throw e;
@@ -209,6 +211,8 @@ export const restoreBackup = defineTool({
           `${
             message(e)
           }. Whether it was applied: ${target} in proxmox_list_vms`,
+          undefined,
+          { cause: e },
         );
       }
       throw e;

@@ -39,6 +39,8 @@ function advise(g: GuestRef, e: unknown, namesSnapshot = false): never {
   if (kind === "uncertain") {
     throw new ToolError(
       `${text}. Whether it was applied: proxmox_list_snapshots`,
+      undefined,
+      { cause: e },
     );
   }
   if (kind === "locked") {
