@@ -138,17 +138,32 @@ const MASKS: [RegExp, string | ((...m: string[]) => string)][] = [
   // echo 'pw' | sudo -S / passwd --stdin / chpasswd: what is piped in
   [
     new RegExp(
-      `\\b(echo|printf)((?:\\s+${WORD})+?)(\\s*\\|\\s*(?:[\\w/]*sudo\\b[^|;&]*\\s-\\w*S|[\\w/]*passwd\\b|[\\w/]*chpasswd\\b|[\\w/]*htpasswd\\b))`,
+      `\\b(echo|printf)((?:\\s+${WORD})+?)(\\s*\\|\\s*(?:[\\w/]*sudo\\b[^|;&]*\\s(?:-\\w*S|--stdin)|[\\w/]*passwd\\b|[\\w/]*chpasswd\\b|[\\w/]*htpasswd\\b))`,
       "g",
     ),
     `$1 ${MASK}$3`,
   ],
+  // curl -u user:pw, --user=user:pw: the part after the colon
+  [
+    /(^|\s)(-u|--user|--proxy-user)(=|\s+)(['"]?)([^\s:'"]+):[^\s'"]+/g,
+    `$1$2$3$4$5:${MASK}`,
+  ],
+  // net user name pw [/add] (Windows): the word after the name
+  [
+    new RegExp(`\\b(net\\s+user\\s+${WORD}\\s+)(?![/*])${WORD}`, "gi"),
+    `$1${MASK}`,
+  ],
   // sudo -S <<< 'pw': a here-string is stdin, often a password
   [new RegExp(`(<<<\\s*)${WORD}`, "g"), `$1${MASK}`],
+  // sudo -S <<EOF ... EOF: a here-document is stdin too; its body is masked
+  [
+    /(<<-?\s*(['"]?)(\w+)\2[^\n]*\n)[\s\S]*?(?=\n\3\b|$)/g,
+    `$1${MASK}`,
+  ],
   // htpasswd -b[other flags] [file] user password: the last word
   [
     new RegExp(
-      `\\b(htpasswd((?:\\s+-\\w+)*)\\s+)((?:${WORD}\\s+){1,2})${WORD}`,
+      `\\b(htpasswd((?:\\s+-\\w+(?:\\s+\\d+)?)*)\\s+)((?:${WORD}\\s+){1,2})${WORD}`,
       "g",
     ),
     (all, head, flags, words) => {
