@@ -159,3 +159,21 @@ Deno.test("the question masks secrets among the arguments", async () => {
   assert.doesNotMatch(h.asked[0].message, /hunter2/);
   assert.match(h.asked[0].message, /path="\/root\/\.env"/);
 });
+
+Deno.test("through the real entry point over stdio: the question reaches the client and a decline sends nothing", async () => {
+  await using sim = await startSim();
+  const h = human({ action: "decline" });
+  await using s = await connect({
+    env: simEnv(sim),
+    elicit: h.elicit,
+    process: true,
+  });
+  sim.requests.length = 0;
+  const r = await call(s.client, "proxmox_delete_vm", { vmid: 106 });
+  assert.equal(r.isError, true);
+  assert.match(r.text, /human declined/);
+  assert.equal(h.asked.length, 1);
+  assert.match(h.asked[0].message, /VM 106 \(rocky-ci\)/);
+  assert.deepEqual(writes(sim), []);
+  assert.ok(sim.cluster.guests.has(106));
+});
