@@ -118,11 +118,28 @@ export const IDEMPOTENT_DESTRUCTIVE: Annotations = {
   openWorldHint: true,
 };
 
+/** Every tool declared so far, with its place in the order of declaration. */
+const declared = new WeakMap<object, number>();
+let order = 0;
+
 /** Declares a tool; the registry test checks every field. */
 export function defineTool<I extends z.ZodRawShape, O extends z.ZodType>(
   def: ToolDef<I, O>,
 ): ToolDef<I, O> {
+  declared.set(def, order++);
   return def;
+}
+
+/**
+ * The tools a toolset module exports, in the order they are declared: the
+ * registry is assembled from the modules, with no list of tools to keep.
+ */
+export function toolsOf(module: Record<string, unknown>): ToolDef[] {
+  return Object.values(module)
+    .filter((v): v is ToolDef =>
+      typeof v === "object" && v !== null && declared.has(v)
+    )
+    .sort((a, b) => declared.get(a)! - declared.get(b)!);
 }
 
 // Shared input pieces: short descriptions keep tools/list small.
