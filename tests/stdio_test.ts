@@ -362,7 +362,6 @@ class Server {
   }
 }
 
-
 const INITIALIZED = { jsonrpc: "2.0", method: "notifications/initialized" };
 const callTool = (id: unknown, name: string) => ({
   jsonrpc: "2.0",
