@@ -998,3 +998,56 @@ Deno.test("auth bypass attempts over HTTP: 0 of them reach a tool", async () => 
   assert.ok(sim.requests.some((r) => r.path.includes("/nodes")));
   assertNoSecrets(srv.stderr(), sim);
 });
+
+Deno.test("a stateless tools/call's server holds only the tool called, yet answers as a full one: unknown tool, bad arguments, a real call; tools/list lists every tool", async () => {
+  await using sim = await startSim();
+  await using srv = await serveApp(sim);
+  const meta = {
+    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+    "io.modelcontextprotocol/clientInfo": { name: "raw", version: "1" },
+    "io.modelcontextprotocol/clientCapabilities": {},
+  };
+  const call = async (method: string, params: Record<string, unknown>) => {
+    const r = await post(`${srv.base}/mcp`, {
+      jsonrpc: "2.0",
+      id: 1,
+      method,
+      params: { ...params, _meta: meta },
+    }, {
+      Authorization: `Bearer ${TOKEN}`,
+      "MCP-Protocol-Version": "2026-07-28",
+      "Mcp-Method": method,
+      ...(typeof params.name === "string" ? { "Mcp-Name": params.name } : {}),
+    });
+    return await r.json();
+  };
+  // Not -32601 (no tools/call handler on a server without tools).
+  assert.deepEqual(
+    (await call("tools/call", { name: "proxmox_nope", arguments: {} })).error,
+    { code: -32602, message: "Tool proxmox_nope not found" },
+  );
+  const bad = await call("tools/call", {
+    name: "proxmox_list_nodes",
+    arguments: { bogus: 1 },
+  });
+  assert.equal(bad.result.isError, true);
+  assert.match(bad.result.content[0].text, /Unrecognized key: "bogus"/);
+  const ok = await call("tools/call", {
+    name: "proxmox_list_nodes",
+    arguments: {},
+  });
+  assert.deepEqual(
+    ok.result.structuredContent.nodes.map((n: { node: string }) => n.node),
+    ["pve1", "pve2", "pve3"],
+  );
+  const listed = await call("tools/list", {});
+  const catalog = JSON.parse(
+    await Deno.readTextFile(
+      new URL("../src/tools/catalog.json", import.meta.url),
+    ),
+  );
+  assert.deepEqual(
+    listed.result.tools.map((t: { name: string }) => t.name),
+    catalog.tools.map((t: { name: string }) => t.name),
+  );
+});
