@@ -122,10 +122,20 @@ async function spawnListening(
   return { port, child, info };
 }
 
+/** CPU time (user + system) a process has used, in ms (Linux /proc, read with cat). */
+async function cpuMs(pid: number): Promise<number> {
+  const out = await new Deno.Command("cat", { args: [`/proc/${pid}/stat`] })
+    .output();
+  const fields = new TextDecoder().decode(out.stdout).split(") ")[1]
+    .split(" ");
+  // utime and stime are fields 14 and 15 (clock ticks, 100 per second).
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
 /** wrk (a C load generator: it leaves the cores to the server) when installed. */
 async function wrkLoad(
   url: string,
-): Promise<{ perS: number; p50: number; p99: number } | null> {
+): Promise<{ perS: number; count: number; p50: number; p99: number } | null> {
   const lua = await Deno.makeTempFile({ suffix: ".lua" });
   const headers = Object.entries(HEADERS).map(([k, v]) =>
     `wrk.headers["${k}"] = "${v}"`
@@ -157,6 +167,7 @@ async function wrkLoad(
     };
     return {
       perS: parseFloat(/Requests\/sec:\s+([\d.]+)/.exec(text)?.[1] ?? "0"),
+      count: Number(/(\d+) requests in/.exec(text)?.[1] ?? 0),
       p50: ms(/50%\s+([\d.]+)(us|ms|s)/.exec(text)),
       p99: ms(/99%\s+([\d.]+)(us|ms|s)/.exec(text)),
     };
@@ -171,10 +182,11 @@ async function wrkLoad(
 /** A Deno fetch load generator (fallback without wrk). */
 async function fetchLoad(
   url: string,
-): Promise<{ perS: number; p50: number; p99: number }> {
+): Promise<{ perS: number; count: number; p50: number; p99: number }> {
   const r = await load(url, () => {});
   return {
     perS: r.perS,
+    count: r.lat.length,
     p50: percentile(r.lat, 0.5),
     p99: percentile(r.lat, 0.99),
   };
@@ -183,6 +195,8 @@ async function fetchLoad(
 export async function httpBench(concurrency = 2): Promise<{
   generator: string;
   callsPerS: number;
+  /** The server's CPU time (user + system) per call, in ms: what a busy machine changes least. */
+  cpuPerCall: number;
   p50: number;
   p99: number;
   baselinePerS: number;
@@ -243,7 +257,9 @@ export async function httpBench(concurrency = 2): Promise<{
     const useWrk = (await wrkLoad(url)) !== null;
     const run = (u: string) =>
       useWrk ? wrkLoad(u).then((r) => r!) : fetchLoad(u);
+    const cpu0 = await cpuMs(server.child.pid);
     const r = await run(url);
+    const cpuPerCall = (await cpuMs(server.child.pid) - cpu0) / r.count;
     const after = rss();
     const b = await run(`http://127.0.0.1:${base.port}/mcp`);
     // Back to the size after one call? V8 gives its heap back once idle
@@ -260,6 +276,7 @@ export async function httpBench(concurrency = 2): Promise<{
     return {
       generator: useWrk ? "wrk" : "deno fetch",
       callsPerS: r.perS,
+      cpuPerCall,
       p50: r.p50,
       p99: r.p99,
       baselinePerS: b.perS,
@@ -288,9 +305,9 @@ export function httpLine(
 ): string {
   return `http (${r.generator}, ${concurrency} connections): ${
     r.callsPerS.toFixed(0)
-  } tool calls/s (target >= 1000), p50 ${r.p50.toFixed(1)} ms, p99 ${
-    r.p99.toFixed(1)
-  } ms${
+  } tool calls/s (target >= 1000), server CPU ${
+    r.cpuPerCall.toFixed(3)
+  } ms/call, p50 ${r.p50.toFixed(1)} ms, p99 ${r.p99.toFixed(1)} ms${
     P99_TARGET[concurrency] ? ` (target <= ${P99_TARGET[concurrency]})` : ""
   }; bare Deno.serve ${r.baselinePerS.toFixed(0)} req/s, p99 ${
     r.baselineP99.toFixed(1)
