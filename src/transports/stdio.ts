@@ -600,10 +600,11 @@ export async function serveStdio(options: StdioOptions): Promise<void> {
       m.method === "tools/list" && m.id != null &&
       m.params?.cursor === undefined
     ) {
-      // The client will call a tool next: load the rest while it thinks,
-      // once the answer is out.
+      // The client will call a tool next: load the rest (the SDK, zod, the
+      // tools, the Proxmox client) and hand over while it thinks, once the
+      // answer is out; a failure is reported on the request that needs it.
       reply(m.id, { tools }).then(() =>
-        setTimeout(() => deps().catch(() => {}), 5)
+        setTimeout(() => startHandoff().catch(() => {}), 5)
       );
       return true;
     }
