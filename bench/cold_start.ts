@@ -8,6 +8,7 @@
  * The baseline is bench/echo_server.ts, a bare Deno process answering the
  * same lines. Prints medians and ratios.
  */
+import { setTimeout as delay } from "node:timers/promises";
 import { benchServerArgs, median, ROOT } from "./common.ts";
 
 const RUNS = Number(Deno.env.get("BENCH_RUNS") ?? 15);
@@ -81,6 +82,61 @@ export async function timeToReply(
   return ms;
 }
 
+/**
+ * A client that thinks: the opening, its answers, `pauseMs` of silence (the
+ * model choosing a tool), then the first call and a second one. Returns each
+ * call's own latency in ms.
+ */
+export async function callsAfterPause(
+  args: string[],
+  env: Record<string, string>,
+  pauseMs: number,
+): Promise<{ first: number; next: number }> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args,
+    env,
+    clearEnv: true,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const w = child.stdin.getWriter();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream())
+    .getReader();
+  let buf = "";
+  const until = async (id: number) => {
+    const want = new RegExp(`"id":${id}[,}]`);
+    while (!(buf.endsWith("\n") && want.test(buf))) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`no reply ${id} from ${args.join(" ")}`);
+      buf += value;
+    }
+  };
+  const send = (msgs: unknown[]) =>
+    w.write(new TextEncoder().encode(lines(msgs)));
+  const call = (id: number) => ({ ...FIRST_CALL[3] as object, id });
+  try {
+    await send(OPENING);
+    await until(2);
+    await delay(pauseMs);
+    let t = performance.now();
+    await send([call(3)]);
+    await until(3);
+    const first = performance.now() - t;
+    t = performance.now();
+    await send([call(4)]);
+    await until(4);
+    return { first, next: performance.now() - t };
+  } finally {
+    await w.close().catch(() => {});
+    await reader.cancel().catch(() => {});
+    try {
+      child.kill();
+    } catch { /* already gone */ }
+    await child.status;
+  }
+}
+
 /** Milliseconds until the tools/list reply (kept for other benches). */
 export function timeToToolsList(
   args: string[],
@@ -135,7 +191,13 @@ async function startSim(): Promise<
  */
 export async function coldStart(
   server: string[] = benchServerArgs([], ["--cached-only"]),
-): Promise<{ toolsList: ColdResult; firstCall: ColdResult }> {
+): Promise<
+  {
+    toolsList: ColdResult;
+    firstCall: ColdResult;
+    afterPause: { pauseMs: number; first: number; next: number };
+  }
+> {
   const sim = await startSim();
   try {
     const base = {
@@ -177,7 +239,20 @@ export async function coldStart(
       const server = median(x.s);
       return { baseline, server, ratio: server / baseline };
     };
-    return { toolsList: result(t), firstCall: result(c) };
+    // A client that waits for each answer and thinks before calling.
+    const pauseMs = 500;
+    const first: number[] = [];
+    const next: number[] = [];
+    for (let i = 0; i < Math.min(RUNS, 5); i++) {
+      const r = await callsAfterPause(server, env, pauseMs);
+      first.push(r.first);
+      next.push(r.next);
+    }
+    return {
+      toolsList: result(t),
+      firstCall: result(c),
+      afterPause: { pauseMs, first: median(first), next: median(next) },
+    };
   } finally {
     try {
       sim.child.kill("SIGTERM");
@@ -199,6 +274,11 @@ export function coldLines(
   return [
     line("tools/list", r.toolsList),
     line("the first tool answer", r.firstCall),
+    `first tool call ${r.afterPause.pauseMs} ms after the tools/list answer: ${
+      r.afterPause.first.toFixed(1)
+    } ms, the next call ${r.afterPause.next.toFixed(1)} ms (ratio ${
+      (r.afterPause.first / r.afterPause.next).toFixed(2)
+    })`,
   ];
 }
 
