@@ -51,6 +51,7 @@ Deno.test("on PVE 8.4 read_file_vm sends no count or decode, reads PVE's decoded
     content: "abcd",
     size: 4,
     truncated: false,
+    untrusted: ["content"],
   });
   const bin = new Uint8Array([0, 1, 2, 0x80, 0xfe, 0xff, 0x0a]);
   os.files.set("/tmp/blob.bin", bin);

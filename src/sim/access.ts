@@ -809,7 +809,14 @@ export function filterListing(
       keep = task;
       break;
   }
-  return keep ? data.filter((e) => keep!(e as Record<string, unknown>)) : data;
+  if (!keep) return data;
+  const kept = data.filter((e) => keep!(e as Record<string, unknown>));
+  // A list's page carries PVE's `total` as a symbol: keep it.
+  for (const sym of Object.getOwnPropertySymbols(data)) {
+    (kept as unknown as Record<symbol, unknown>)[sym] =
+      (data as unknown as Record<symbol, unknown>)[sym];
+  }
+  return kept;
 }
 
 const DISK = /^(ide|sata|scsi|virtio|efidisk|tpmstate|unused|rootfs|mp)\d*$/;
