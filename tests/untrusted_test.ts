@@ -257,30 +257,37 @@ Deno.test("MCP_LOCKDOWN: a failed install's error withholds the guest output it 
       );
     },
   };
-  for (const lockdown of ["true", "false"]) {
-    const parsed = loadConfig([], {
-      PROXMOX_URL: "http://127.0.0.1:9",
-      PROXMOX_USER: "root@pam",
-      PROXMOX_PASSWORD: "x",
-      MCP_LOCKDOWN: lockdown,
-    });
-    if (parsed.kind !== "run") throw new TypeError("not a run");
-    const r = await callTool(failing, { vmid: 101, software: "nginx" }, {
-      config: parsed.config,
-      pve: new PveClient({
-        baseUrl: "http://127.0.0.1:9",
-        auth: { kind: "password", user: "root@pam", password: "x" },
-      }),
-    }, {
-      mcpReq: {
-        signal: new AbortController().signal,
-        inputResponses: undefined,
-        requestState: () => undefined,
-        notify: () => Promise.resolve(),
-      },
-    } as never);
-    const text = JSON.stringify(r);
-    assert.match(text, /failed with exit code 100/);
-    assert.equal(text.includes("IGNORE PREVIOUS"), lockdown === "false");
+  // The call logs; keep its lines out of the test output.
+  const { setLogWriter } = await import("../src/log.ts");
+  setLogWriter(() => {});
+  try {
+    for (const lockdown of ["true", "false"]) {
+      const parsed = loadConfig([], {
+        PROXMOX_URL: "http://127.0.0.1:9",
+        PROXMOX_USER: "root@pam",
+        PROXMOX_PASSWORD: "x",
+        MCP_LOCKDOWN: lockdown,
+      });
+      if (parsed.kind !== "run") throw new TypeError("not a run");
+      const r = await callTool(failing, { vmid: 101, software: "nginx" }, {
+        config: parsed.config,
+        pve: new PveClient({
+          baseUrl: "http://127.0.0.1:9",
+          auth: { kind: "password", user: "root@pam", password: "x" },
+        }),
+      }, {
+        mcpReq: {
+          signal: new AbortController().signal,
+          inputResponses: undefined,
+          requestState: () => undefined,
+          notify: () => Promise.resolve(),
+        },
+      } as never);
+      const text = JSON.stringify(r);
+      assert.match(text, /failed with exit code 100/);
+      assert.equal(text.includes("IGNORE PREVIOUS"), lockdown === "false");
+    }
+  } finally {
+    setLogWriter();
   }
 });
