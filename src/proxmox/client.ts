@@ -10,7 +10,7 @@
  * `uncertain`: it may have been applied.
  */
 import { AsyncLocalStorage } from "node:async_hooks";
-import { logger } from "../log.ts";
+import { addSecret, logger } from "../log.ts";
 import { PveError } from "./errors.ts";
 import { assertSafePath } from "./path.ts";
 
@@ -190,13 +190,15 @@ export class PveClient {
     signal?: AbortSignal,
   ): Promise<{ data: T; total?: number }> {
     await this.#ensureLogin();
+    const used = this.#ticket;
     const res = await this.#call(method, path, params, signal);
     if (res.status === 401 && this.#auth.kind === "password") {
       // The ticket expired or was revoked: PVE checks authentication before
       // it acts, so the request was not carried out and one fresh login and
-      // one re-send are safe (the only re-send of a write).
+      // one re-send are safe (the only re-send of a write). A ticket another
+      // call has renewed meanwhile is kept.
       log.info("Ticket refused; logging in again");
-      this.#ticket = undefined;
+      if (this.#ticket === used) this.#ticket = undefined;
       await this.#ensureLogin();
       return this.#unwrap<T>(
         method,
@@ -211,9 +213,14 @@ export class PveClient {
   guests(): Promise<Record<string, unknown>[]> {
     const now = Date.now();
     if (!this.#resources || now - this.#resources.at > RESOURCE_CACHE_MS) {
-      const data = this.get<Record<string, unknown>[]>("/cluster/resources", {
-        type: "vm",
-      });
+      // Shared by every call in the window: made outside any one caller's
+      // cancel signal (its own timeout applies), so one cancelled call does
+      // not fail the others.
+      const data = callSignal.exit(() =>
+        this.get<Record<string, unknown>[]>("/cluster/resources", {
+          type: "vm",
+        })
+      );
       this.#resources = { at: now, data };
       data.catch(() => {
         if (this.#resources?.data === data) this.#resources = undefined;
@@ -279,6 +286,9 @@ export class PveClient {
           csrf: data.CSRFPreventionToken,
           at: Date.now(),
         };
+        // Masked by value in every log line from now on.
+        addSecret(data.ticket);
+        addSecret(data.CSRFPreventionToken);
         log.debug("Logged in", {
           user: auth.user,
           renewed: password !== auth.password,

@@ -24,6 +24,12 @@ function urlHost(hostname: string): string {
 /** Serves MCP over HTTP until SIGTERM/SIGINT, then shuts down gracefully. */
 export async function runHttp(deps: ServerDeps): Promise<void> {
   const config: Config = deps.config;
+  // One failing promise must not end a server that serves many clients.
+  const onRejection = (e: PromiseRejectionEvent) => {
+    e.preventDefault();
+    log.error("Unhandled rejection", { error: String(e.reason) });
+  };
+  globalThis.addEventListener("unhandledrejection", onRejection);
   const app = createHttpApp(deps);
   const stop = new AbortController();
   const force = new AbortController();
@@ -82,5 +88,6 @@ export async function runHttp(deps: ServerDeps): Promise<void> {
   for (const [sig, handler] of handlers) {
     Deno.removeSignalListener(sig, handler);
   }
+  globalThis.removeEventListener("unhandledrejection", onRejection);
   log.info("Stopped");
 }
