@@ -19,6 +19,7 @@ import {
   call,
   connect,
   type Connected,
+  prng,
   simEnv,
   startSim,
   type TestSim,
@@ -37,17 +38,6 @@ const BOUND_MS = TIMEOUT_S * 1000 + 2500;
 /** A hard limit on any single call here, so a regression cannot stall the run. */
 const HARD_MS = 15_000;
 
-/** mulberry32: small, seeded, reproducible. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const rand = prng(SEED);
 function pick<T>(xs: readonly T[]): T {
   return xs[Math.floor(rand() * xs.length)];

@@ -13,7 +13,13 @@ import {
 } from "@modelcontextprotocol/client";
 import assert from "node:assert/strict";
 import catalog from "../src/tools/catalog.json" with { type: "json" };
-import { assertNoSecrets, simEnv, startSim, type TestSim } from "./helpers.ts";
+import {
+  assertNoSecrets,
+  prng,
+  simEnv,
+  startSim,
+  type TestSim,
+} from "./helpers.ts";
 import { serverArgs } from "./server_args.ts";
 
 const SEED = Number(Deno.env.get("HOSTILE_SEED") ?? 20261129);
@@ -21,18 +27,6 @@ const COUNT = Number(Deno.env.get("HOSTILE_COUNT") ?? 10_000);
 const TOKEN = "hostile-token-0123456789abcdef";
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-
-/** mulberry32: a small seeded PRNG, so a failure can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const TRAVERSAL = ["..", ".", "a/..", "%2e%2e", "/", "?x=", "#", "\0", "\n"];
 const ODD_IDS = [
