@@ -50,13 +50,13 @@ export const ERROR_KINDS: readonly {
   { kind: "nodeUnreachable", status: [595, 596] },
   { kind: "locked", re: /\bis locked \(|can't lock file/ },
   { kind: "alreadyRunning", re: /\b(VM|CT) \d+ already running$/m },
-  {
-    kind: "alreadyStopped",
-    re: /\b(VM|CT) \d+ (is )?not running$|already stopped/m,
-  },
+  // "VM 100 is not running": the action needs a running guest (a stop path
+  // reads it as "already stopped": power.ts wasStopped).
+  { kind: "notRunning", re: /\b(VM|CT) \d+ is not running/ },
+  // LXC's "CT 201 not running" to a stop, and "already stopped".
+  { kind: "alreadyStopped", re: /\b(VM|CT) \d+ not running$|already stopped/m },
   { kind: "agentNotConfigured", re: /^No QEMU guest agent configured/ },
   { kind: "agentNotRunning", re: /^QEMU guest agent is not running/ },
-  { kind: "notRunning", re: /^(VM|CT) \d+ is not running/ },
   {
     kind: "guestRunning",
     re: /\b(?:vm|VM \d+|CT \d+|container) is running\b|overwrite running/,

@@ -62,7 +62,6 @@ const AGENT_ADVICE: Partial<Record<PveErrorKind, (vmid: number) => string>> = {
     `enable the agent option (qm set ${vmid} --agent enabled=1), install qemu-guest-agent in the guest, then stop and start the VM`,
   // PVE says "VM 100 is not running"; the table may call it either.
   notRunning: () => "start it first (proxmox_start_vm)",
-  alreadyStopped: () => "start it first (proxmox_start_vm)",
   agentNotRunning: () =>
     "install and start qemu-guest-agent inside the guest (e.g. apt install qemu-guest-agent; systemctl enable --now qemu-guest-agent), or wait a moment after boot",
 };

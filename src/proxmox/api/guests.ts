@@ -257,7 +257,6 @@ const PERMANENT: Partial<Record<PveErrorKind, string>> = {
   permission: "the Proxmox user or token may not read them (403)",
   notImplemented: "this Proxmox does not offer that endpoint (501)",
   agentNotConfigured: "the guest agent is not enabled in its config",
-  alreadyStopped: "the guest is not running",
   notRunning: "the guest is not running",
   notFound: "the guest no longer exists",
   auth: "Proxmox refused the login",

@@ -88,9 +88,13 @@ export function wasRunning(e: unknown): boolean {
   return failureKind(e) === "alreadyRunning";
 }
 
-/** The guest was already stopped (LXC refuses to stop a stopped CT). */
+/**
+ * The guest was already stopped: LXC refuses to stop a stopped CT, and a
+ * guest that is not running has nothing to stop.
+ */
 export function wasStopped(e: unknown): boolean {
-  return failureKind(e) === "alreadyStopped";
+  const kind = failureKind(e);
+  return kind === "alreadyStopped" || kind === "notRunning";
 }
 
 /** A clean shutdown that did not finish within PVE's timeout. */

@@ -198,12 +198,22 @@ export function createHttpApp(
     }
   }
 
+  /** Builds a piece of a session whose place is reserved: a throw frees it. */
+  function reserved<T>(make: () => T): T {
+    try {
+      return make();
+    } catch (e) {
+      store.abandoned();
+      throw e;
+    }
+  }
+
   async function openSession(
     request: Request,
     parsedBody: unknown,
   ): Promise<Response> {
     if (!store.reserve()) return full();
-    const server = factory();
+    const server = reserved(factory);
     let opened = false;
     const session: Session = {
       id: "",
@@ -296,12 +306,14 @@ export function createHttpApp(
 
   async function openSse(): Promise<Response> {
     if (!store.reserve()) return full();
-    const transport = new SseServerTransport({
-      messagesPath: "/messages",
-      keepAliveMs: opts.keepAliveMs,
-      maxBodyBytes: opts.maxBodyBytes,
-    });
-    const server = factory();
+    const transport = reserved(() =>
+      new SseServerTransport({
+        messagesPath: "/messages",
+        keepAliveMs: opts.keepAliveMs,
+        maxBodyBytes: opts.maxBodyBytes,
+      })
+    );
+    const server = reserved(factory);
     try {
       await server.connect(transport);
     } catch (e) {
