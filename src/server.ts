@@ -10,6 +10,7 @@ import {
   type ServerContext,
 } from "@modelcontextprotocol/server";
 import { z } from "zod";
+import type { Cluster } from "./clusters.ts";
 import { type Config, VERSION } from "./config.ts";
 import { logger } from "./log.ts";
 import {
@@ -61,7 +62,13 @@ export const INSTRUCTIONS =
 
 export interface ServerDeps {
   config: Config;
+  /** The (first) cluster's client. */
   pve: PveClient;
+  /**
+   * Every configured cluster (src/clusters.ts), when PROXMOX_CONFIG names
+   * them; absent means one cluster, `default`, served by `pve`.
+   */
+  clusters?: readonly Cluster[];
   /**
    * Register only this (selected) tool: the HTTP transport builds a server per
    * stateless tools/call, and registering every tool each time dominated it.

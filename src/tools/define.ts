@@ -9,6 +9,8 @@ import { ToolError } from "../proxmox/errors.ts";
 import { type Format, FORMATS } from "../proxmox/path.ts";
 import { type TaskResult, waitForTask } from "../proxmox/tasks.ts";
 import type { ToolsetId } from "./toolsets.ts";
+import type { Cluster, Unreachable } from "../clusters.ts";
+export type { Cluster, Unreachable } from "../clusters.ts";
 
 // What tool files need from below, so that they import only this module,
 // the API layer and zod.
@@ -35,6 +37,11 @@ export interface Annotations {
 
 export interface ToolContext {
   pve: PveClient;
+  /**
+   * Set only when two or more clusters are configured and a listing's call
+   * names none: the listing covers each of them (see across()).
+   */
+  clusters?: readonly Cluster[];
   config: Config;
   signal: AbortSignal;
   /** Sends an MCP progress notification when the client asked for them. */
@@ -195,6 +202,42 @@ export const Wait = z.boolean().default(true).meta({ advertise: false });
 export const DryRun = z.boolean().optional().meta({ advertise: false });
 export const TimeoutS = (seconds: number): z.ZodDefault<z.ZodNumber> =>
   z.number().int().min(1).max(3600).default(seconds).meta({ advertise: false });
+
+/**
+ * A listing's rows from every cluster the call covers. With one cluster (or
+ * a call that names one) this is `read(ctx.pve)` and rows carry no
+ * `cluster`; otherwise each row gets its cluster's name, the clusters are
+ * read at once, and one that fails is named in `unreachable` instead of
+ * failing the others (only when every cluster fails does the call fail).
+ */
+export async function across<T extends object>(
+  ctx: Pick<ToolContext, "pve" | "clusters">,
+  read: (pve: PveClient) => Promise<T[]>,
+): Promise<
+  { rows: (T & { cluster?: string })[]; unreachable?: Unreachable[] }
+> {
+  if (!ctx.clusters) return { rows: await read(ctx.pve) };
+  const settled = await Promise.allSettled(
+    ctx.clusters.map((c) => read(c.pve)),
+  );
+  const rows: (T & { cluster?: string })[] = [];
+  const unreachable: Unreachable[] = [];
+  settled.forEach((s, i) => {
+    const cluster = ctx.clusters![i].name;
+    if (s.status === "fulfilled") {
+      for (const r of s.value) rows.push({ cluster, ...r });
+    } else {
+      unreachable.push({
+        cluster,
+        error: String((s.reason as Error)?.message ?? s.reason).split("\n")[0],
+      });
+    }
+  });
+  if (!rows.length && unreachable.length === settled.length) {
+    throw settled.find((s) => s.status === "rejected")!.reason;
+  }
+  return unreachable.length ? { rows, unreachable } : { rows };
+}
 
 /** What a tool that starts a task returns. */
 export const TaskOutcome = z.object({
