@@ -3,6 +3,7 @@
  * variables there is one, named `default`; PROXMOX_CONFIG can name several.
  * With two or more, tools take `cluster` and listings cover every cluster.
  */
+import type { Config } from "./config.ts";
 import type { PveClient } from "./proxmox/client.ts";
 
 /** The name of the one cluster the PROXMOX_* variables describe. */
@@ -12,6 +13,11 @@ export const DEFAULT_CLUSTER = "default";
 export interface Cluster {
   name: string;
   pve: PveClient;
+  /**
+   * The configuration as this cluster sees it (its address, login, TLS and
+   * scope in the top-level fields); the server's own when absent.
+   */
+  config?: Config;
 }
 
 /** A cluster a listing could not read, with Proxmox's (or the network's) words. */

@@ -19,6 +19,7 @@ export const ENV_VARS = [
   "PROXMOX_CA_FILE",
   "PROXMOX_TLS_FINGERPRINT",
   "PROXMOX_TIMEOUT",
+  "PROXMOX_CONFIG",
   "MCP_TRANSPORT",
   "MCP_HOST",
   "MCP_PORT",
@@ -35,6 +36,8 @@ export const ENV_VARS = [
   "MCP_ALLOWED_VMIDS",
   "MCP_ALLOWED_NODES",
   "MCP_PROTECTED_TAG",
+  "MCP_STATE_SECRET",
+  "MCP_DRAIN_S",
   "LOG_LEVEL",
 ] as const;
 
@@ -52,21 +55,26 @@ const SECRET_NAMES: ReadonlySet<string> = new Set([
   "PROXMOX_PASSWORD",
   "PROXMOX_TOKEN_SECRET",
   "MCP_AUTH_TOKEN",
+  "MCP_STATE_SECRET",
 ]);
 
 const nonEmpty = (error: string) => z.string().check(z.minLength(1, { error }));
 
+const USER = /^[^\s@]+@[^\s@]+$/;
+const TOKEN_ID = /^(?:[^\s@!]+@[^\s@!]+!)?[A-Za-z][A-Za-z0-9.\-_]+$/;
+const TAG = /^[a-z0-9_][a-z0-9_\-+.]*$/i;
+
 const EnvSchema = z.object({
   PROXMOX_URL: z.optional(z.string()),
   PROXMOX_USER: z.optional(
-    z.string().check(z.regex(/^[^\s@]+@[^\s@]+$/, {
+    z.string().check(z.regex(USER, {
       error: "PROXMOX_USER must look like user@realm (e.g. root@pam)",
     })),
   ),
   PROXMOX_PASSWORD: z.optional(nonEmpty("PROXMOX_PASSWORD must not be empty")),
   PROXMOX_TOKEN_ID: z.optional(
     z.string().check(z.regex(
-      /^(?:[^\s@!]+@[^\s@!]+!)?[A-Za-z][A-Za-z0-9.\-_]+$/,
+      TOKEN_ID,
       {
         error:
           "PROXMOX_TOKEN_ID must be user@realm!tokenid (or tokenid with PROXMOX_USER set)",
@@ -86,6 +94,7 @@ const EnvSchema = z.object({
       })),
     30,
   ),
+  PROXMOX_CONFIG: z.optional(nonEmpty("PROXMOX_CONFIG must name a file")),
   MCP_TRANSPORT: z._default(
     z.enum(["stdio", "http", "sse"], {
       error: "MCP_TRANSPORT must be one of stdio, http, sse",
@@ -129,10 +138,23 @@ const EnvSchema = z.object({
   MCP_ALLOWED_VMIDS: z.optional(z.string()),
   MCP_ALLOWED_NODES: z.optional(z.string()),
   MCP_PROTECTED_TAG: z._default(
-    z.string().check(z.regex(/^[a-z0-9_][a-z0-9_\-+.]*$/i, {
+    z.string().check(z.regex(TAG, {
       error: "MCP_PROTECTED_TAG must be a Proxmox tag: letters, digits, '_-+.'",
     })),
     "mcp-protected",
+  ),
+  MCP_STATE_SECRET: z.optional(
+    z.string().check(z.minLength(32, {
+      error:
+        "MCP_STATE_SECRET must be at least 32 characters (e.g. openssl rand -hex 32)",
+    })),
+  ),
+  MCP_DRAIN_S: z._default(
+    z.coerce.number({ error: "MCP_DRAIN_S must be a number of seconds" })
+      .check(z.minimum(0, {
+        error: "MCP_DRAIN_S must be 0 or more seconds",
+      })),
+    5,
   ),
   LOG_LEVEL: z._default(
     z.enum(["DEBUG", "INFO", "WARNING", "ERROR"], {
@@ -192,8 +214,53 @@ export interface Config {
   /** A guest with this tag (or PVE's protection flag) is read-only to this server. */
   protectedTag?: string;
   logLevel: "DEBUG" | "INFO" | "WARNING" | "ERROR";
+  /**
+   * MCP_STATE_SECRET: the key of the state a question to the human carries
+   * (confirmations, lockdown holds) is derived from it, so that replicas
+   * sharing it take each other's answers. Absent: a random key per process.
+   */
+  stateSecret?: string;
+  /**
+   * MCP_DRAIN_S: after SIGTERM, /healthz answers 503 this long (ms) while
+   * calls are still served, so that a load balancer stops sending first.
+   */
+  drainMs?: number;
   /** Run against the embedded simulator. */
   demo: boolean;
+  /**
+   * The clusters PROXMOX_CONFIG names, in the file's order; absent with the
+   * PROXMOX_* variables (one cluster, `default`). The fields above that
+   * describe one cluster (proxmoxUrl, auth, TLS, scope) are the first one's.
+   */
+  clusters?: ClusterConfig[];
+}
+
+/** One cluster of PROXMOX_CONFIG: where it is, how to log in, its scope. */
+export interface ClusterConfig {
+  name: string;
+  proxmoxUrl: string;
+  auth: Auth;
+  verifySsl: boolean;
+  caFile?: string;
+  tlsFingerprints?: string[];
+  allowedVmids?: [number, number][];
+  allowedNodes?: string[];
+  protectedTag?: string;
+}
+
+/** A config as one cluster sees it: its connection and scope in the top-level fields. */
+export function clusterView(config: Config, c: ClusterConfig): Config {
+  return {
+    ...config,
+    proxmoxUrl: c.proxmoxUrl,
+    auth: c.auth,
+    verifySsl: c.verifySsl,
+    caFile: c.caFile,
+    tlsFingerprints: c.tlsFingerprints,
+    allowedVmids: c.allowedVmids,
+    allowedNodes: c.allowedNodes,
+    protectedTag: c.protectedTag,
+  };
 }
 
 /** A configuration problem: the message is safe to print. */
@@ -217,8 +284,14 @@ Options (each overrides its environment variable):
 Proxmox: PROXMOX_URL, PROXMOX_USER + PROXMOX_PASSWORD, or PROXMOX_TOKEN_ID +
 PROXMOX_TOKEN_SECRET; PROXMOX_VERIFY_SSL (default true), PROXMOX_CA_FILE,
 PROXMOX_TLS_FINGERPRINT (SHA-256, as \`pvenode cert info\` prints it),
-PROXMOX_TIMEOUT (seconds). HTTP: MCP_AUTH_TOKEN, MCP_ALLOWED_HOSTS, MCP_ALLOWED_ORIGINS,
-MCP_MAX_CONNECTIONS (default 256). Scope: MCP_ALLOWED_VMIDS (e.g. 100-199,250),
+PROXMOX_TIMEOUT (seconds).
+Several clusters: PROXMOX_CONFIG=file.json instead of the PROXMOX_URL, login and
+TLS variables: {"clusters": {"home": {"url", "tokenId", "tokenSecret"}, "lab": {"url",
+"user", "password", "verifySsl", "caFile", "fingerprint", "allowedVmids", "allowedNodes",
+"protectedTag"}}}; a secret may be {"env": "PROXMOX_..."} (PROXMOX_* and MCP_* only).
+HTTP: MCP_AUTH_TOKEN, MCP_ALLOWED_HOSTS, MCP_ALLOWED_ORIGINS,
+MCP_MAX_CONNECTIONS (default 256), MCP_STATE_SECRET (replicas: the same on each),
+MCP_DRAIN_S (default 5). Scope: MCP_ALLOWED_VMIDS (e.g. 100-199,250),
 MCP_ALLOWED_NODES (names), MCP_PROTECTED_TAG (default mcp-protected). LOG_LEVEL.
 `;
 
@@ -269,58 +342,49 @@ export function loadConfig(
 
   let auth: Auth;
   let proxmoxUrl = "";
+  let clusters: ClusterConfig[] | undefined;
   if (demo) {
     auth = { kind: "password", user: "root@pam", password: "demo" };
+  } else if (e.PROXMOX_CONFIG) {
+    const both = CLUSTER_ENV.filter((n) => e[n] !== undefined);
+    if (both.length) {
+      throw new ConfigError(
+        `PROXMOX_CONFIG and ${
+          both.join(", ")
+        } are both set: with PROXMOX_CONFIG, each cluster's address, login and TLS settings are in the file`,
+      );
+    }
+    clusters = parseClusterFile(e.PROXMOX_CONFIG, env, {
+      allowedVmids: e.MCP_ALLOWED_VMIDS,
+      allowedNodes: e.MCP_ALLOWED_NODES,
+      protectedTag: e.MCP_PROTECTED_TAG,
+      verifySsl: e.PROXMOX_VERIFY_SSL,
+    });
+    ({ proxmoxUrl, auth } = clusters[0]);
   } else {
     if (!e.PROXMOX_URL) {
       throw new ConfigError(
-        "PROXMOX_URL is not set: expected the Proxmox address, e.g. https://pve.example.com:8006",
+        "PROXMOX_URL is not set: expected the Proxmox address, e.g. https://pve.example.com:8006 (or PROXMOX_CONFIG, a file naming several clusters)",
       );
     }
     proxmoxUrl = parseProxmoxUrl(e.PROXMOX_URL);
-    const hasToken = e.PROXMOX_TOKEN_ID !== undefined ||
-      e.PROXMOX_TOKEN_SECRET !== undefined;
-    if (hasToken && e.PROXMOX_PASSWORD !== undefined) {
-      throw new ConfigError(
-        "Both PROXMOX_PASSWORD and PROXMOX_TOKEN_ID/PROXMOX_TOKEN_SECRET are set: configure one login method",
-      );
-    }
-    if (hasToken) {
-      if (!e.PROXMOX_TOKEN_ID || !e.PROXMOX_TOKEN_SECRET) {
-        throw new ConfigError(
-          "PROXMOX_TOKEN_ID and PROXMOX_TOKEN_SECRET must be set together",
-        );
-      }
-      let tokenId = e.PROXMOX_TOKEN_ID;
-      if (!tokenId.includes("!")) {
-        if (!e.PROXMOX_USER) {
-          throw new ConfigError(
-            "PROXMOX_TOKEN_ID has no user: set it as user@realm!tokenid or set PROXMOX_USER",
-          );
-        }
-        tokenId = `${e.PROXMOX_USER}!${tokenId}`;
-      }
-      auth = { kind: "token", tokenId, secret: e.PROXMOX_TOKEN_SECRET };
-    } else {
-      if (!e.PROXMOX_USER || !e.PROXMOX_PASSWORD) {
-        throw new ConfigError(
-          "No Proxmox login: set PROXMOX_USER and PROXMOX_PASSWORD, or PROXMOX_TOKEN_ID and PROXMOX_TOKEN_SECRET",
-        );
-      }
-      auth = {
-        kind: "password",
-        user: e.PROXMOX_USER,
-        password: e.PROXMOX_PASSWORD,
-      };
-    }
+    auth = loginOf({
+      user: e.PROXMOX_USER,
+      password: e.PROXMOX_PASSWORD,
+      tokenId: e.PROXMOX_TOKEN_ID,
+      tokenSecret: e.PROXMOX_TOKEN_SECRET,
+    }, ENV_LOGIN);
   }
 
+  const first = clusters?.[0];
   const config: Config = {
     proxmoxUrl,
     auth,
-    verifySsl: e.PROXMOX_VERIFY_SSL,
-    caFile: e.PROXMOX_CA_FILE,
-    tlsFingerprints: parseFingerprints(e.PROXMOX_TLS_FINGERPRINT, proxmoxUrl),
+    verifySsl: first?.verifySsl ?? e.PROXMOX_VERIFY_SSL,
+    caFile: first ? first.caFile : e.PROXMOX_CA_FILE,
+    tlsFingerprints: first
+      ? first.tlsFingerprints
+      : parseFingerprints(e.PROXMOX_TLS_FINGERPRINT, proxmoxUrl),
     timeoutMs: e.PROXMOX_TIMEOUT * 1000,
     transport: e.MCP_TRANSPORT,
     host: e.MCP_HOST,
@@ -338,11 +402,18 @@ export function loadConfig(
     lockdown: e.MCP_LOCKDOWN,
     hideUnpermitted: e.MCP_HIDE_UNPERMITTED,
     toolsets: e.MCP_TOOLSETS?.split(",").map((s) => s.trim()).filter(Boolean),
-    allowedVmids: parseVmidRanges(e.MCP_ALLOWED_VMIDS),
-    allowedNodes: parseNodeList(e.MCP_ALLOWED_NODES),
-    protectedTag: e.MCP_PROTECTED_TAG,
+    allowedVmids: first
+      ? first.allowedVmids
+      : parseVmidRanges(e.MCP_ALLOWED_VMIDS),
+    allowedNodes: first
+      ? first.allowedNodes
+      : parseNodeList(e.MCP_ALLOWED_NODES),
+    protectedTag: first?.protectedTag ?? e.MCP_PROTECTED_TAG,
     logLevel: e.LOG_LEVEL,
+    stateSecret: e.MCP_STATE_SECRET,
+    drainMs: e.MCP_DRAIN_S * 1000,
     demo,
+    ...(clusters ? { clusters } : {}),
     ...overrides,
   };
   if (
@@ -422,10 +493,13 @@ export function isLoopback(host: string): boolean {
  * PROXMOX_TLS_FINGERPRINT: one or more SHA-256 fingerprints (comma-separated,
  * for a certificate change), each as `pvenode cert info` prints it
  * (`AA:BB:…`), lower case or without colons too; returned as `AA:BB:…`.
+ * `name` and `urlName` say where the values come from, for errors.
  */
 function parseFingerprints(
   value: string | undefined,
   proxmoxUrl: string,
+  name = "PROXMOX_TLS_FINGERPRINT",
+  urlName = "PROXMOX_URL",
 ): string[] | undefined {
   if (value === undefined) return undefined;
   const out: string[] = [];
@@ -433,7 +507,7 @@ function parseFingerprints(
     const hex = part.replace(/:/g, "");
     if (/^[0-9a-f]{40}$/i.test(hex)) {
       throw new ConfigError(
-        "PROXMOX_TLS_FINGERPRINT is a SHA-1 fingerprint: use the SHA-256 one (32 bytes, as `pvenode cert info` prints it)",
+        `${name} is a SHA-1 fingerprint: use the SHA-256 one (32 bytes, as \`pvenode cert info\` prints it)`,
       );
     }
     if (
@@ -441,7 +515,7 @@ function parseFingerprints(
       !/^[0-9a-f]{64}$/i.test(part)
     ) {
       throw new ConfigError(
-        "PROXMOX_TLS_FINGERPRINT must be a SHA-256 fingerprint: 32 hex bytes as `pvenode cert info` prints them (AA:BB:…:FF)",
+        `${name} must be a SHA-256 fingerprint: 32 hex bytes as \`pvenode cert info\` prints them (AA:BB:…:FF)`,
       );
     }
     out.push(hex.toUpperCase().match(/../g)!.join(":"));
@@ -449,7 +523,7 @@ function parseFingerprints(
   if (out.length === 0) return undefined;
   if (proxmoxUrl.startsWith("http:")) {
     throw new ConfigError(
-      "PROXMOX_TLS_FINGERPRINT is set but PROXMOX_URL is http://: a fingerprint pins an https:// certificate",
+      `${name} is set but ${urlName} is http://: a fingerprint pins an https:// certificate`,
     );
   }
   return out;
@@ -461,6 +535,7 @@ function parseFingerprints(
  */
 function parseVmidRanges(
   value: string | undefined,
+  name = "MCP_ALLOWED_VMIDS",
 ): [number, number][] | undefined {
   if (value === undefined) return undefined;
   const ranges: [number, number][] = [];
@@ -468,21 +543,21 @@ function parseVmidRanges(
     const m = /^(\d{1,9})(?:\s*-\s*(\d{1,9}))?$/.exec(part);
     if (!m) {
       throw new ConfigError(
-        `Cannot parse MCP_ALLOWED_VMIDS: '${part}' is neither a VMID nor a range like 100-199`,
+        `Cannot parse ${name}: '${part}' is neither a VMID nor a range like 100-199`,
       );
     }
     const lo = Number(m[1]);
     const hi = Number(m[2] ?? m[1]);
     if (lo < 100 || hi < lo) {
       throw new ConfigError(
-        `Cannot parse MCP_ALLOWED_VMIDS: '${part}' is not a range of VMIDs (100-999999999, low to high)`,
+        `Cannot parse ${name}: '${part}' is not a range of VMIDs (100-999999999, low to high)`,
       );
     }
     ranges.push([lo, hi]);
   }
   if (ranges.length === 0) {
     throw new ConfigError(
-      "Cannot parse MCP_ALLOWED_VMIDS: missing VMIDs (e.g. 100-199,250)",
+      `Cannot parse ${name}: missing VMIDs (e.g. 100-199,250)`,
     );
   }
   ranges.sort((a, b) => a[0] - b[0]);
@@ -496,41 +571,332 @@ function parseVmidRanges(
 }
 
 /** MCP_ALLOWED_NODES: node names, comma-separated. */
-function parseNodeList(value: string | undefined): string[] | undefined {
+function parseNodeList(
+  value: string | undefined,
+  name = "MCP_ALLOWED_NODES",
+): string[] | undefined {
   if (value === undefined) return undefined;
   const nodes = value.split(",").map((s) => s.trim()).filter(Boolean);
   for (const n of nodes) {
     if (!/^[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?$/.test(n) || n.length > 63) {
       throw new ConfigError(
-        `Cannot parse MCP_ALLOWED_NODES: '${n}' is not a node name (letters, digits and '-')`,
+        `Cannot parse ${name}: '${n}' is not a node name (letters, digits and '-')`,
       );
     }
   }
   if (nodes.length === 0) {
     throw new ConfigError(
-      "Cannot parse MCP_ALLOWED_NODES: missing node names (e.g. pve1,pve2)",
+      `Cannot parse ${name}: missing node names (e.g. pve1,pve2)`,
     );
   }
   return nodes;
 }
 
-function parseProxmoxUrl(value: string): string {
+function parseProxmoxUrl(value: string, name = "PROXMOX_URL"): string {
   let url: URL;
   try {
     url = new URL(value);
   } catch {
     throw new ConfigError(
-      "Cannot parse PROXMOX_URL: expected e.g. https://pve.example.com:8006",
+      `Cannot parse ${name}: expected e.g. https://pve.example.com:8006`,
     );
   }
   if (url.protocol !== "https:" && url.protocol !== "http:") {
-    throw new ConfigError("PROXMOX_URL must start with https:// (or http://)");
+    throw new ConfigError(`${name} must start with https:// (or http://)`);
   }
   if (url.username || url.password) {
     throw new ConfigError(
-      "PROXMOX_URL must not carry credentials: use PROXMOX_USER/PROXMOX_PASSWORD or a token",
+      `${name} must not carry credentials: ${
+        name === "PROXMOX_URL"
+          ? "use PROXMOX_USER/PROXMOX_PASSWORD or a token"
+          : "use the cluster's user/password or tokenId/tokenSecret"
+      }`,
     );
   }
   const path = url.pathname.replace(/\/+$/, "").replace(/\/api2\/json$/, "");
   return `${url.protocol}//${url.host}${path}`;
+}
+
+/** What a login is made of, by the names its settings go by (for errors). */
+interface Login {
+  user?: string;
+  password?: string;
+  tokenId?: string;
+  tokenSecret?: string;
+}
+
+const ENV_LOGIN = {
+  user: "PROXMOX_USER",
+  password: "PROXMOX_PASSWORD",
+  tokenId: "PROXMOX_TOKEN_ID",
+  tokenSecret: "PROXMOX_TOKEN_SECRET",
+} as const;
+
+/** A password or a token login; `prefix` starts each error (the cluster). */
+function loginOf(
+  v: Login,
+  n: Record<keyof Login, string>,
+  prefix = "",
+): Auth {
+  const fail = (msg: string) => new ConfigError(prefix + msg);
+  const hasToken = v.tokenId !== undefined || v.tokenSecret !== undefined;
+  if (hasToken && v.password !== undefined) {
+    throw fail(
+      `Both ${n.password} and ${n.tokenId}/${n.tokenSecret} are set: configure one login method`,
+    );
+  }
+  if (hasToken) {
+    if (!v.tokenId || !v.tokenSecret) {
+      throw fail(`${n.tokenId} and ${n.tokenSecret} must be set together`);
+    }
+    let tokenId = v.tokenId;
+    if (!tokenId.includes("!")) {
+      if (!v.user) {
+        throw fail(
+          `${n.tokenId} has no user: set it as user@realm!tokenid or set ${n.user}`,
+        );
+      }
+      tokenId = `${v.user}!${tokenId}`;
+    }
+    return { kind: "token", tokenId, secret: v.tokenSecret };
+  }
+  if (!v.user || !v.password) {
+    throw fail(
+      `No Proxmox login: set ${n.user} and ${n.password}, or ${n.tokenId} and ${n.tokenSecret}`,
+    );
+  }
+  return { kind: "password", user: v.user, password: v.password };
+}
+
+/**
+ * The PROXMOX_* variables that describe one cluster: with PROXMOX_CONFIG
+ * they are in the file, and setting both is an error (the secrets may be
+ * set: the file can name them with `{"env": "PROXMOX_PASSWORD"}`).
+ */
+const CLUSTER_ENV = [
+  "PROXMOX_URL",
+  "PROXMOX_USER",
+  "PROXMOX_TOKEN_ID",
+  "PROXMOX_CA_FILE",
+  "PROXMOX_TLS_FINGERPRINT",
+] as const;
+
+/** A cluster's name: short, lower case, safe in messages, logs and enums. */
+export const CLUSTER_NAME = /^[a-z][a-z0-9_-]{0,31}$/;
+
+/**
+ * Environment variables a PROXMOX_CONFIG secret may name: the ones the
+ * shipped tasks and binaries may read (`--allow-env=PROXMOX_*,MCP_*`), so a
+ * config file cannot reach any other variable of the process.
+ */
+const SECRET_ENV = /^(PROXMOX|MCP)_[A-Z0-9_]+$/;
+
+/** A secret: the value itself, or the environment variable holding it. */
+const Secret = z.union([z.string(), z.strictObject({ env: z.string() })]);
+
+const ClusterSchema = z.strictObject({
+  url: z.string(),
+  user: z.optional(z.string()),
+  password: z.optional(Secret),
+  tokenId: z.optional(z.string()),
+  tokenSecret: z.optional(Secret),
+  verifySsl: z.optional(z.boolean()),
+  caFile: z.optional(z.string()),
+  fingerprint: z.optional(z.string()),
+  allowedVmids: z.optional(z.string()),
+  allowedNodes: z.optional(z.string()),
+  protectedTag: z.optional(z.string()),
+});
+const CLUSTER_KEYS = Object.keys(ClusterSchema.def.shape);
+
+const ClusterFileSchema = z.strictObject({
+  clusters: z.record(z.string(), ClusterSchema),
+});
+
+/** What every cluster takes from the environment unless its entry says. */
+interface ClusterDefaults {
+  allowedVmids?: string;
+  allowedNodes?: string;
+  protectedTag: string;
+  verifySsl: boolean;
+}
+
+/**
+ * PROXMOX_CONFIG: `{"clusters": {"name": {url, login, TLS, scope}}}`, read
+ * now (main.ts gives up file access after start-up). A secret may be
+ * `{"env": "PROXMOX_…"}`. Errors name the file, the cluster and the key,
+ * never a value.
+ */
+function parseClusterFile(
+  file: string,
+  env: Record<string, string | undefined>,
+  defaults: ClusterDefaults,
+): ClusterConfig[] {
+  const where = `PROXMOX_CONFIG ${file}`;
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(file);
+  } catch (e) {
+    throw new ConfigError(
+      `Cannot read ${where}: ${(e as Error).message.split("\n")[0]}${
+        e instanceof Deno.errors.NotCapable
+          ? ` (grant --allow-read=${file})`
+          : ""
+      }`,
+    );
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    // V8 may quote the text around the fault (a secret, perhaps): say only where.
+    const at = /line \d+ column \d+|position \d+/.exec(String(e))?.[0];
+    throw new ConfigError(
+      `Cannot parse ${where}: not JSON${at ? ` (${at})` : ""}`,
+    );
+  }
+  const parsed = ClusterFileSchema.safeParse(raw);
+  if (!parsed.success) {
+    throw new ConfigError(
+      `${where}: ${fileIssue(parsed.error.issues[0], raw)}`,
+    );
+  }
+  const entries = Object.entries(parsed.data.clusters);
+  if (entries.length === 0) {
+    throw new ConfigError(
+      `${where} names no cluster: expected {"clusters": {"name": {"url": …}}}`,
+    );
+  }
+  return entries.map(([name, c]) => {
+    if (!CLUSTER_NAME.test(name)) {
+      throw new ConfigError(
+        `${where}: cluster name '${
+          name.slice(0, 40)
+        }' must be 1-32 lower-case letters, digits, '-' or '_', starting with a letter`,
+      );
+    }
+    const of = (key: string) => `${key} of cluster '${name}' in ${where}`;
+    const secret = (key: "password" | "tokenSecret"): string | undefined => {
+      const s = c[key];
+      if (s === undefined) return undefined;
+      if (typeof s === "string") {
+        if (!s) throw new ConfigError(`${of(key)} is empty`);
+        return s;
+      }
+      if (!SECRET_ENV.test(s.env)) {
+        throw new ConfigError(
+          `${of(key)} names the variable '${
+            s.env.slice(0, 64)
+          }': only PROXMOX_* and MCP_* variables may hold secrets (the ones the server may read)`,
+        );
+      }
+      let value: string | undefined;
+      try {
+        value = env[s.env];
+      } catch (e) {
+        throw new ConfigError(
+          `${of(key)}: cannot read ${s.env}: ${
+            (e as Error).message.split("\n")[0]
+          } (grant --allow-env=${s.env}; the shipped tasks grant PROXMOX_* and MCP_*)`,
+        );
+      }
+      if (!value) {
+        throw new ConfigError(`${of(key)}: the variable ${s.env} is not set`);
+      }
+      return value;
+    };
+    if (c.user !== undefined && !USER.test(c.user)) {
+      throw new ConfigError(
+        `${of("user")} must look like user@realm (e.g. root@pam)`,
+      );
+    }
+    if (c.tokenId !== undefined && !TOKEN_ID.test(c.tokenId)) {
+      throw new ConfigError(
+        `${
+          of("tokenId")
+        } must be user@realm!tokenid (or tokenid with user set)`,
+      );
+    }
+    if (c.protectedTag !== undefined && !TAG.test(c.protectedTag)) {
+      throw new ConfigError(
+        `${of("protectedTag")} must be a Proxmox tag: letters, digits, '_-+.'`,
+      );
+    }
+    const proxmoxUrl = parseProxmoxUrl(c.url, of("url"));
+    return {
+      name,
+      proxmoxUrl,
+      auth: loginOf({
+        user: c.user,
+        password: secret("password"),
+        tokenId: c.tokenId,
+        tokenSecret: secret("tokenSecret"),
+      }, {
+        user: "user",
+        password: "password",
+        tokenId: "tokenId",
+        tokenSecret: "tokenSecret",
+      }, `Cluster '${name}' in ${where}: `),
+      verifySsl: c.verifySsl ?? defaults.verifySsl,
+      caFile: c.caFile || undefined,
+      tlsFingerprints: parseFingerprints(
+        c.fingerprint,
+        proxmoxUrl,
+        of("fingerprint"),
+        of("url"),
+      ),
+      allowedVmids: parseVmidRanges(
+        c.allowedVmids ?? defaults.allowedVmids,
+        c.allowedVmids === undefined ? undefined : of("allowedVmids"),
+      ),
+      allowedNodes: parseNodeList(
+        c.allowedNodes ?? defaults.allowedNodes,
+        c.allowedNodes === undefined ? undefined : of("allowedNodes"),
+      ),
+      protectedTag: c.protectedTag ?? defaults.protectedTag,
+    };
+  });
+}
+
+/** One schema issue of PROXMOX_CONFIG, by path, with no value quoted. */
+function fileIssue(
+  issue: { code: string; path: PropertyKey[]; keys?: string[] },
+  raw: unknown,
+): string {
+  const path = issue.path.map(String);
+  let value: unknown = raw;
+  for (const p of path) {
+    value = value && typeof value === "object"
+      ? (value as Record<string, unknown>)[p]
+      : undefined;
+  }
+  const [, name, key] = path;
+  const at = path.length === 0
+    ? "the file"
+    : path.length === 1
+    ? `'${path[0]}'`
+    : path.length === 2
+    ? `cluster '${name}'`
+    : `${key} of cluster '${name}'`;
+  if (issue.code === "unrecognized_keys") {
+    const keys = (issue.keys ?? []).map((k) => `'${k.slice(0, 40)}'`).join(
+      ", ",
+    );
+    return path.length === 0
+      ? `unknown key ${keys}: the file holds {"clusters": {…}}`
+      : `unknown key ${keys} in ${at} (known: ${CLUSTER_KEYS.join(", ")})`;
+  }
+  if (value === undefined) return `${at} is missing`;
+  const expected = path.length === 0
+    ? `an object {"clusters": {…}}`
+    : path.length === 1
+    ? `an object of clusters by name`
+    : path.length === 2
+    ? "an object"
+    : key === "password" || key === "tokenSecret"
+    ? `a string or {"env": "NAME"}`
+    : key === "verifySsl"
+    ? "true or false"
+    : "a string";
+  return `${at} must be ${expected}`;
 }

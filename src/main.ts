@@ -20,43 +20,79 @@ function fail(message: string, code = 2): never {
   Deno.exit(code);
 }
 
+/**
+ * The environment as loadConfig reads it: every variable it knows, and on
+ * demand the ones a PROXMOX_CONFIG secret names (`{"env": "PROXMOX_…"}`).
+ */
 function readEnv(): Record<string, string | undefined> {
   const env: Record<string, string | undefined> = {};
   for (const name of ENV_VARS) env[name] = Deno.env.get(name);
-  return env;
+  return new Proxy(env, {
+    get: (known, name) =>
+      typeof name !== "string" || name in known
+        ? known[name as string]
+        : Deno.env.get(name),
+  });
 }
 
 /**
- * PROXMOX_CA_FILE, read once at start; then file access is given up (the
- * server reads no other file), so the broad --allow-read the shipped tasks
- * grant for it is gone before anything is served.
+ * PROXMOX_CA_FILE (or each cluster's `caFile` in PROXMOX_CONFIG), read once
+ * at start; then file access is given up (the server reads no other file),
+ * so the broad --allow-read the shipped tasks grant for it is gone before
+ * anything is served. With PROXMOX_CONFIG: the CAs by cluster name.
  */
-async function readCa(config: Config): Promise<string | undefined> {
+async function readCa(
+  config: Config,
+): Promise<string | Record<string, string> | undefined> {
   try {
-    // The demo and a pinned fingerprint need no CA file.
-    if (!config.caFile || config.demo || config.tlsFingerprints?.length) {
-      return undefined;
+    if (config.demo) return undefined;
+    if (config.clusters) {
+      const cas: Record<string, string> = {};
+      for (const c of config.clusters) {
+        const pem = await readCaFile(
+          c,
+          `caFile of cluster '${c.name}' in PROXMOX_CONFIG`,
+          "its fingerprint",
+        );
+        if (pem) cas[c.name] = pem;
+      }
+      return cas;
     }
-    const pem = await Deno.readTextFile(config.caFile);
+    return await readCaFile(
+      config,
+      "PROXMOX_CA_FILE",
+      "PROXMOX_TLS_FINGERPRINT",
+    );
+  } finally {
+    await Deno.permissions.revoke({ name: "read" });
+  }
+}
+
+/** One CA file; `name` is where it is set and `pin` the setting that needs none. */
+async function readCaFile(
+  c: Pick<Config, "caFile" | "tlsFingerprints">,
+  name: string,
+  pin: string,
+): Promise<string | undefined> {
+  // A pinned fingerprint needs no CA file.
+  if (!c.caFile || c.tlsFingerprints?.length) return undefined;
+  try {
+    const pem = await Deno.readTextFile(c.caFile);
     if (!pem.includes("-----BEGIN CERTIFICATE-----")) {
       throw new ConfigError(
-        `PROXMOX_CA_FILE ${config.caFile} holds no PEM certificate (-----BEGIN CERTIFICATE-----): use the cluster's CA, /etc/pve/pve-root-ca.pem on a node`,
+        `${name} ${c.caFile} holds no PEM certificate (-----BEGIN CERTIFICATE-----): use the cluster's CA, /etc/pve/pve-root-ca.pem on a node`,
       );
     }
     return pem;
   } catch (e) {
     if (e instanceof ConfigError) throw e;
     throw new ConfigError(
-      `Cannot read PROXMOX_CA_FILE ${config.caFile}: ${
-        (e as Error).message.split("\n")[0]
-      }${
+      `Cannot read ${name} ${c.caFile}: ${(e as Error).message.split("\n")[0]}${
         e instanceof Deno.errors.NotCapable
-          ? ` (grant --allow-read=${config.caFile}, or pin the certificate with PROXMOX_TLS_FINGERPRINT, which needs no file)`
+          ? ` (grant --allow-read=${c.caFile}, or pin the certificate with ${pin}, which needs no file)`
           : ""
       }`,
     );
-  } finally {
-    await Deno.permissions.revoke({ name: "read" });
   }
 }
 

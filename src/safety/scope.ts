@@ -27,6 +27,11 @@ export interface ScopeSettings {
   nodes?: readonly string[];
   /** A guest carrying this tag is read-only to this server. */
   protectedTag?: string;
+  /**
+   * The cluster this scope is of, when there are several (PROXMOX_CONFIG):
+   * refusals name it, and its settings as the file does.
+   */
+  cluster?: string;
 }
 
 /** `100-199,250`: ranges as MCP_ALLOWED_VMIDS writes them. */
@@ -41,22 +46,33 @@ export class Scope {
   readonly vmids?: VmidRanges;
   readonly nodes?: ReadonlySet<string>;
   readonly protectedTag: string;
+  readonly cluster?: string;
 
   constructor(settings: ScopeSettings = {}) {
     this.vmids = settings.vmids?.length ? settings.vmids : undefined;
     this.nodes = settings.nodes?.length ? new Set(settings.nodes) : undefined;
     this.protectedTag = settings.protectedTag ?? DEFAULT_PROTECTED_TAG;
+    this.cluster = settings.cluster;
   }
 
-  /** The scope a configuration sets. */
+  /** The scope a configuration sets (of `cluster`, when there are several). */
   static of(
     config: Pick<Config, "allowedVmids" | "allowedNodes" | "protectedTag">,
+    cluster?: string,
   ): Scope {
     return new Scope({
       vmids: config.allowedVmids,
       nodes: config.allowedNodes,
       protectedTag: config.protectedTag,
+      cluster,
     });
+  }
+
+  /** `(MCP_ALLOWED_VMIDS=…)`, or of a cluster `of cluster 'lab' (allowedVmids …)`. */
+  #setting(env: string, key: string, value: string): string {
+    return this.cluster === undefined
+      ? `(${env}=${value})`
+      : `of cluster '${this.cluster}' (${key} ${value})`;
   }
 
   /** True when the scope leaves something out. */
@@ -109,9 +125,13 @@ export class Scope {
   checkVmid(vmid: number, options: { creating?: boolean } = {}): void {
     if (this.hasVmid(vmid)) return;
     throw new ToolError(
-      `VMID ${vmid} is outside this server's scope (MCP_ALLOWED_VMIDS=${
-        rangesText(this.vmids!)
-      }): ${
+      `VMID ${vmid} is outside this server's scope ${
+        this.#setting(
+          "MCP_ALLOWED_VMIDS",
+          "allowedVmids",
+          rangesText(this.vmids!),
+        )
+      }: ${
         options.creating
           ? "pick a VMID in that range, or omit it to take the first free one"
           : "this server neither shows nor changes that guest"
@@ -123,9 +143,13 @@ export class Scope {
   checkNode(node: string): void {
     if (this.hasNode(node)) return;
     throw new ToolError(
-      `Node '${node}' is outside this server's scope (MCP_ALLOWED_NODES=${
-        [...this.nodes!].join(",")
-      }): use one of those nodes`,
+      `Node '${node}' is outside this server's scope ${
+        this.#setting(
+          "MCP_ALLOWED_NODES",
+          "allowedNodes",
+          [...this.nodes!].join(","),
+        )
+      }: use one of those nodes`,
     );
   }
 
@@ -138,7 +162,11 @@ export class Scope {
     this.checkVmid(vmid);
     if (entry && !this.hasNode(String(entry.node))) {
       throw new ToolError(
-        `Guest ${vmid} is outside this server's scope: it is on a node not in MCP_ALLOWED_NODES=${
+        `Guest ${vmid} is outside this server's scope${
+          this.cluster === undefined ? "" : ` of cluster '${this.cluster}'`
+        }: it is on a node not in ${
+          this.cluster === undefined ? "MCP_ALLOWED_NODES=" : "allowedNodes "
+        }${
           [...this.nodes!].join(",")
         }; this server neither shows nor changes it`,
       );

@@ -28,8 +28,10 @@
 import type { Logger } from "@logtape/logtape";
 import type { Config } from "../config.ts";
 import type { ServerDeps } from "../server.ts";
+import { deferSdk } from "../sdk_defer.ts";
 import catalogJson from "../tools/catalog.json" with { type: "json" };
 import { selectBy } from "../tools/toolsets.ts";
+import { FastCalls } from "./call_fast.ts";
 
 type RequestId = string | number;
 
@@ -535,6 +537,20 @@ export async function serveStdio(options: StdioOptions): Promise<void> {
   /** Set when shutdown is complete: nothing more is delivered. */
   let finished = false;
   const deps = () => prefetch ??= options.load();
+  // The first read-only calls are answered without the SDK (call_fast.ts):
+  // nothing may load it before the handoff.
+  deferSdk();
+  const fastCalls = new FastCalls({
+    config: options.config,
+    readOnlyTools: new Set(
+      tools.filter((t) => t.annotations?.readOnlyHint === true).map((t) =>
+        t.name
+      ),
+    ),
+    deps,
+    client: () => opening[0]?.params,
+    write: (msg) => out.write(msg as Message),
+  });
   /** MCP's own message schema, once the SDK is loaded. */
   let wellFormed: (m: Message) => boolean = () => true;
 
@@ -545,6 +561,7 @@ export async function serveStdio(options: StdioOptions): Promise<void> {
         import("@modelcontextprotocol/server/stdio"),
         import("../server.ts"),
         import("@modelcontextprotocol/server"),
+        import("../sdk.ts").then((m) => m.loadSdk()),
       ]);
       wellFormed = (m) => {
         try {
@@ -569,14 +586,42 @@ export async function serveStdio(options: StdioOptions): Promise<void> {
       return t;
     })();
 
+  /**
+   * Starts the handoff in the background, once no call is answered without
+   * the SDK (loading it meanwhile would only slow that answer down).
+   */
+  const handoffSoon = () =>
+    setTimeout(() => {
+      if (fastCalls.size > 0) fastCalls.idle().then(handoffSoon);
+      else startHandoff().catch(() => {});
+    }, 5);
+
+  /** Loading failed: said on stderr, and to the request that needed it. */
+  const cannotLoad = (e: unknown, m: Message) => {
+    const message = `Cannot load the server: ${(e as Error)?.message ?? e}`;
+    // Logging may be what failed to load: say it on stderr as main.ts does.
+    try {
+      Deno.stderr.writeSync(encoder.encode(`proxmox-mcp: ${message}\n`));
+    } catch {
+      // stderr closed
+    }
+    if (isRequestId(m.id) && m.method !== undefined) {
+      out.error(m.id, INTERNAL_ERROR, message);
+    }
+  };
+
   const reply = (id: Message["id"], result: unknown) =>
     out.write({ jsonrpc: "2.0", id, result });
 
   /** Answers from the catalog when it can; false hands the message over. */
   const fast = (m: Message): boolean => {
-    // Hidden tools change the opening (listChanged) and the list: the SDK
-    // answers everything then.
-    if (handoff || options.config.hideUnpermitted) return false;
+    // Hidden tools change the opening (listChanged) and the list, and
+    // several clusters the instructions and every tool's schema (`cluster`):
+    // the SDK answers everything then.
+    if (
+      handoff || options.config.hideUnpermitted ||
+      (options.config.clusters?.length ?? 0) > 1
+    ) return false;
     if (
       m.method === "initialize" && m.id != null && !initialized &&
       opening.length === 0
@@ -603,9 +648,7 @@ export async function serveStdio(options: StdioOptions): Promise<void> {
       // The client will call a tool next: load the rest (the SDK, zod, the
       // tools, the Proxmox client) and hand over while it thinks, once the
       // answer is out; a failure is reported on the request that needs it.
-      reply(m.id, { tools }).then(() =>
-        setTimeout(() => startHandoff().catch(() => {}), 5)
-      );
+      reply(m.id, { tools }).then(handoffSoon);
       return true;
     }
     if (m.method === "ping" && m.id != null) {
@@ -670,6 +713,14 @@ export async function serveStdio(options: StdioOptions): Promise<void> {
         break;
       case "notification": {
         const cancelled = inbound.msg.params?.requestId;
+        // A call answered without the SDK is cancelled here (no answer).
+        if (
+          inbound.msg.method === "notifications/cancelled" &&
+          isRequestId(cancelled) && fastCalls.cancel(cancelled)
+        ) {
+          inflight.settle(cancelled);
+          return;
+        }
         // The SDK aborts a cancelled call and sends no answer for it.
         if (
           inbound.msg.method === "notifications/cancelled" &&
@@ -682,21 +733,18 @@ export async function serveStdio(options: StdioOptions): Promise<void> {
     }
     const msg = inbound.msg;
     if (transport) return deliver(transport, msg);
+    if (initialized && fastCalls.accepts(msg)) {
+      fastCalls.call(msg as Message & { id: RequestId }).catch((e) =>
+        cannotLoad(e, msg)
+      );
+      return;
+    }
     if (fast(msg)) return;
     let t: HandoffTransport;
     try {
       t = await startHandoff();
     } catch (e) {
-      const message = `Cannot load the server: ${(e as Error)?.message ?? e}`;
-      // Logging may be what failed to load: say it on stderr as main.ts does.
-      try {
-        Deno.stderr.writeSync(encoder.encode(`proxmox-mcp: ${message}\n`));
-      } catch {
-        // stderr closed
-      }
-      if (inbound.kind === "request") {
-        out.error(inbound.msg.id, INTERNAL_ERROR, message);
-      }
+      cannotLoad(e, msg);
       return;
     }
     if (!finished) deliver(t, msg);
@@ -775,6 +823,7 @@ export async function serveStdio(options: StdioOptions): Promise<void> {
     finished = true;
     if (ended !== "drained") {
       // Abort every call's signal (the SDK then answers none of them) ...
+      fastCalls.abortAll();
       await within(1000, sdkHandle?.close());
       if (transport) transport.muted = true;
       // ... and answer each here.
