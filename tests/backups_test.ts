@@ -87,7 +87,7 @@ Deno.test("VM backup → list → restore to a new vmid: PVE archive name, notes
   assert.ok(await usedOf() > usedBefore, "storage usage grows by the archive");
 
   const mine = await callOk(s.client, "proxmox_list_backups", { vmid: 100 });
-  assert.equal(mine.count, 1);
+  assert.equal(mine.total, 1);
   assert.deepEqual(
     {
       volid: mine.backups[0].volid,
@@ -162,7 +162,7 @@ Deno.test("CT backup in stop mode → list → restore with start: the CT is bac
   const list = await callOk(s.client, "proxmox_list_backups", {
     storage: "nas-backup",
   });
-  assert.equal(list.count, 1);
+  assert.equal(list.total, 1);
   assert.equal(list.backups[0].type, "lxc");
   assert.equal(list.backups[0].node, undefined);
 

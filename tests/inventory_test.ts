@@ -46,7 +46,7 @@ Deno.test("inventory tools over stdio with ticket auth", async () => {
     1,
     "one /cluster/resources request for the whole cluster",
   );
-  assert.equal(all.count, sim.cluster.guests.size);
+  assert.equal(all.total, sim.cluster.guests.size);
   const col = (name: string) => all.columns.indexOf(name);
   const row100 = all.rows.find((r: unknown[]) => r[col("vmid")] === 100);
   assert.equal(row100[col("name")], "web-01");
@@ -90,7 +90,7 @@ Deno.test("inventory with an API token, and the DEBUG log holds no secret", asyn
   });
   const vms = await callOk(s.client, "proxmox_list_vms", { node: "pve2" });
   assert.ok(vms.rows.every((r: unknown[]) => r[2] === "pve2"));
-  assert.ok(vms.count >= 3);
+  assert.ok(vms.total >= 3);
   await callOk(s.client, "proxmox_get_vm_stats", { vmid: 200, node: "pve1" });
   const log = s.stderr();
   assert.match(

@@ -577,7 +577,7 @@ Deno.test("the real entry point over HTTP: one INFO line for the process, howeve
         }),
       );
       const vms = await callOk(client, "proxmox_list_vms");
-      assert.equal(vms.count, 6, era);
+      assert.equal(vms.total, 6, era);
       await client.close();
     }
     const lines = err.split("\n").filter((l) => l.includes("Scope: "));

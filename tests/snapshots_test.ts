@@ -46,7 +46,7 @@ Deno.test("snapshot create → list → rollback → delete on a running VM: tre
   assert.equal(vm.snapshots.get("after")!.parent, "before-upgrade");
 
   const list = await callOk(s.client, "proxmox_list_snapshots", { vmid: 100 });
-  assert.equal(list.count, 2);
+  assert.equal(list.total, 2);
   assert.deepEqual(
     list.snapshots.map((
       x: { name: string; depth: number },
@@ -101,7 +101,7 @@ Deno.test("snapshot create → list → rollback → delete on a running VM: tre
   });
   assert.equal(vm.config.parent, undefined);
   const empty = await callOk(s.client, "proxmox_list_snapshots", { vmid: 100 });
-  assert.equal(empty.count, 0);
+  assert.equal(empty.total, 0);
   assert.deepEqual(
     empty.snapshots.map((x: { name: string }) => x.name),
     ["current"],

@@ -201,9 +201,9 @@ Deno.test("an unknown protocol version gets the SDK's latest, and a 2026-era req
     expected.tools.map((t) => t.name),
   );
   const vms = modern.replies.find((r) => r.id === 2)!.result as {
-    structuredContent: { count: number };
+    structuredContent: { total: number };
   };
-  assert.equal(vms.structuredContent.count, sim.cluster.guests.size);
+  assert.equal(vms.structuredContent.total, sim.cluster.guests.size);
 });
 
 Deno.test("a line that is not JSON gets a parse error and the session goes on", async () => {
@@ -672,9 +672,9 @@ Deno.test("requests sent just before stdin closes (the last without a newline) a
     };
     assert.equal(nodes?.structuredContent.nodes.length, 3, `round ${round}`);
     const vms = server.reply("vms")?.result as {
-      structuredContent: { count: number };
+      structuredContent: { total: number };
     };
-    assert.equal(vms?.structuredContent.count, sim.cluster.guests.size);
+    assert.equal(vms?.structuredContent.total, sim.cluster.guests.size);
     assert.deepEqual(server.reply("ping")?.result, {});
     assert.deepEqual(server.reply("crlf")?.result, {});
   }

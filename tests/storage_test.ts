@@ -89,7 +89,7 @@ Deno.test("list_content lists ISOs and CT templates by default, other types on r
     storage: "local",
     content: "iso",
   });
-  assert.equal(everywhere.count, 4);
+  assert.equal(everywhere.total, 4);
   assert.deepEqual(
     [...new Set(everywhere.items.map((i: { node: string }) => i.node))],
     ["pve1", "pve2"],

@@ -4,12 +4,16 @@ import * as backups from "../proxmox/api/backups.ts";
 import { label, locate } from "../proxmox/api/guests.ts";
 import { failureKind } from "../proxmox/api/tasks.ts";
 import {
+  across,
   CREATES,
+  Cursor,
   defineTool,
   DESTRUCTIVE,
   GuestNode,
+  Limit,
   newVm,
   NodeName,
+  page,
   READ_ONLY,
   storage,
   StorageId,
@@ -135,25 +139,67 @@ export const listBackups = defineTool({
     vmid: Vmid.optional(),
     storage: StorageId.optional(),
     node: NodeName.optional(),
+    cursor: Cursor,
+    limit: Limit,
   },
-  output: z.object({ count: z.number(), backups: z.array(Backup) }),
+  output: z.object({
+    /** Archives that match the filters, on every page. */
+    total: z.number(),
+    backups: z.array(Backup.extend({ cluster: z.string().optional() })),
+    next_cursor: z.string().optional(),
+    /** Clusters or storages that could not be read: the rest is listed. */
+    unreachable: z.array(z.object({
+      cluster: z.string().optional(),
+      storage: z.string().optional(),
+      node: z.string().optional(),
+      error: z.string(),
+    })).optional(),
+  }),
   annotations: READ_ONLY,
   privileges: [storage(["Datastore.Audit", "Datastore.AllocateSpace"])],
-  async run(filter, { pve }) {
-    const list = await backups.listBackups(pve, filter);
+  async run({ cursor, limit, ...filter }, ctx) {
+    const storages: (backups.StorageUnreachable & { cluster?: string })[] = [];
+    const read = await across(ctx, async (pve) => {
+      const r = await backups.readBackups(pve, filter);
+      const cluster = ctx.clusters?.find((c) => c.pve === pve)?.name;
+      for (const u of r.unreachable) {
+        storages.push(cluster ? { cluster, ...u } : u);
+      }
+      return r.backups;
+    });
+    const unreachable = [...read.unreachable ?? [], ...storages];
+    const rows = read.rows.map(({ size, ...b }) => ({
+      cluster: b.cluster,
+      volid: b.volid,
+      vmid: b.vmid,
+      type: b.type,
+      size_mib: round1(size / MIB),
+      time: b.time,
+      notes: b.notes,
+      protected: b.protected,
+      storage: b.storage,
+      node: b.node,
+    }));
+    // Newest first; a volid is unique on its storage's node, in its cluster.
+    const p = page(rows, {
+      tool: "proxmox_list_backups",
+      order: [
+        { type: "string", desc: true },
+        { type: "string" },
+        { type: "string" },
+        { type: "string" },
+      ],
+      key: (b) => [b.time ?? "", b.cluster ?? "", b.volid, b.node ?? ""],
+      filter,
+      cursor,
+      limit,
+      envelope: unreachable.length ? { unreachable } : {},
+    });
     return {
-      count: list.length,
-      backups: list.map(({ size, ...b }) => ({
-        volid: b.volid,
-        vmid: b.vmid,
-        type: b.type,
-        size_mib: round1(size / MIB),
-        time: b.time,
-        notes: b.notes,
-        protected: b.protected,
-        storage: b.storage,
-        node: b.node,
-      })),
+      total: p.total,
+      backups: p.rows,
+      next_cursor: p.next_cursor,
+      ...(unreachable.length ? { unreachable } : {}),
     };
   },
 });

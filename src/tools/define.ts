@@ -17,6 +17,7 @@ export type { Cluster, Unreachable } from "../clusters.ts";
 export { PveError, ToolError } from "../proxmox/errors.ts";
 export type { PveErrorKind } from "../proxmox/errors.ts";
 export { Toolset } from "./toolsets.ts";
+export { Cursor, Limit, page } from "./paging.ts";
 export {
   AGENT,
   newVm,

@@ -23,8 +23,11 @@ import {
 } from "../proxmox/api/firewall.ts";
 import { type GuestRef, locate } from "../proxmox/api/guests.ts";
 import {
+  Cursor,
   defineTool,
   IDEMPOTENT_DESTRUCTIVE,
+  Limit,
+  page,
   PveError,
   READ_ONLY,
   type ToolContext,
@@ -97,28 +100,48 @@ export const listFirewallRules = defineTool({
   toolset: Toolset.firewall,
   title: "List guest firewall rules",
   description: "A guest's firewall rules, in order, and firewall state.",
-  input: { vmid: Vmid },
+  input: { vmid: Vmid, cursor: Cursor, limit: Limit },
   output: z.object({
     vmid: z.number(),
     firewall_enabled: z.boolean(),
     policy_in: z.string().optional(),
     policy_out: z.string().optional(),
+    /** Rules on every page. */
+    total: z.number(),
     rules: z.array(Rule),
+    next_cursor: z.string().optional(),
   }),
   annotations: READ_ONLY,
   privileges: [vm("VM.Audit")],
-  async run({ vmid }, { pve }) {
+  async run({ vmid, cursor, limit }, { pve }) {
     const g = await locate(pve, vmid);
-    const [{ rules }, options] = await Promise.all([
+    const [{ rules, digest }, options] = await Promise.all([
       listRules(pve, g),
       getOptions(pve, g),
     ]);
-    return {
+    const head = {
       vmid,
       firewall_enabled: options.enabled,
       policy_in: options.policy_in,
       policy_out: options.policy_out,
-      rules,
+    };
+    // Rules are known by position, which shifts when one is added or moved:
+    // a page made from another version of the list (PVE's digest) is refused.
+    const p = page(rules, {
+      tool: "proxmox_list_firewall_rules",
+      order: [{ type: "number" }],
+      key: (r) => [r.pos],
+      filter: { vmid },
+      cursor,
+      limit,
+      envelope: head,
+      version: digest,
+    });
+    return {
+      ...head,
+      total: p.total,
+      rules: p.rows,
+      next_cursor: p.next_cursor,
     };
   },
 });

@@ -10,9 +10,12 @@ import * as snapshots from "../proxmox/api/snapshots.ts";
 import { failureKind } from "../proxmox/api/tasks.ts";
 import {
   CREATES,
+  Cursor,
   defineTool,
   DESTRUCTIVE,
   GuestNode,
+  Limit,
+  page,
   READ_ONLY,
   SnapName,
   TaskOutcome,
@@ -108,25 +111,39 @@ export const listSnapshots = defineTool({
   toolset: "snapshots",
   title: "List snapshots",
   description: "A guest's snapshots as a tree; marks current.",
-  input: { vmid: Vmid, node: GuestNode },
+  input: { vmid: Vmid, node: GuestNode, cursor: Cursor, limit: Limit },
   output: z.object({
     vmid: z.number(),
     node: z.string(),
     type: z.enum(["qemu", "lxc"]),
-    count: z.number(),
+    /** Snapshots on every page (the `current` entry not counted). */
+    total: z.number(),
     snapshots: z.array(SnapshotEntry),
+    next_cursor: z.string().optional(),
   }),
   annotations: READ_ONLY,
   privileges: [vm("VM.Audit")],
-  async run({ vmid, node }, { pve }) {
+  async run({ vmid, node, cursor, limit }, { pve }) {
     const g = await locate(pve, vmid, node);
     const list = await snapshots.listSnapshots(pve, g);
+    const head = { vmid, node: g.node, type: g.type };
+    // Pages follow the tree order, a position: a page made from another
+    // tree (a snapshot added, deleted or rolled back to) is refused.
+    const p = page(list.map((s, i) => ({ i, s })), {
+      tool: "proxmox_list_snapshots",
+      order: [{ type: "number" }],
+      key: ({ i }) => [i],
+      filter: { vmid },
+      cursor,
+      limit,
+      envelope: head,
+      version: list.map((s) => [s.name, s.parent ?? ""]),
+    });
     return {
-      vmid,
-      node: g.node,
-      type: g.type,
-      count: list.filter((s) => !s.current).length,
-      snapshots: list,
+      ...head,
+      total: list.filter((s) => !s.current).length,
+      snapshots: p.rows.map(({ s }) => s),
+      next_cursor: p.next_cursor,
     };
   },
 });

@@ -9,8 +9,12 @@ import {
   storageLocations,
 } from "../proxmox/api/storage.ts";
 import {
+  across,
+  Cursor,
   defineTool,
+  Limit,
   NodeName,
+  page,
   READ_ONLY,
   storage,
   StorageId,
@@ -83,10 +87,14 @@ export const listContent = defineTool({
     storage: StorageId,
     node: NodeName.optional(),
     content: z.enum(CONTENT_TYPES).optional(),
+    cursor: Cursor,
+    limit: Limit,
   },
   output: z.object({
-    count: z.number(),
+    /** Volumes that match, on every page. */
+    total: z.number(),
     items: z.array(z.object({
+      cluster: z.string().optional(),
       volid: z.string(),
       content: z.string(),
       format: z.string(),
@@ -96,28 +104,49 @@ export const listContent = defineTool({
       time: z.string().optional(),
       notes: z.string().optional(),
     })),
+    next_cursor: z.string().optional(),
+    unreachable: z.array(z.object({ cluster: z.string(), error: z.string() }))
+      .optional(),
   }),
   annotations: READ_ONLY,
   privileges: [storage(["Datastore.Audit", "Datastore.AllocateSpace"])],
-  async run({ storage, node, content }, { pve }) {
+  async run({ cursor, limit, ...filter }, ctx) {
+    const { storage, node, content } = filter;
     const want: string[] = content ? [content] : ["iso", "vztmpl"];
-    const places = await storageLocations(pve, { node, storage });
-    const lists = await Promise.all(
-      places.map((at) => storageContent(pve, at, { content })),
-    );
-    const items = lists.flatMap((list, i) =>
-      list.filter((v) => want.includes(v.content ?? "")).map((v) => ({
-        volid: v.volid,
-        content: v.content ?? "",
-        format: v.format ?? "",
-        size_mib: round1((v.size ?? 0) / MIB),
-        // The node matters for local storage: the volume exists only there.
-        node: places[i].shared ? undefined : places[i].node,
-        vmid: v.vmid,
-        time: isoTime(v.ctime),
-        notes: v.notes,
-      }))
-    );
-    return { count: items.length, items };
+    const { rows, unreachable } = await across(ctx, async (pve) => {
+      const places = await storageLocations(pve, { node, storage });
+      const lists = await Promise.all(
+        places.map((at) => storageContent(pve, at, { content })),
+      );
+      return lists.flatMap((list, i) =>
+        list.filter((v) => want.includes(v.content ?? "")).map((v) => ({
+          volid: v.volid,
+          content: v.content ?? "",
+          format: v.format ?? "",
+          size_mib: round1((v.size ?? 0) / MIB),
+          // The node matters for local storage: the volume exists only there.
+          node: places[i].shared ? undefined : places[i].node,
+          vmid: v.vmid,
+          time: isoTime(v.ctime),
+          notes: v.notes,
+        }))
+      );
+    });
+    // By volid; the same volid on local storage of two nodes is two volumes.
+    const p = page(rows, {
+      tool: "proxmox_list_content",
+      order: [{ type: "string" }, { type: "string" }, { type: "string" }],
+      key: (v) => [v.cluster ?? "", v.volid, v.node ?? ""],
+      filter,
+      cursor,
+      limit,
+      envelope: unreachable ? { unreachable } : {},
+    });
+    return {
+      total: p.total,
+      items: p.rows,
+      next_cursor: p.next_cursor,
+      ...(unreachable ? { unreachable } : {}),
+    };
   },
 });

@@ -54,16 +54,20 @@ import {
   wasStopped,
 } from "../proxmox/api/power.ts";
 import {
+  across,
   AddressList,
   CREATES,
+  Cursor,
   defineTool,
   DESTRUCTIVE,
   DnsName,
   GuestNode,
   IDEMPOTENT_CHANGE,
   IDEMPOTENT_DESTRUCTIVE,
+  Limit,
   newVm,
   NodeName,
+  page,
   READ_ONLY,
   storage,
   StorageId,
@@ -122,25 +126,43 @@ export const listVms = defineTool({
     status: z.enum(["running", "stopped"]).optional(),
     type: z.enum(["qemu", "lxc"]).optional(),
     name_contains: z.string().max(64).optional(),
+    cursor: Cursor,
+    limit: Limit,
   },
   output: z.object({
-    count: z.number(),
+    /** Guests that match the filters, on every page. */
+    total: z.number(),
     columns: z.array(z.string()),
     rows: z.array(z.array(z.union([z.string(), z.number()]))),
+    by_node: z.record(z.string(), z.number()),
+    by_status: z.record(z.string(), z.number()),
+    by_type: z.record(z.string(), z.number()),
+    next_cursor: z.string().optional(),
+    unreachable: z.array(z.object({ cluster: z.string(), error: z.string() }))
+      .optional(),
   }),
   annotations: READ_ONLY,
   privileges: [vm("VM.Audit")],
-  async run({ node, status, type, name_contains }, { pve }) {
-    const all = await listGuests(pve);
+  async run({ cursor, limit, ...filter }, ctx) {
+    const { node, status, type, name_contains } = filter;
+    // One /cluster/resources request per cluster, whatever the page.
+    const { rows: all, unreachable } = await across(ctx, listGuests);
+    const many = ctx.clusters !== undefined;
     const needle = name_contains?.toLowerCase();
     const rows: (string | number)[][] = [];
+    const by_node: Record<string, number> = {};
+    const by_status: Record<string, number> = {};
+    const by_type: Record<string, number> = {};
+    const add = (m: Record<string, number>, k: string) => {
+      m[k] = (m[k] ?? 0) + 1;
+    };
     for (const r of all) {
       if (node && r.node !== node) continue;
       if (status && r.status !== status) continue;
       if (type && r.type !== type) continue;
       const nm = String(r.name ?? "");
       if (needle && !nm.toLowerCase().includes(needle)) continue;
-      rows.push([
+      const row = [
         num(r.vmid),
         nm,
         String(r.node),
@@ -151,10 +173,43 @@ export const listVms = defineTool({
         Math.round(num(r.mem) / MIB),
         Math.round(num(r.maxmem) / MIB),
         round(num(r.maxdisk) / GIB),
-      ]);
+      ];
+      if (many) row.unshift(String(r.cluster ?? ""));
+      rows.push(row);
+      add(by_node, many ? `${r.cluster}/${r.node}` : String(r.node));
+      add(by_status, String(r.status ?? "unknown"));
+      add(by_type, String(r.type));
     }
-    rows.sort((a, b) => (a[0] as number) - (b[0] as number));
-    return { count: rows.length, columns: [...LIST_COLUMNS], rows };
+    const columns = many ? ["cluster", ...LIST_COLUMNS] : [...LIST_COLUMNS];
+    const envelope = {
+      columns,
+      by_node,
+      by_status,
+      by_type,
+      ...(unreachable ? { unreachable } : {}),
+    };
+    // Sorted by (cluster, vmid): a vmid is unique within its cluster.
+    const p = page(rows, {
+      tool: "proxmox_list_vms",
+      order: many
+        ? [{ type: "string" }, { type: "number" }]
+        : [{ type: "number" }],
+      key: (row) => many ? [row[0], row[1]] : [row[0]],
+      filter,
+      cursor,
+      limit,
+      envelope,
+    });
+    return {
+      total: p.total,
+      columns,
+      rows: p.rows,
+      by_node,
+      by_status,
+      by_type,
+      next_cursor: p.next_cursor,
+      ...(unreachable ? { unreachable } : {}),
+    };
   },
 });
 

@@ -7,7 +7,7 @@
  * `local`, which rarely holds containers.
  */
 import type { PveClient } from "../client.ts";
-import { ToolError } from "../errors.ts";
+import { PveError, ToolError } from "../errors.ts";
 import { pvePath, seg } from "../path.ts";
 import { scopeOf } from "../../safety/scope.ts";
 import { taskLogTail } from "../tasks.ts";
@@ -166,24 +166,76 @@ function backupOf(v: PveVolume, storage: string, node?: string): Backup {
   };
 }
 
-/** Backup archives on available storages, newest first. */
-export async function listBackups(
+/** A storage whose content could not be read, with Proxmox's words. */
+export interface StorageUnreachable {
+  storage: string;
+  /** The node it was read on; absent for shared storage. */
+  node?: string;
+  error: string;
+}
+
+/** The first line of what went wrong: PVE's own message when it answered. */
+function reasonOf(e: unknown): string {
+  const text = e instanceof PveError
+    ? e.pveMessage || e.message
+    : e instanceof Error
+    ? e.message
+    : String(e);
+  return text.split("\n")[0];
+}
+
+/**
+ * Backup archives on available storages, newest first. A storage that fails
+ * (a PBS that is not online, a timeout) is named in `unreachable` and the
+ * others are listed; only when every storage fails does this fail (with the
+ * storage's own error when there was one).
+ */
+export async function readBackups(
   pve: PveClient,
   filter: { vmid?: number; storage?: string; node?: string },
-): Promise<Backup[]> {
+): Promise<{ backups: Backup[]; unreachable: StorageUnreachable[] }> {
   const places = await storageLocations(pve, {
     node: filter.node,
     storage: filter.storage,
     content: "backup",
   });
-  const lists = await Promise.all(
+  const settled = await Promise.allSettled(
     places.map((at) =>
       storageContent(pve, at, { content: "backup", vmid: filter.vmid })
     ),
   );
+  const unreachable: StorageUnreachable[] = [];
+  settled.forEach((s, i) => {
+    if (s.status === "rejected") {
+      unreachable.push({
+        storage: places[i].storage,
+        node: places[i].shared ? undefined : places[i].node,
+        error: reasonOf(s.reason),
+      });
+    }
+  });
+  if (places.length && unreachable.length === places.length) {
+    const reasons = settled.map((s) => (s as PromiseRejectedResult).reason);
+    const first = reasons[0];
+    // One storage, or a refusal of them all: the error as Proxmox gave it
+    // (a permission error then says which privilege to grant).
+    if (
+      places.length === 1 ||
+      reasons.every((r) => r instanceof PveError && r.kind === "permission")
+    ) throw first;
+    throw new ToolError(
+      `No backup storage could be read: ${
+        unreachable.map((u) =>
+          `${u.storage}${u.node ? ` on ${u.node}` : ""}: ${u.error}`
+        ).join("; ")
+      }`,
+      undefined,
+      { cause: first },
+    );
+  }
   const visible = await guestVisibility(pve);
-  const backups = lists.flatMap((list, i) =>
-    list.map((v) =>
+  const backups = settled.flatMap((s, i) =>
+    s.status === "rejected" ? [] : s.value.map((v) =>
       // Local storage: the archive exists on this node only.
       backupOf(
         v,
@@ -192,7 +244,16 @@ export async function listBackups(
       )
     )
   ).filter((b) => b.vmid === undefined || visible(b.vmid));
-  return backups.sort((x, y) => (y.time ?? "").localeCompare(x.time ?? ""));
+  backups.sort((x, y) => (y.time ?? "").localeCompare(x.time ?? ""));
+  return { backups, unreachable };
+}
+
+/** Backup archives on the storages that can be read, newest first. */
+export async function listBackups(
+  pve: PveClient,
+  filter: { vmid?: number; storage?: string; node?: string },
+): Promise<Backup[]> {
+  return (await readBackups(pve, filter)).backups;
 }
 
 /**
