@@ -17,21 +17,58 @@ export type Level = "DEBUG" | "INFO" | "WARNING" | "ERROR";
 const SECRET_KEY =
   /pass(word)?|secret|ticket|csrf|token|authorization|cookie|sshkeys|ssh-public-keys|^content$|input-data/i;
 const REDACTED = "[redacted]";
-const secrets = new Set<string>();
+/** The process's own secrets (credentials, tokens, keys): kept for good. */
+const pinned = new Set<string>();
+/**
+ * Secrets of one event (login tickets, CSRF tokens, guest passwords): the
+ * most recent RECENT_MAX, oldest dropped first. A ticket lives two hours and
+ * a password is shown once; by the time a thousand newer ones came, neither
+ * is in any log line's way (and fields named like secrets stay masked by
+ * name). Unbounded, every guest created grew the set, and every log line
+ * scanned it whole.
+ */
+const recent = new Map<string, true>();
+export const RECENT_MAX = 1024;
 const encoder = new TextEncoder();
 
-/** Registers a secret value so that it never appears in a log line. */
-export function addSecret(value: string | undefined): void {
-  if (value && value.length >= 4) {
-    secrets.add(value);
-    const enc = encodeURIComponent(value);
-    if (enc !== value) secrets.add(enc);
+/**
+ * Registers a secret value so that it never appears in a log line:
+ * `process` (the default: configured credentials) for as long as the process
+ * runs, `recent` (a ticket, a guest's password) among the latest RECENT_MAX.
+ */
+export function addSecret(
+  value: string | undefined,
+  lifetime: "process" | "recent" = "process",
+): void {
+  if (!value || value.length < 4) return;
+  const values = [value];
+  const enc = encodeURIComponent(value);
+  if (enc !== value) values.push(enc);
+  for (const v of values) {
+    if (lifetime === "process") {
+      pinned.add(v);
+      recent.delete(v);
+    } else if (!pinned.has(v)) {
+      recent.delete(v); // re-added: the most recent again
+      recent.set(v, true);
+      if (recent.size > RECENT_MAX) {
+        recent.delete(recent.keys().next().value as string);
+      }
+    }
   }
+}
+
+/** How many secret values the log masks now (pinned and recent). */
+export function knownSecrets(): number {
+  return pinned.size + recent.size;
 }
 
 /** Replaces every known secret value in a string. */
 export function scrub(text: string): string {
-  for (const s of secrets) {
+  for (const s of pinned) {
+    if (text.includes(s)) text = text.replaceAll(s, REDACTED);
+  }
+  for (const s of recent.keys()) {
     if (text.includes(s)) text = text.replaceAll(s, REDACTED);
   }
   return text;

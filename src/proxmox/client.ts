@@ -286,9 +286,9 @@ export class PveClient {
           csrf: data.CSRFPreventionToken,
           at: Date.now(),
         };
-        // Masked by value in every log line from now on.
-        addSecret(data.ticket);
-        addSecret(data.CSRFPreventionToken);
+        // Masked by value in log lines while among the latest (src/log.ts).
+        addSecret(data.ticket, "recent");
+        addSecret(data.CSRFPreventionToken, "recent");
         log.debug("Logged in", {
           user: auth.user,
           renewed: password !== auth.password,

@@ -34,14 +34,14 @@ export function generatePassword(length = 24): string {
 
 /**
  * The password a new guest gets: the one given, or a generated one
- * (`generated` true: the caller shows it once). Either is masked in every
- * log line from now on.
+ * (`generated` true: the caller shows it once). Either is masked by value in
+ * log lines while it is among the latest secrets (src/log.ts).
  */
 export function guestPassword(
   given?: string,
 ): { password: string; generated: boolean } {
   const password = given ?? generatePassword();
-  addSecret(password);
+  addSecret(password, "recent");
   return { password, generated: given === undefined };
 }
 
@@ -222,7 +222,7 @@ export async function configureCloudInit(
   vm: GuestRef,
   c: CloudInit,
 ): Promise<void> {
-  addSecret(c.cipassword);
+  addSecret(c.cipassword, "recent");
   await pve.put(pvePath`/${seg.guest(vm)}/config`, {
     ciuser: c.ciuser,
     cipassword: c.cipassword,
@@ -276,7 +276,7 @@ export async function createContainer(
   pve: PveClient,
   c: NewContainer,
 ): Promise<string> {
-  addSecret(c.password);
+  addSecret(c.password, "recent");
   scopeOf(pve).checkVmid(c.vmid, { creating: true });
   scopeOf(pve).checkNode(c.node);
   if (!BRIDGE.test(c.bridge)) {
