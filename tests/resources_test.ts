@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import type { Client } from "@modelcontextprotocol/client";
 import { callOk, connect, simEnv, startSim, type TestSim } from "./helpers.ts";
+import { serverArgs } from "./server_args.ts";
 
 const SUMMARY = "proxmox://cluster";
 const CONFIG = "proxmox://{cluster}/guests/{vmid}/config";
@@ -366,24 +367,29 @@ Deno.test("resources: Proxmox's refusal becomes a clear error with Proxmox's wor
   assert.match(summary.message, /Permission denied: missing Sys\.Audit on \//);
 });
 
-Deno.test("resources over stdio: resources/list as the first request after initialize, a read and a completion", async () => {
-  await using sim = await startSim();
-  await using s = await connect({ env: simEnv(sim), process: true });
-  assert.deepEqual(s.client.getServerCapabilities()!.resources, {
-    listChanged: false,
+for (const era of ["2025-11-25", "2026-07-28"] as const) {
+  Deno.test(`resources over stdio (${era}): resources/list as the first request, a read and a completion`, async () => {
+    await using sim = await startSim();
+    await using s = await connect({ env: simEnv(sim), process: true, era });
+    assert.deepEqual(s.client.getServerCapabilities()!.resources, {
+      listChanged: false,
+    });
+    const { resources } = await s.client.listResources();
+    assert.deepEqual(resources.map((r) => r.uri), [SUMMARY]);
+    const g = await readJson(s.client, "proxmox://default/guests/100/config");
+    assert.equal(g.config.name, "web-01");
+    const c = await s.client.complete({
+      ref: { type: "ref/resource", uri: CONFIG },
+      argument: { name: "vmid", value: "10" },
+    });
+    assert.ok(c.completion.values.includes("100"));
+    const e = await readError(
+      s.client,
+      "proxmox://default/guests/..%2f/config",
+    );
+    assert.equal(e.code, -32602);
   });
-  const { resources } = await s.client.listResources();
-  assert.deepEqual(resources.map((r) => r.uri), [SUMMARY]);
-  const g = await readJson(s.client, "proxmox://default/guests/100/config");
-  assert.equal(g.config.name, "web-01");
-  const c = await s.client.complete({
-    ref: { type: "ref/resource", uri: CONFIG },
-    argument: { name: "vmid", value: "10" },
-  });
-  assert.ok(c.completion.values.includes("100"));
-  const e = await readError(s.client, "proxmox://default/guests/..%2f/config");
-  assert.equal(e.code, -32602);
-});
+}
 
 for (const era of ["2026-07-28", "2025-11-25"] as const) {
   Deno.test(`resources over HTTP (${era}): list, read and complete`, async () => {
@@ -411,3 +417,143 @@ for (const era of ["2026-07-28", "2025-11-25"] as const) {
     assert.match(e.message, /Invalid vmid "0"/);
   });
 }
+
+Deno.test("resources over stdio: resource requests sent with the opening, before the SDK is loaded, are answered by it", async () => {
+  await using sim = await startSim();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: serverArgs(),
+    env: simEnv(sim),
+    clearEnv: true,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const lines = [
+    {
+      id: "init",
+      method: "initialize",
+      params: {
+        protocolVersion: "2025-11-25",
+        capabilities: {},
+        clientInfo: { name: "raw", version: "1" },
+      },
+    },
+    { method: "notifications/initialized" },
+    { id: "list", method: "resources/list" },
+    { id: "templates", method: "resources/templates/list" },
+    {
+      id: "complete",
+      method: "completion/complete",
+      params: {
+        ref: { type: "ref/resource", uri: CONFIG },
+        argument: { name: "vmid", value: "10" },
+      },
+    },
+    {
+      id: "read",
+      method: "resources/read",
+      params: { uri: "proxmox://default/guests/100/config" },
+    },
+    {
+      id: "bad",
+      method: "resources/read",
+      params: { uri: "proxmox://default/guests/..%2f/config" },
+    },
+  ].map((m) => JSON.stringify({ jsonrpc: "2.0", ...m }) + "\n").join("");
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(lines));
+  await writer.close(); // the server answers what it has read, then exits
+  const out = await child.output();
+  assert.equal(out.code, 0);
+  // deno-lint-ignore no-explicit-any
+  const replies = new Map<string, any>(
+    new TextDecoder().decode(out.stdout).trim().split("\n").map((l) => {
+      const m = JSON.parse(l);
+      return [m.id, m];
+    }),
+  );
+  // The fast path's initialize answer (the catalog) declares them.
+  assert.deepEqual(replies.get("init").result.capabilities.resources, {
+    listChanged: false,
+  });
+  assert.deepEqual(replies.get("init").result.capabilities.completions, {});
+  assert.deepEqual(
+    replies.get("list").result.resources.map((r: { uri: string }) => r.uri),
+    [SUMMARY],
+  );
+  assert.equal(replies.get("templates").result.resourceTemplates.length, 2);
+  assert.ok(replies.get("complete").result.completion.values.includes("100"));
+  const config = JSON.parse(replies.get("read").result.contents[0].text);
+  assert.equal(config.config.name, "web-01");
+  assert.equal(replies.get("bad").error.code, -32602);
+  assert.match(replies.get("bad").error.message, /Invalid vmid/);
+});
+
+Deno.test("resources with several clusters (PROXMOX_CONFIG): the summary covers each and names the unreachable one; reads, completion and scope go by {cluster}", async () => {
+  await using home = await startSim();
+  await using lab = await startSim();
+  const file = await Deno.makeTempFile({ suffix: ".json" });
+  const login = (sim: TestSim) => ({
+    url: sim.url,
+    user: sim.credentials.user,
+    password: sim.credentials.password,
+  });
+  await Deno.writeTextFile(
+    file,
+    JSON.stringify({
+      clusters: {
+        home: login(home),
+        lab: { ...login(lab), allowedVmids: "100-101" },
+        down: { url: "http://127.0.0.1:9", user: "root@pam", password: "x" },
+      },
+    }),
+  );
+  try {
+    await using s = await connect({ env: { PROXMOX_CONFIG: file } });
+    const summary = await readJson(s.client, SUMMARY);
+    assert.deepEqual(
+      summary.clusters.map((c: { cluster: string }) => c.cluster),
+      ["home", "lab"],
+    );
+    assert.equal(summary.clusters[0].guests.total, home.cluster.guests.size);
+    assert.equal(summary.clusters[1].guests.total, 2, "lab's scope: 100-101");
+    assert.equal(summary.unreachable.length, 1);
+    assert.equal(summary.unreachable[0].cluster, "down");
+    assert.ok(summary.unreachable[0].error.length > 0);
+
+    // The read goes to the cluster the URI names.
+    lab.cluster.guests.get(100)!.config.description = "lab's web";
+    const fromLab = home.requests.length;
+    const g = await readJson(s.client, "proxmox://lab/guests/100/config");
+    assert.equal(g.cluster, "lab");
+    assert.equal(g.config.description, "lab's web");
+    assert.equal(home.requests.length, fromLab, "home was not asked");
+    const h = await readJson(s.client, "proxmox://home/guests/102/config");
+    assert.equal(h.cluster, "home");
+
+    const outside = await readError(
+      s.client,
+      "proxmox://lab/guests/102/config",
+    );
+    assert.equal(outside.code, -32602);
+    assert.match(outside.message, /VMID 102 is outside this server's scope/);
+    const unknown = await readError(
+      s.client,
+      "proxmox://nope/guests/100/config",
+    );
+    assert.match(unknown.message, /use one of home, lab, down/);
+
+    const complete = (name: string, value: string, cluster?: string) =>
+      s.client.complete({
+        ref: { type: "ref/resource", uri: CONFIG },
+        argument: { name, value },
+        ...(cluster ? { context: { arguments: { cluster } } } : {}),
+      }).then((r) => r.completion.values);
+    assert.deepEqual(await complete("cluster", ""), ["home", "lab", "down"]);
+    assert.deepEqual(await complete("cluster", "l"), ["lab"]);
+    assert.deepEqual(await complete("vmid", "10", "lab"), ["100", "101"]);
+    assert.ok((await complete("vmid", "10", "home")).includes("102"));
+  } finally {
+    await Deno.remove(file);
+  }
+});
