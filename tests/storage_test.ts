@@ -70,19 +70,21 @@ Deno.test("list_content lists ISOs and CT templates by default, other types on r
     storage: "local",
     node: "pve1",
   });
+  // Sorted by volid: the order pages follow.
   assert.deepEqual(r.items.map((i: { volid: string }) => i.volid), [
+    "local:iso/debian-12.7.0-amd64-netinst.iso",
+    "local:iso/ubuntu-24.04.1-live-server-amd64.iso",
     "local:vztmpl/alpine-3.20-default_20240908_amd64.tar.xz",
     "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst",
     "local:vztmpl/ubuntu-24.04-standard_24.04-2_amd64.tar.zst",
-    "local:iso/debian-12.7.0-amd64-netinst.iso",
-    "local:iso/ubuntu-24.04.1-live-server-amd64.iso",
   ]);
-  const deb = r.items[1];
+  assert.equal(r.total, 5);
+  const deb = r.items[3];
   assert.equal(deb.content, "vztmpl");
   assert.equal(deb.format, "tzst");
   assert.equal(deb.size_mib, 126);
   assert.equal(deb.node, "pve1");
-  assert.equal(r.items[3].format, "iso");
+  assert.equal(r.items[0].format, "iso");
 
   // Without a node, local storage is read on each online node.
   const everywhere = await callOk(s.client, "proxmox_list_content", {
