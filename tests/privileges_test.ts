@@ -6,6 +6,7 @@
  * table is generated from the declarations.
  */
 import assert from "node:assert/strict";
+import { setTimeout as delay } from "node:timers/promises";
 import { PveError } from "../src/proxmox/errors.ts";
 import { quirksFor } from "../src/proxmox/quirks.ts";
 import {
@@ -319,6 +320,60 @@ Deno.test("MCP_HIDE_UNPERMITTED over stateless HTTP (2026-07-28): once the permi
   ) => ({ isError: true, text: e.message }));
   assert.ok(r.isError);
   assert.ok(sim.cluster.guests.has(105));
+});
+
+Deno.test("MCP_HIDE_UNPERMITTED over stateless HTTP with Proxmox down: one permissions read per retry step and one WARNING, not one per request; hidden once Proxmox is back", async () => {
+  await using sim = await startSim();
+  const t = operatorOf105(sim);
+  // Down: every request answered 503 (as a proxy in front of a stopped PVE).
+  sim.faults.inject({
+    times: Infinity,
+    fault: { kind: "status", status: 503, message: "Service Unavailable" },
+  });
+  await using s = await connect({
+    era: "2026-07-28",
+    env: tokenEnv(sim, t, { MCP_HIDE_UNPERMITTED: "true", LOG_LEVEL: "INFO" }),
+  });
+  const reads = () =>
+    sim.requests.filter((r) => r.path === "/access/permissions").length;
+  for (let i = 0; i < 20; i++) {
+    const names = (await s.client.listTools()).tools.map((x) => x.name);
+    assert.ok(names.includes("proxmox_delete_vm"), "unknown: all listed");
+  }
+  const warnings = () =>
+    s.stderr().split("\n").filter((l) =>
+      / WARNING .*Cannot read the Proxmox permissions/.test(l)
+    ).length;
+  // The first read fails: once.
+  for (let i = 0; i < 100 && warnings() === 0; i++) await delay(50);
+  const before = reads();
+  assert.equal(warnings(), 1, "one WARNING for the outage");
+  for (let i = 0; i < 20; i++) {
+    const names = (await s.client.listTools()).tools.map((x) => x.name);
+    assert.ok(names.includes("proxmox_delete_vm"), "unknown: all listed");
+  }
+  assert.ok(
+    reads() - before <= 1,
+    `${reads() - before} permission reads for 20 requests while down`,
+  );
+  assert.equal(warnings(), 1, "still one WARNING");
+  // Back up: the loop's next try reads them; later requests hide the tools.
+  sim.faults.clear();
+  const until = Date.now() + 15_000;
+  let names: string[] = [];
+  while (Date.now() < until) {
+    names = (await s.client.listTools()).tools.map((x) => x.name);
+    if (!names.includes("proxmox_delete_vm")) break;
+    await delay(200);
+  }
+  assert.ok(!names.includes("proxmox_delete_vm"), "hidden once read");
+  assert.ok(names.includes("proxmox_start_vm"));
+  assert.equal(warnings(), 1);
+  assert.match(
+    s.stderr(),
+    /Read the Proxmox permissions after \d+ failed tries/,
+  );
+  assert.ok(reads() <= 6, `${reads()} permission reads in all`);
 });
 
 /** Arguments that make each tool do its whole job on the demo cluster. */

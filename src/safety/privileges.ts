@@ -283,12 +283,103 @@ export interface Hideable {
 
 const log = logger("privileges");
 
+/** Waits between reads of the permissions while they fail (the last repeats). */
+export const RETRY_MS: readonly number[] = [
+  1_000,
+  2_000,
+  5_000,
+  10_000,
+  30_000,
+];
+
+/** One credential's read of its permissions, until it succeeds. */
+interface Watch {
+  /** Servers to tell once they are read (held weakly: a closed one goes). */
+  waiting: Set<WeakRef<Hideable>>;
+  /** Failed reads in a row (this outage). */
+  failures: number;
+  /** No read before this time (ms since epoch). */
+  retryAt: number;
+  /** A read, or the timer for the next one, is pending. */
+  busy: boolean;
+}
+
+const watches = new WeakMap<object, Watch>();
+const onKnown = new WeakMap<Hideable, (k: Known) => void>();
+
+/**
+ * Reads the permissions of the credential behind `pve` in one loop per
+ * credential, however many servers wait for them (stateless HTTP builds one
+ * per request): while Proxmox is down, at most one read per RETRY_MS step,
+ * not one per request, and one WARNING per outage. Each waiting server hears
+ * once, when they are read. The loop goes on while a waiting server is
+ * connected (a session, stdio), else it rests until the next server comes,
+ * keeping its place in the back-off.
+ */
+function whenKnown(
+  pve: PveClient,
+  server: Hideable,
+  then: (k: Known) => void,
+): void {
+  onKnown.set(server, then);
+  let w = watches.get(pve);
+  if (!w) {
+    w = { waiting: new Set(), failures: 0, retryAt: 0, busy: false };
+    watches.set(pve, w);
+  }
+  w.waiting.add(new WeakRef(server));
+  if (w.busy) return;
+  w.busy = true;
+  const watch = w;
+  const later = (at: number) => {
+    const t = setTimeout(attempt, Math.max(0, at - Date.now()));
+    Deno.unrefTimer(t);
+  };
+  const attempt = () =>
+    knownPermissions(pve).then((k) => {
+      watches.delete(pve);
+      if (watch.failures) {
+        log.info(
+          `Read the Proxmox permissions after ${watch.failures} failed tries`,
+        );
+      }
+      for (const ref of watch.waiting) {
+        const s = ref.deref();
+        if (s) onKnown.get(s)?.(k);
+      }
+    }, (e) => {
+      watch.failures++;
+      watch.retryAt = Date.now() +
+        RETRY_MS[Math.min(watch.failures, RETRY_MS.length) - 1];
+      const why = (e as Error)?.message ?? String(e);
+      if (watch.failures === 1) {
+        log.warning(
+          `Cannot read the Proxmox permissions (${why}); every tool stays listed, trying again (every ${
+            RETRY_MS.at(-1)! / 1000
+          } s at most) until it succeeds`,
+        );
+      } else {
+        log.debug(`Still cannot read the Proxmox permissions (${why})`, {
+          tries: watch.failures,
+        });
+      }
+      for (const ref of watch.waiting) {
+        const s = ref.deref();
+        if (!s || !s.isConnected()) watch.waiting.delete(ref);
+      }
+      if (watch.waiting.size) later(watch.retryAt);
+      else watch.busy = false;
+    });
+  if (w.retryAt > Date.now()) later(w.retryAt);
+  else attempt();
+}
+
 /**
  * MCP_HIDE_UNPERMITTED: disables the tools the credential cannot use
  * anywhere. Known permissions apply at once (nothing was listed yet);
- * otherwise they are read after the first login and one
- * notifications/tools/list_changed tells a connected client. A failed read
- * is tried again every 30 s until the server closes.
+ * otherwise they are read after the first login (one loop per credential,
+ * see whenKnown) and one notifications/tools/list_changed tells a connected
+ * client.
  */
 export function hideUnpermitted(
   server: Hideable,
@@ -313,26 +404,15 @@ export function hideUnpermitted(
     apply(now);
     return;
   }
-  const attempt = () =>
-    knownPermissions(pve).then((k) => {
-      const hidden = apply(k);
-      if (!hidden.length) return;
-      log.info(
-        `Hiding ${hidden.length} tools the Proxmox credential cannot use: ${
-          hidden.join(", ")
-        }`,
-      );
-      if (server.isConnected()) server.sendToolListChanged();
-    }, (e) => {
-      log.warning(
-        `Cannot read the Proxmox permissions (${
-          (e as Error)?.message ?? e
-        }); every tool stays listed, trying again in 30 s`,
-      );
-      const t = setTimeout(() => {
-        if (server.isConnected()) attempt();
-      }, 30_000);
-      Deno.unrefTimer(t);
-    });
-  attempt();
+  whenKnown(pve, server, (k) => {
+    const hidden = apply(k);
+    // A closed server (a stateless request's, long answered) tells no one.
+    if (!hidden.length || !server.isConnected()) return;
+    log.info(
+      `Hiding ${hidden.length} tools the Proxmox credential cannot use: ${
+        hidden.join(", ")
+      }`,
+    );
+    server.sendToolListChanged();
+  });
 }
