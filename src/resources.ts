@@ -6,9 +6,10 @@
  *   quorum): counts, not rows, so it stays small on any cluster.
  * - `proxmox://{cluster}/guests/{vmid}/config`: a guest's configuration.
  * - `proxmox://{cluster}/tasks/{upid}/log`: a task's status and log tail.
+ * - `proxmox://{cluster}/nodes/{node}/status`: a node's load and versions.
  *
- * `cluster` and `vmid` complete (configured names; guests in scope, by
- * prefix). Every template variable is checked in one place, variables(),
+ * `cluster`, `vmid` and `node` complete (configured names; guests and nodes
+ * in scope, by prefix). Every template variable is checked in one place, variables(),
  * with the formats the tools use (src/proxmox/path.ts) before anything
  * reaches Proxmox; reads go through the API layer, so this server's scope
  * applies as it does to tools (a guest outside it is not found). Everything
@@ -39,7 +40,8 @@ import { advised, PveError, ToolError } from "./proxmox/errors.ts";
 import { FORMATS, hasFormat, seg } from "./proxmox/path.ts";
 import { getConfig, listGuests, locate } from "./proxmox/api/guests.ts";
 import { readTask } from "./proxmox/api/tasks.ts";
-import { clusterSummary } from "./proxmox/api/summary.ts";
+import { listNodes } from "./proxmox/api/nodes.ts";
+import { clusterSummary, nodeStatus } from "./proxmox/api/summary.ts";
 
 const log = logger("resource");
 
@@ -55,6 +57,7 @@ export const RESOURCE_CAPABILITIES = {
 export const SUMMARY_URI = "proxmox://cluster";
 export const GUEST_CONFIG_URI = "proxmox://{cluster}/guests/{vmid}/config";
 export const TASK_LOG_URI = "proxmox://{cluster}/tasks/{upid}/log";
+export const NODE_STATUS_URI = "proxmox://{cluster}/nodes/{node}/status";
 
 /** Log lines a task log resource holds: its last ones. */
 export const TASK_LOG_LINES = 200;
@@ -75,6 +78,7 @@ interface Target {
   cluster: Cluster;
   vmid?: number;
   upid?: string;
+  node?: string;
 }
 
 /** A value as an error message shows it: quoted, escaped, cut short. */
@@ -92,7 +96,7 @@ function invalid(uri: URL, message: string): ProtocolError {
 /**
  * The one check of every template variable: decoded once, then held to the
  * format the tools use for it (a configured cluster name, Vmid's range, PVE's
- * UPID format). Nothing else in this file reads a variable.
+ * UPID and node formats). Nothing else in this file reads a variable.
  */
 function variables(uri: URL, vars: Variables, deps: ResourceDeps): Target {
   const text = (name: string): string => {
@@ -141,6 +145,16 @@ function variables(uri: URL, vars: Variables, deps: ResourceDeps): Target {
       throw invalid(uri, `Invalid UPID ${shown(upid)}: ${FORMATS.upid.rule}`);
     }
     target.upid = upid;
+  }
+  if ("node" in vars) {
+    const node = text("node");
+    if (!hasFormat("node", node)) {
+      throw invalid(
+        uri,
+        `Invalid node name ${shown(node)}: ${FORMATS.node.rule}`,
+      );
+    }
+    target.node = node;
   }
   return target;
 }
@@ -238,6 +252,17 @@ function contextCluster(
     : clusters.find((c) => c.name === named);
 }
 
+/** A completion's values; Proxmox's refusal as an error in its words. */
+async function completing(read: () => Promise<string[]>): Promise<string[]> {
+  try {
+    return await read();
+  } catch (e) {
+    throw e instanceof PveError
+      ? new ProtocolError(ProtocolErrorCode.InternalError, advised(e))
+      : e;
+  }
+}
+
 /** VMIDs in scope that start with `prefix`, lowest first (MCP keeps 100). */
 async function completeVmid(
   deps: ResourceDeps,
@@ -246,17 +271,27 @@ async function completeVmid(
 ): Promise<string[]> {
   const cluster = contextCluster(deps, context);
   if (!cluster || !/^\d{0,10}$/.test(prefix)) return [];
-  try {
-    return (await listGuests(cluster.pve))
+  return await completing(async () =>
+    (await listGuests(cluster.pve))
       .map((g) => Number(g.vmid))
       .filter((id) => String(id).startsWith(prefix))
       .sort((a, b) => a - b)
-      .map(String);
-  } catch (e) {
-    throw e instanceof PveError
-      ? new ProtocolError(ProtocolErrorCode.InternalError, advised(e))
-      : e;
-  }
+      .map(String)
+  );
+}
+
+/** Nodes in scope whose names start with `prefix`, sorted. */
+async function completeNode(
+  deps: ResourceDeps,
+  prefix: string,
+  context?: { arguments?: Record<string, string> },
+): Promise<string[]> {
+  const cluster = contextCluster(deps, context);
+  if (!cluster) return [];
+  return await completing(async () =>
+    (await listNodes(cluster.pve)).map((n) => n.node)
+      .filter((n) => n.startsWith(prefix))
+  );
 }
 
 /**
@@ -276,7 +311,7 @@ export function registerResources(
     {
       title: "Cluster summary",
       description:
-        `Every configured cluster at a glance: nodes with CPU and memory use, guest counts by status and type, storage use, PVE release, quorum. Counts only; list guests with proxmox_list_vms.`,
+        "Every configured cluster at a glance: nodes with CPU and memory use, guest counts by status and type, storage use, PVE release, quorum. Counts only; list guests with proxmox_list_vms.",
       mimeType: "application/json",
     },
     (uri: URL, ctx: ServerContext) => reading(uri, ctx, () => summaries(deps)),
@@ -337,6 +372,31 @@ export function registerResources(
           cluster: cluster.name,
           ...task,
           ...(task.log.length ? { untrusted: ["log[]"] } : {}),
+        };
+      }),
+  );
+
+  server.registerResource(
+    "node-status",
+    new ResourceTemplate(NODE_STATUS_URI, {
+      list: undefined,
+      complete: {
+        cluster: clusterNames,
+        node: (value, context) => completeNode(deps, value, context),
+      },
+    }),
+    {
+      title: "Node status",
+      description:
+        "A node's CPU, load, memory, swap and root disk use, uptime, PVE and kernel versions.",
+      mimeType: "application/json",
+    },
+    (uri: URL, vars: Variables, ctx: ServerContext) =>
+      reading(uri, ctx, async () => {
+        const { cluster, node } = variables(uri, vars, deps);
+        return {
+          cluster: cluster.name,
+          ...await nodeStatus(cluster.pve, node!),
         };
       }),
   );

@@ -12,6 +12,7 @@ import { serverArgs } from "./server_args.ts";
 const SUMMARY = "proxmox://cluster";
 const CONFIG = "proxmox://{cluster}/guests/{vmid}/config";
 const TASK_LOG = "proxmox://{cluster}/tasks/{upid}/log";
+const NODE = "proxmox://{cluster}/nodes/{node}/status";
 
 // deno-lint-ignore no-explicit-any
 async function readJson(client: Client, uri: string): Promise<any> {
@@ -46,7 +47,7 @@ async function endpointsOf(
   return sim.requests.slice(from).map((r) => `${r.method} ${r.path}`);
 }
 
-Deno.test("resources: the summary is listed, the two templates are, and capabilities declare no list changes or subscriptions", async () => {
+Deno.test("resources: the summary is listed, the three templates are, and capabilities declare no list changes or subscriptions", async () => {
   await using sim = await startSim();
   await using s = await connect({ env: simEnv(sim) });
   const caps = s.client.getServerCapabilities()!;
@@ -58,10 +59,11 @@ Deno.test("resources: the summary is listed, the two templates are, and capabili
   const { resourceTemplates } = await s.client.listResourceTemplates();
   assert.deepEqual(resourceTemplates.map((t) => t.uriTemplate).sort(), [
     CONFIG,
+    NODE,
     TASK_LOG,
   ]);
-  // The descriptions say which text is untrusted.
-  for (const t of resourceTemplates) {
+  // The descriptions of those holding editable text say it is untrusted.
+  for (const t of resourceTemplates.filter((t) => t.uriTemplate !== NODE)) {
     assert.match(t.description ?? "", /untrusted/);
   }
   assert.equal(sim.requests.length, 0, "listing asks Proxmox nothing");
@@ -293,6 +295,11 @@ Deno.test("resources: hostile template values are refused with a clear error and
       `proxmox://default/tasks/${upid.replace(":100:", ":106:")}/log`,
       /outside this server's scope/,
     ],
+    ["proxmox://default/nodes/pve_1/status", /Invalid node name "pve_1"/],
+    ["proxmox://default/nodes/-pve/status", /Invalid node name "-pve"/],
+    ["proxmox://default/nodes/..%2f/status", /Invalid node name "\.\.\/"/],
+    ["proxmox://default/nodes/pve1%00/status", /Invalid node name/],
+    [`proxmox://default/nodes/${"a".repeat(64)}/status`, /Invalid node name/],
     [
       "proxmox://nope/guests/100/config",
       /Unknown cluster "nope": use one of default/,
@@ -481,7 +488,7 @@ Deno.test("resources over stdio: resource requests sent with the opening, before
     replies.get("list").result.resources.map((r: { uri: string }) => r.uri),
     [SUMMARY],
   );
-  assert.equal(replies.get("templates").result.resourceTemplates.length, 2);
+  assert.equal(replies.get("templates").result.resourceTemplates.length, 3);
   assert.ok(replies.get("complete").result.completion.values.includes("100"));
   const config = JSON.parse(replies.get("read").result.contents[0].text);
   assert.equal(config.config.name, "web-01");
@@ -556,4 +563,58 @@ Deno.test("resources with several clusters (PROXMOX_CONFIG): the summary covers 
   } finally {
     await Deno.remove(file);
   }
+});
+
+Deno.test("resources: a node's status, an offline node without asking it, nodes complete in scope", async () => {
+  await using sim = await startSim();
+  await using s = await connect({ env: simEnv(sim) });
+  let n: Record<string, unknown> = {};
+  const reached = await endpointsOf(sim, async () => {
+    n = await readJson(s.client, "proxmox://default/nodes/pve1/status");
+  });
+  assert.ok(reached.includes("GET /nodes/{node}/status"));
+  assert.equal(n.cluster, "default");
+  assert.equal(n.node, "pve1");
+  assert.equal(n.status, "online");
+  assert.equal(n.cpus, 16);
+  assert.equal(n.maxmem_gib, 64);
+  assert.equal((n.loadavg as number[]).length, 3);
+  assert.match(String(n.pve_version), /^pve-manager\//);
+  assert.ok(Number(n.uptime_s) > 0);
+
+  const off = await endpointsOf(sim, async () => {
+    n = await readJson(s.client, "proxmox://default/nodes/pve3/status");
+  });
+  assert.deepEqual(n, { cluster: "default", node: "pve3", status: "offline" });
+  assert.ok(!off.includes("GET /nodes/{node}/status"), "pve3 is not asked");
+
+  const gone = await readError(s.client, "proxmox://default/nodes/pve9/status");
+  assert.equal(gone.code, -32602);
+  assert.match(
+    gone.message,
+    /'pve9' is not in this cluster: use one of pve1, pve2, pve3/,
+  );
+
+  const complete = (value: string) =>
+    s.client.complete({
+      ref: { type: "ref/resource", uri: NODE },
+      argument: { name: "node", value },
+    }).then((r) => r.completion.values);
+  assert.deepEqual(await complete("pve"), ["pve1", "pve2", "pve3"]);
+  assert.deepEqual(await complete("pve2"), ["pve2"]);
+  assert.deepEqual(await complete("x"), []);
+
+  await using scoped = await connect({
+    env: { ...simEnv(sim), MCP_ALLOWED_NODES: "pve1" },
+  });
+  const outside = await readError(
+    scoped.client,
+    "proxmox://default/nodes/pve2/status",
+  );
+  assert.match(outside.message, /Node 'pve2' is outside this server's scope/);
+  const inScope = await scoped.client.complete({
+    ref: { type: "ref/resource", uri: NODE },
+    argument: { name: "node", value: "" },
+  });
+  assert.deepEqual(inScope.completion.values, ["pve1"]);
 });

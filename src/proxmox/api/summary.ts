@@ -1,16 +1,17 @@
 /**
- * A cluster at a glance, for the `proxmox://cluster` resource: nodes with
- * their load, guest counts, storage use, the PVE release and quorum, from one
- * `/cluster/resources` call and one `/cluster/status` call (the release is
- * read once per client, see quirks.ts). Counts, not rows: the summary stays
- * small however many guests the cluster holds. Only what this server's scope
- * shows is counted.
+ * Summaries for the resources (src/resources.ts). The cluster at a glance:
+ * nodes with their load, guest counts, storage use, the PVE release and
+ * quorum, from one `/cluster/resources` call and one `/cluster/status` call
+ * (the release is read once per client, see quirks.ts). Counts, not rows: the
+ * summary stays small however many guests the cluster holds. One node's
+ * status. Only what this server's scope shows is counted or read.
  */
 import type { PveClient } from "../client.ts";
-import { PveError } from "../errors.ts";
-import { pvePath } from "../path.ts";
+import { PveError, ToolError } from "../errors.ts";
+import { pvePath, seg } from "../path.ts";
 import { quirksOf } from "../quirks.ts";
 import { scopeOf } from "../../safety/scope.ts";
+import { listNodes } from "./nodes.ts";
 
 /** A node, as the summary shows it (stats absent while it is offline). */
 export interface NodeSummary {
@@ -174,5 +175,88 @@ export async function clusterSummary(pve: PveClient): Promise<ClusterSummary> {
         total_gib: gib(total),
         used_pct: pct(used, total),
       })),
+  };
+}
+
+/** One node's status, as the node resource shows it. */
+export interface NodeStatus {
+  node: string;
+  status: string;
+  uptime_s?: number;
+  cpu_pct?: number;
+  cpus?: number;
+  cpu_model?: string;
+  /** 1, 5 and 15 minute load averages. */
+  loadavg?: number[];
+  mem_pct?: number;
+  mem_gib?: number;
+  maxmem_gib?: number;
+  swap_gib?: number;
+  maxswap_gib?: number;
+  rootfs_gib?: number;
+  maxrootfs_gib?: number;
+  /** `pve-manager/9.1.1/…` */
+  pve_version?: string;
+  kernel?: string;
+}
+
+interface PveNodeStatus {
+  uptime?: number;
+  cpu?: number;
+  cpuinfo?: { cpus?: number; model?: string };
+  loadavg?: string[];
+  memory?: { total?: number; used?: number };
+  swap?: { total?: number; used?: number };
+  rootfs?: { total?: number; used?: number };
+  pveversion?: string;
+  kversion?: string;
+}
+
+/**
+ * A node's status (`/nodes/{node}/status`). A node outside this server's
+ * scope, or not in the cluster, is refused; an offline node is reported as
+ * such without asking it.
+ */
+export async function nodeStatus(
+  pve: PveClient,
+  node: string,
+): Promise<NodeStatus> {
+  scopeOf(pve).checkNode(node);
+  const nodes = await listNodes(pve);
+  const entry = nodes.find((n) => n.node === node);
+  if (!entry) {
+    throw new ToolError(
+      `Node '${node}' is not in this cluster: use one of ${
+        nodes.map((n) => n.node).join(", ")
+      }`,
+    );
+  }
+  if (entry.status !== "online") return { node, status: entry.status };
+  const st = await pve.get<PveNodeStatus>(
+    pvePath`/nodes/${seg.node(node)}/status`,
+  );
+  const used = (x?: { used?: number }) =>
+    typeof x?.used === "number" ? gib(x.used) : undefined;
+  const total = (x?: { total?: number }) =>
+    typeof x?.total === "number" ? gib(x.total) : undefined;
+  return {
+    node,
+    status: "online",
+    uptime_s: st.uptime,
+    cpu_pct: typeof st.cpu === "number"
+      ? Math.round(st.cpu * 1000) / 10
+      : undefined,
+    cpus: st.cpuinfo?.cpus,
+    cpu_model: st.cpuinfo?.model,
+    loadavg: st.loadavg?.map(Number),
+    mem_pct: pct(num(st.memory?.used), num(st.memory?.total)),
+    mem_gib: used(st.memory),
+    maxmem_gib: total(st.memory),
+    swap_gib: used(st.swap),
+    maxswap_gib: total(st.swap),
+    rootfs_gib: used(st.rootfs),
+    maxrootfs_gib: total(st.rootfs),
+    pve_version: st.pveversion,
+    kernel: st.kversion,
   };
 }
