@@ -4,7 +4,7 @@
  */
 import { print } from "./common.ts";
 import { coldLines, coldStart } from "./cold_start.ts";
-import { listVmsBench } from "./list_vms.ts";
+import { listVmsBench, listVmsLine } from "./list_vms.ts";
 import { memoryBench } from "./memory.ts";
 import { toolSizes } from "./tool_size.ts";
 
@@ -31,16 +31,7 @@ if (want("size")) {
     }, to the peers' 460 ${(avg / 460).toFixed(2)}`,
   );
 }
-if (want("list")) {
-  const r = await listVmsBench();
-  print(
-    `list_vms on 5000 guests: ${r.requests} PVE request(s), ${
-      r.bytesPerGuest.toFixed(1)
-    } bytes/guest (target <= 60), ${r.ms.toFixed(1)} ms per call vs ${
-      r.baselineMs.toFixed(1)
-    } ms for list_nodes (ratio ${(r.ms / r.baselineMs).toFixed(2)})`,
-  );
-}
+if (want("list")) print(listVmsLine(await listVmsBench()));
 if (want("memory")) {
   const r = await memoryBench();
   print(
