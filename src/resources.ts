@@ -102,7 +102,7 @@ function variables(uri: URL, vars: Variables, deps: ResourceDeps): Target {
   const text = (name: string): string => {
     const raw = vars[name];
     if (typeof raw !== "string") {
-      throw invalid(uri, `Invalid ${name} in ${uri.href}: give one value`);
+      throw invalid(uri, `Invalid ${name}: give one value`);
     }
     try {
       return decodeURIComponent(raw);
@@ -173,9 +173,11 @@ async function reading(
 ): Promise<Contents> {
   const started = performance.now();
   const ms = () => Math.round(performance.now() - started);
+  // URL parsing escaped control characters; a long URI is cut for the log.
+  const where = uri.href.length > 200 ? uri.href.slice(0, 200) + "…" : uri.href;
   try {
     const value = await callSignal.run(ctx.mcpReq.signal, read);
-    log.info(`read ${uri.href} ok ${ms()}ms`);
+    log.info(`read ${where} ok ${ms()}ms`);
     return {
       contents: [{
         uri: uri.href,
@@ -185,7 +187,7 @@ async function reading(
     };
   } catch (e) {
     const error = failure(uri, e);
-    log.info(`read ${uri.href} error ${ms()}ms: ${error.message}`);
+    log.info(`read ${where} error ${ms()}ms: ${error.message.slice(0, 300)}`);
     throw error;
   }
 }
@@ -201,7 +203,7 @@ function failure(uri: URL, e: unknown): ProtocolError {
       ? new ResourceNotFoundError(uri.href, advised(e))
       : new ProtocolError(ProtocolErrorCode.InternalError, advised(e));
   }
-  log.error(`read ${uri.href} failed unexpectedly`, {
+  log.error(`read ${uri.href.slice(0, 200)} failed unexpectedly`, {
     error: (e as Error)?.message,
     stack: (e as Error)?.stack,
   });
