@@ -1,7 +1,10 @@
 /**
  * MCP over HTTP, all on one port: the router (router.ts) behind the guarded
- * listener (listener.ts). SIGTERM/SIGINT: stop accepting, let in-flight calls
- * finish (up to a grace period), close the sessions, return.
+ * listener (listener.ts). SIGTERM/SIGINT: `/healthz` answers 503 for
+ * MCP_DRAIN_S while calls are still served (a load balancer's health check
+ * sees it and sends no more), then stop accepting, let in-flight calls finish
+ * (up to a grace period), close the sessions, return. A second signal skips
+ * the waits.
  */
 import { setTimeout as delay } from "node:timers/promises";
 import type { Config } from "../../config.ts";
@@ -30,6 +33,14 @@ export async function runHttp(deps: ServerDeps): Promise<void> {
     log.error("Unhandled rejection", { error: String(e.reason) });
   };
   globalThis.addEventListener("unhandledrejection", onRejection);
+  if (
+    !config.stateSecret &&
+    (config.lockdown || (config.confirm !== "never" && !config.readOnly))
+  ) {
+    log.warning(
+      "MCP_STATE_SECRET is not set: a human's answer to a confirmation or MCP_LOCKDOWN question is taken only by this process. With several replicas behind one address, set the same MCP_STATE_SECRET (32+ characters) on each",
+    );
+  }
   const app = createHttpApp(deps);
   const stop = new AbortController();
   const force = new AbortController();
@@ -72,6 +83,16 @@ export async function runHttp(deps: ServerDeps): Promise<void> {
   await new Promise<void>((resolve) =>
     stop.signal.addEventListener("abort", () => resolve(), { once: true })
   );
+  const drainMs = config.drainMs ?? 0;
+  if (drainMs > 0) {
+    app.leaving();
+    log.info(
+      `${received}: /healthz answers 503 for ${
+        drainMs / 1000
+      } s (MCP_DRAIN_S) while calls are still served`,
+    );
+    await delay(drainMs, undefined, { signal: force.signal }).catch(() => {});
+  }
   const busy = app.busy();
   log.info(
     `${received}: shutting down${

@@ -3,13 +3,15 @@
  *
  * - `/mcp` Streamable HTTP. 2026-07-28 requests are served statelessly by the
  *   SDK's `createMcpHandler` (one McpServer per request, nothing shared but
- *   the PveClient, so replicas need no shared state). A 2025-era `initialize`
+ *   the PveClient; a question to the human carries its state sealed, so
+ *   replicas share only MCP_STATE_SECRET: src/safety/state.ts). A 2025-era `initialize`
  *   opens a session (`Mcp-Session-Id`; server→client requests work on it); see
  *   sessions.ts for how sessions end. Other 2025-era requests without a
  *   session are served statelessly.
  * - `/sse` + `/messages` the legacy HTTP+SSE transport (sse.ts), same checks
  *   and the same session store.
- * - `/healthz` liveness: unauthenticated, says nothing but ok/draining.
+ * - `/healthz` liveness: unauthenticated, says nothing but ok/draining; 503
+ *   from `leaving()` on (SIGTERM), while requests are still served.
  * - `/.well-known/*` 404 before auth: the server offers no OAuth, and a 401
  *   there would start an OAuth flow in clients.
  *
@@ -68,6 +70,11 @@ export interface HttpApp {
   sessions(): { streamable: number; sse: number };
   /** Requests (tool calls and other POSTs) still being answered. */
   busy(): number;
+  /**
+   * Tells load balancers this server is about to stop: `/healthz` answers
+   * 503 from now on, while every request is still served.
+   */
+  leaving(): void;
   /**
    * Refuses new requests, waits for in-flight ones (up to `drainMs`, or until
    * `signal` aborts), then closes every session.
@@ -161,6 +168,7 @@ export function createHttpApp(
   const store = new SessionStore(opts.maxSessions, opts.sessionIdleMs);
   let inflight = 0;
   let draining = false;
+  let leaving = false;
 
   function full(): Response {
     log.warning(`Session cap reached (${opts.maxSessions})`);
@@ -346,8 +354,9 @@ export function createHttpApp(
     const url = new URL(request.url);
     const path = url.pathname;
     if (path === "/healthz") {
-      return Response.json({ status: draining ? "draining" : "ok" }, {
-        status: draining ? 503 : 200,
+      const down = draining || leaving;
+      return Response.json({ status: down ? "draining" : "ok" }, {
+        status: down ? 503 : 200,
       });
     }
     if (path.startsWith("/.well-known/")) {
@@ -400,6 +409,9 @@ export function createHttpApp(
       return { streamable: store.size - sse, sse };
     },
     busy,
+    leaving: () => {
+      leaving = true;
+    },
     async shutdown(signal?: AbortSignal): Promise<void> {
       draining = true;
       const deadline = Date.now() + opts.drainMs;

@@ -1,0 +1,57 @@
+/**
+ * SIGTERM over HTTP: /healthz answers 503 for MCP_DRAIN_S while calls are
+ * still served (a load balancer's health check takes the replica out before
+ * it stops taking requests), then the server stops as before and exits 0.
+ * The real entry point in a child process: the signal and the exit are the
+ * point.
+ */
+import {
+  Client,
+  StreamableHTTPClientTransport,
+} from "@modelcontextprotocol/client";
+import assert from "node:assert/strict";
+import { setTimeout as delay } from "node:timers/promises";
+import { callOk, simEnv, startSim } from "./helpers.ts";
+import { spawnHttp } from "./http_server.ts";
+
+async function health(base: string): Promise<number | "refused"> {
+  return await fetch(`${base}/healthz`).then(async (r) => {
+    await r.body?.cancel();
+    return r.status;
+  }, () => "refused" as const);
+}
+
+Deno.test("SIGTERM with MCP_DRAIN_S: /healthz turns 503 while a new tool call still succeeds, then the process exits 0", async () => {
+  await using sim = await startSim();
+  await using srv = await spawnHttp({
+    ...simEnv(sim),
+    LOG_LEVEL: "INFO",
+    MCP_DRAIN_S: "4",
+  });
+  assert.equal(await health(srv.base), 200);
+  srv.process.kill("SIGTERM");
+  const t0 = Date.now();
+  let status = await health(srv.base);
+  while (status === 200 && Date.now() - t0 < 3_000) {
+    await delay(25);
+    status = await health(srv.base);
+  }
+  assert.equal(status, 503, "/healthz says draining");
+  // A client that comes now (the balancer has not noticed yet) is served.
+  const client = new Client({ name: "drain-test", version: "1.0.0" }, {
+    versionNegotiation: { mode: { pin: "2026-07-28" } },
+  });
+  await client.connect(
+    new StreamableHTTPClientTransport(new URL(`${srv.base}/mcp`)),
+  );
+  const started = await callOk(client, "proxmox_start_vm", { vmid: 102 });
+  assert.equal(started.state, "running");
+  assert.ok(Date.now() - t0 < 4_000, "served within the drain");
+  await client.close();
+  const exit = await srv.status;
+  assert.equal(exit.code, 0);
+  assert.match(
+    srv.stderr(),
+    /SIGTERM: \/healthz answers 503 for 4 s \(MCP_DRAIN_S\) while calls are still served[\s\S]*SIGTERM: shutting down[\s\S]*Stopped/,
+  );
+});
