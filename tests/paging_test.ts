@@ -38,7 +38,7 @@ async function walk(
   s: Connected,
   tool: string,
   args: Record<string, unknown> = {},
-  between?: (page: number) => Promise<void>,
+  between?: (page: number, last: Answer) => Promise<void>,
 ): Promise<Answer[]> {
   const pages: Answer[] = [];
   let cursor: string | undefined;
@@ -52,7 +52,7 @@ async function walk(
     pages.push(r);
     cursor = r.data.next_cursor;
     assert.ok(pages.length < 1000, "the walk ends");
-    if (cursor && between) await between(pages.length);
+    if (cursor && between) await between(pages.length, r);
   } while (cursor);
   return pages;
 }
@@ -161,10 +161,12 @@ Deno.test("guests created and deleted between pages: no guest twice, and every g
     s,
     "proxmox_list_vms",
     { limit: 100 },
-    async (n) => {
+    async (n, last) => {
       // Behind the cursor and ahead of it: with offsets, a removal behind
       // would skip a guest and an addition behind would repeat one.
       remove(10000 + 10 * n); // already listed
+      // The guest the cursor names: the next page starts right after it.
+      if (n === 2) remove(last.data.rows.at(-1)[0]);
       remove(10299 - n); // not yet listed
       add(150 + n); // behind the cursor: not listed, and nothing repeats
       add(20000 + n); // ahead: listed
@@ -515,4 +517,18 @@ Deno.test("list_vms across two clusters (ctx.clusters, as across() reads them): 
   assert.equal(half.unreachable?.length, 1);
   assert.equal(half.unreachable![0].cluster, "lab");
   assert.match(half.unreachable![0].error, /cluster lab is down/);
+});
+
+Deno.test("no tool advertises cursor or limit; the instructions explain them once", async () => {
+  const { INSTRUCTIONS } = await import("../src/server.ts");
+  assert.match(INSTRUCTIONS, /next_cursor as cursor/);
+  assert.match(INSTRUCTIONS, /limit/);
+  await using sim = await startSim();
+  await using s = await connect({ env: simEnv(sim) });
+  const { tools } = await s.client.listTools();
+  for (const t of tools) {
+    const props = Object.keys(t.inputSchema.properties ?? {});
+    assert.ok(!props.includes("cursor"), `${t.name} advertises cursor`);
+    assert.ok(!props.includes("limit"), `${t.name} advertises limit`);
+  }
 });
