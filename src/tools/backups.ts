@@ -157,6 +157,7 @@ export const listBackups = defineTool({
   }),
   annotations: READ_ONLY,
   privileges: [storage(["Datastore.Audit", "Datastore.AllocateSpace"])],
+  listing: true,
   async run({ cursor, limit, ...filter }, ctx) {
     const storages: (backups.StorageUnreachable & { cluster?: string })[] = [];
     const read = await across(ctx, async (pve) => {

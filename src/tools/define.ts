@@ -84,6 +84,11 @@ export interface ToolDef<
   annotations: Annotations;
   /** The PVE privileges it needs (src/safety/privileges.ts); [] for none. */
   privileges?: readonly Privilege[];
+  /**
+   * A listing: with several clusters, a call that names none covers every
+   * one (its rows get `cluster`, see across()); other tools need `cluster`.
+   */
+  listing?: boolean;
   run(args: z.infer<z.ZodObject<I>>, ctx: ToolContext): Promise<z.infer<O>>;
 }
 

@@ -1,7 +1,7 @@
 /** The `nodes` toolset: cluster nodes. */
 import { z } from "zod";
 import { listNodes as readNodes } from "../proxmox/api/nodes.ts";
-import { defineTool, node, READ_ONLY } from "./define.ts";
+import { across, defineTool, node, READ_ONLY } from "./define.ts";
 
 const GIB = 1024 ** 3;
 const gib = (b: unknown): number | undefined =>
@@ -30,18 +30,24 @@ export const listNodes = defineTool({
   }),
   annotations: READ_ONLY,
   privileges: [node("Sys.Audit")],
-  async run(_args, { pve }) {
-    const nodes = (await readNodes(pve)).map((n) => ({
-      node: String(n.node),
-      status: n.status,
-      cpu_pct: pct(n.cpu),
-      cores: n.maxcpu,
-      mem_gib: gib(n.mem),
-      maxmem_gib: gib(n.maxmem),
-      disk_gib: gib(n.disk),
-      maxdisk_gib: gib(n.maxdisk),
-      uptime_s: n.uptime,
-    }));
-    return { nodes };
+  listing: true,
+  async run(_args, ctx) {
+    // Every cluster the call covers (rows get `cluster`), or the one it names.
+    const { rows: nodes, unreachable } = await across(
+      ctx,
+      async (pve) =>
+        (await readNodes(pve)).map((n) => ({
+          node: String(n.node),
+          status: n.status,
+          cpu_pct: pct(n.cpu),
+          cores: n.maxcpu,
+          mem_gib: gib(n.mem),
+          maxmem_gib: gib(n.maxmem),
+          disk_gib: gib(n.disk),
+          maxdisk_gib: gib(n.maxdisk),
+          uptime_s: n.uptime,
+        })),
+    );
+    return unreachable ? { nodes, unreachable } : { nodes };
   },
 });

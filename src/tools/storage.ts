@@ -50,14 +50,18 @@ export const listStorage = defineTool({
   }),
   annotations: READ_ONLY,
   privileges: [storage(["Datastore.Audit", "Datastore.AllocateSpace"])],
-  async run({ node, content }, { pve }) {
-    const nodes = node ? [node] : await onlineNodes(pve);
-    const lists = await Promise.all(
-      nodes.map((n) => nodeStorages(pve, n, { content })),
-    );
+  listing: true,
+  async run({ node, content }, ctx) {
     const gib = (b?: number) => (b === undefined ? undefined : round1(b / GIB));
-    return {
-      storages: lists.flatMap((list, i) =>
+    const { rows: storages, unreachable } = await across(ctx, async (pve) => {
+      // Over several clusters a node filter picks the clusters that have it.
+      const nodes = node && !ctx.clusters
+        ? [node]
+        : (await onlineNodes(pve)).filter((n) => !node || n === node);
+      const lists = await Promise.all(
+        nodes.map((n) => nodeStorages(pve, n, { content })),
+      );
+      return lists.flatMap((list, i) =>
         list.map((s) => ({
           node: nodes[i],
           storage: s.storage,
@@ -73,8 +77,9 @@ export const listStorage = defineTool({
           enabled: s.enabled === 1,
           shared: s.shared === 1,
         }))
-      ),
-    };
+      );
+    });
+    return unreachable ? { storages, unreachable } : { storages };
   },
 });
 
@@ -110,6 +115,7 @@ export const listContent = defineTool({
   }),
   annotations: READ_ONLY,
   privileges: [storage(["Datastore.Audit", "Datastore.AllocateSpace"])],
+  listing: true,
   async run({ cursor, limit, ...filter }, ctx) {
     const { storage, node, content } = filter;
     const want: string[] = content ? [content] : ["iso", "vztmpl"];

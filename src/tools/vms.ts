@@ -143,6 +143,7 @@ export const listVms = defineTool({
   }),
   annotations: READ_ONLY,
   privileges: [vm("VM.Audit")],
+  listing: true,
   async run({ cursor, limit, ...filter }, ctx) {
     const { node, status, type, name_contains } = filter;
     // One /cluster/resources request per cluster, whatever the page.
