@@ -5,6 +5,7 @@
 import { createHash } from "node:crypto";
 import {
   localhostAllowedHostnames,
+  readRequestBody,
   validateHostHeader,
 } from "@modelcontextprotocol/server";
 import type { Config } from "../../config.ts";
@@ -157,44 +158,20 @@ export type BodyRead =
   | { ok: false; response: Response };
 
 /**
- * Reads a request body up to `max` bytes, counting while it streams (chunked
- * included): a body past the limit is cancelled at the first read beyond it
- * and answered 413, a declared Content-Length past it before any read.
+ * Reads a request body up to `max` bytes with the SDK's `readRequestBody`,
+ * which counts while it streams (chunked included): a declared
+ * Content-Length past the limit is refused before any read, a body that
+ * grows past it at the first read beyond. Either is cancelled (the
+ * connection cannot be reused) and answered 413; a body that cannot be read
+ * is answered 400.
  */
 export async function readBody(
   request: Request,
   max: number,
 ): Promise<BodyRead> {
-  const tooLarge = (): BodyRead => ({
-    ok: false,
-    response: jsonRpcError(
-      413,
-      `Request body larger than ${max} bytes`,
-      { Connection: "close" },
-    ),
-  });
-  const declared = request.headers.get("content-length");
-  if (declared !== null && Number(declared) > max) {
-    await request.body?.cancel().catch(() => {});
-    return tooLarge();
-  }
-  if (!request.body) return { ok: true, text: "" };
-  // A declared length within the limit frames the body: read it at once.
-  if (declared !== null) return { ok: true, text: await request.text() };
-  const reader = request.body.getReader();
-  const parts: Uint8Array[] = [];
-  let size = 0;
+  let read: Awaited<ReturnType<typeof readRequestBody>>;
   try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      size += value.length;
-      if (size > max) {
-        await reader.cancel().catch(() => {});
-        return tooLarge();
-      }
-      parts.push(value);
-    }
+    read = await readRequestBody(request, max);
   } catch {
     return {
       ok: false,
@@ -206,14 +183,14 @@ export async function readBody(
       ),
     };
   }
-  if (parts.length === 1) {
-    return { ok: true, text: new TextDecoder().decode(parts[0]) };
-  }
-  const all = new Uint8Array(size);
-  let off = 0;
-  for (const p of parts) {
-    all.set(p, off);
-    off += p.length;
-  }
-  return { ok: true, text: new TextDecoder().decode(all) };
+  if (!read.tooLarge) return { ok: true, text: read.text };
+  await request.body?.cancel().catch(() => {});
+  return {
+    ok: false,
+    response: jsonRpcError(
+      413,
+      `Request body larger than ${max} bytes`,
+      { Connection: "close" },
+    ),
+  };
 }

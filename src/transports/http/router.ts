@@ -24,7 +24,6 @@
 import {
   createMcpHandler,
   isLegacyRequest,
-  legacyStatelessFallback,
   WebStandardStreamableHTTPServerTransport,
 } from "@modelcontextprotocol/server";
 import { setTimeout as delay } from "node:timers/promises";
@@ -145,17 +144,10 @@ export function createHttpApp(
     return createServer(narrowed);
   };
   const onerror = (e: Error) => log.debug(`MCP HTTP: ${e.message}`);
-  const modern = createMcpHandler(factory, {
-    legacy: "reject",
-    onerror,
-    keepAliveMs: opts.keepAliveMs,
-    maxRequestBodySize: opts.maxBodyBytes,
-  });
-  const stateless = legacyStatelessFallback(factory, onerror, {
-    maxRequestBodySize: opts.maxBodyBytes,
-  });
-  // Both eras without a session, classified once (the SDK's own routing:
-  // 2026-07-28 as `modern`, a 2025-era request as `stateless`).
+  // Every request without a session, both eras, classified once by the
+  // SDK's own routing (2026-07-28 served as such, a 2025-era request by its
+  // stateless fallback); it also answers what is not a POST (405) and a
+  // body that is not JSON (-32700) in its own words.
   const either = createMcpHandler(factory, {
     legacy: "stateless",
     onerror,
@@ -274,7 +266,7 @@ export function createHttpApp(
       const transport = s.transport as WebStandardStreamableHTTPServerTransport;
       return track(request, s, () => transport.handleRequest(request));
     }
-    if (request.method !== "POST") return stateless(request); // 405
+    if (request.method !== "POST") return either.fetch(request); // 405
     // Read (counting while it streams) and parse the body once; the SDK's
     // entries take it pre-parsed.
     const body = await readBody(request, opts.maxBodyBytes);
@@ -289,7 +281,7 @@ export function createHttpApp(
         headers: request.headers,
         body: body.text,
       });
-      return modern.fetch(again);
+      return either.fetch(again);
     }
     const called = toolCalled(parsedBody);
     if (called !== undefined && selected.has(called)) {
@@ -419,7 +411,6 @@ export function createHttpApp(
         await delay(25, undefined, { signal }).catch(() => {});
       }
       await store.close();
-      await modern.close();
       await either.close();
     },
   };
