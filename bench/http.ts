@@ -230,6 +230,7 @@ export async function httpBench(concurrency = 2): Promise<{
     MCP_TRANSPORT: "http",
     MCP_PORT: "0",
     MCP_AUTH_TOKEN: "bench-token-0123456789",
+    MCP_DRAIN_S: "0", // no /healthz drain before the stop
     LOG_LEVEL: "INFO",
   });
   const base = await spawnListening([

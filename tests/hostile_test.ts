@@ -357,6 +357,7 @@ Deno.test(`HTTP: ${COUNT} hostile messages, no exit, every POST answered below 5
       ...simEnv(sim),
       MCP_AUTH_TOKEN: TOKEN,
       LOG_LEVEL: "INFO",
+      MCP_DRAIN_S: "0", // no /healthz drain before the stop
     };
     const child = new Deno.Command(Deno.execPath(), {
       args: serverArgs(["--transport", "http", "--port", "0"]),
