@@ -2,13 +2,17 @@
  * createServer(): an McpServer with the selected tools. One wrapper registers
  * every tool, so logging, timing and error handling cannot be bypassed.
  */
+import type {
+  InputRequiredResult,
+  ServerContext,
+} from "@modelcontextprotocol/server";
+// The SDK's values, bound once it is loaded (see there): stdio answers the
+// first calls before.
 import {
   CLIENT_INFO_META_KEY,
-  type InputRequiredResult,
   isInputRequiredResult,
   McpServer,
-  type ServerContext,
-} from "@modelcontextprotocol/server";
+} from "./sdk.ts";
 import { z } from "zod";
 import type { Cluster } from "./clusters.ts";
 import { type Config, VERSION } from "./config.ts";
@@ -372,7 +376,7 @@ const registrations = new WeakMap<ToolDef, Registration>();
  * What registerTool needs, built once per tool: the HTTP transport creates a
  * server per request, so this must not rebuild schemas every time.
  */
-function registration(tool: ToolDef): Registration {
+export function registration(tool: ToolDef): Registration {
   let r = registrations.get(tool);
   if (!r) {
     r = {

@@ -9,12 +9,11 @@
  * on 2025-era sessions (stdio, HTTP sessions) the SDK asks the client itself
  * with `elicitation/create` and re-enters the handler.
  */
-import {
-  inputRequired,
-  type InputRequiredResult,
-  inputResponse,
-  type ServerContext,
+import type {
+  InputRequiredResult,
+  ServerContext,
 } from "@modelcontextprotocol/server";
+import { inputRequired, inputResponse } from "../sdk.ts";
 import { redact } from "../log.ts";
 import type { PveClient } from "../proxmox/client.ts";
 import { listBackups } from "../proxmox/api/backups.ts";

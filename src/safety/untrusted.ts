@@ -12,12 +12,11 @@
  * answer's round returns the held result; nothing runs twice. A client that
  * cannot ask gets the result with that output withheld, and is told so.
  */
-import {
-  inputRequired,
-  type InputRequiredResult,
-  inputResponse,
-  type ServerContext,
+import type {
+  InputRequiredResult,
+  ServerContext,
 } from "@modelcontextprotocol/server";
+import { inputRequired, inputResponse } from "../sdk.ts";
 
 /** Per tool: the fields of its result that may hold untrusted text. */
 export const UNTRUSTED: Readonly<Record<string, readonly string[]>> = {

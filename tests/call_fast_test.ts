@@ -1,0 +1,236 @@
+/**
+ * The stdio transport answers a session's first read-only tool calls before
+ * the SDK is loaded (src/transports/call_fast.ts). Those answers must be
+ * exactly, byte for byte, what the SDK answers to the same call: one session
+ * makes each call twice, first before the SDK serves it, then after, and
+ * compares the lines.
+ */
+import assert from "node:assert/strict";
+import { setTimeout as delay } from "node:timers/promises";
+import * as sdk from "@modelcontextprotocol/server";
+import * as local from "../src/sdk.ts";
+import { simEnv, startSim } from "./helpers.ts";
+import { serverArgs } from "./server_args.ts";
+
+const INIT = {
+  jsonrpc: "2.0",
+  id: "init",
+  method: "initialize",
+  params: {
+    protocolVersion: "2025-06-18",
+    capabilities: {},
+    clientInfo: { name: "t", version: "1" },
+  },
+};
+const INITIALIZED = { jsonrpc: "2.0", method: "notifications/initialized" };
+
+/** Read-only calls: results, tool errors, argument errors. */
+const CALLS: { name: string; arguments?: unknown; _meta?: unknown }[] = [
+  { name: "proxmox_list_nodes", arguments: {} },
+  { name: "proxmox_list_nodes" },
+  { name: "proxmox_list_nodes", arguments: {}, _meta: { progressToken: 7 } },
+  { name: "proxmox_whoami", arguments: {} },
+  { name: "proxmox_list_vms", arguments: {} },
+  { name: "proxmox_list_vms", arguments: { status: "running", node: "pve1" } },
+  { name: "proxmox_list_vms", arguments: { status: 5 } },
+  { name: "proxmox_list_vms", arguments: { bogus: 1, node: ["x"] } },
+  { name: "proxmox_get_vm_stats", arguments: { vmid: 100 } },
+  { name: "proxmox_get_vm_stats", arguments: { vmid: 99999 } },
+  { name: "proxmox_get_vm_stats", arguments: {} },
+  { name: "proxmox_get_vm_stats", arguments: { vmid: "100; rm" } },
+  { name: "proxmox_get_task", arguments: { upid: "UPID:nope" } },
+  { name: "proxmox_list_snapshots", arguments: { vmid: 100 } },
+  { name: "proxmox_list_storage", arguments: {} },
+  { name: "proxmox_list_content", arguments: { storage: "../etc" } },
+  { name: "proxmox_list_firewall_rules", arguments: { vmid: 100 } },
+];
+
+/** A server process whose stdout lines are kept as written. */
+class Session {
+  #child: Deno.ChildProcess;
+  #writer: WritableStreamDefaultWriter<Uint8Array>;
+  lines: string[] = [];
+  stderr = "";
+  #reading: Promise<void>;
+
+  constructor(env: Record<string, string>) {
+    this.#child = new Deno.Command(Deno.execPath(), {
+      args: serverArgs(),
+      env: { ...env, LOG_LEVEL: "DEBUG" },
+      clearEnv: true,
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    this.#writer = this.#child.stdin.getWriter();
+    const collect = async (
+      stream: ReadableStream<Uint8Array>,
+      onText: (t: string) => void,
+    ) => {
+      for await (const t of stream.pipeThrough(new TextDecoderStream())) {
+        onText(t);
+      }
+    };
+    let buf = "";
+    this.#reading = Promise.all([
+      collect(this.#child.stdout, (t) => {
+        buf += t;
+        let i;
+        while ((i = buf.indexOf("\n")) >= 0) {
+          this.lines.push(buf.slice(0, i));
+          buf = buf.slice(i + 1);
+        }
+      }),
+      collect(this.#child.stderr, (t) => this.stderr += t),
+    ]).then(() => {});
+  }
+
+  send(...msgs: unknown[]): Promise<void> {
+    return this.#writer.write(
+      new TextEncoder().encode(
+        msgs.map((m) => JSON.stringify(m) + "\n").join(""),
+      ),
+    );
+  }
+
+  /** The line answering `id`. */
+  reply(id: string): string | undefined {
+    return this.lines.find((l) =>
+      (JSON.parse(l) as { id?: unknown }).id === id
+    );
+  }
+
+  async until(ids: string[], ms = 20_000): Promise<void> {
+    const end = Date.now() + ms;
+    while (ids.some((id) => !this.reply(id))) {
+      if (Date.now() > end) {
+        throw new Error(
+          `no answer to ${ids.filter((id) => !this.reply(id))}: ${this.stderr}`,
+        );
+      }
+      await delay(20);
+    }
+  }
+
+  async close(): Promise<number> {
+    await this.#writer.close().catch(() => {});
+    const { code } = await this.#child.status;
+    await this.#reading;
+    return code;
+  }
+}
+
+/** Which ids the fast path says it answered (a DEBUG line each). */
+function answeredFast(stderr: string): Set<unknown> {
+  const ids = new Set<unknown>();
+  for (const line of stderr.split("\n")) {
+    if (!line.includes("Answered a tools/call without the SDK")) continue;
+    ids.add((JSON.parse(line) as { id?: unknown }).id);
+  }
+  return ids;
+}
+
+function call(id: string, params: unknown) {
+  return { jsonrpc: "2.0", id, method: "tools/call", params };
+}
+
+Deno.test("a first tool call answered without the SDK is byte for byte the SDK's answer (results, tool errors, argument errors)", async () => {
+  await using sim = await startSim();
+  // The simulator (in this process) reports uptimes: one instant for both.
+  const now = Date.now;
+  const frozen = now();
+  Date.now = () => frozen;
+  using _clock = {
+    [Symbol.dispose]: () => {
+      Date.now = now;
+    },
+  };
+  const session = new Session(simEnv(sim));
+  const fast = CALLS.map((_, i) => `fast${i}`);
+  const viaSdk = CALLS.map((_, i) => `sdk${i}`);
+  // Written at once, as a fresh session does: all before the SDK is loaded.
+  await session.send(
+    INIT,
+    INITIALIZED,
+    { jsonrpc: "2.0", id: "list", method: "tools/list" },
+    ...CALLS.map((p, i) => call(fast[i], p)),
+  );
+  await session.until(fast);
+  // A changing tool needs the SDK: once it answers, the SDK serves the rest.
+  await session.send(
+    call("handoff", {
+      name: "proxmox_start_vm",
+      arguments: { vmid: 100, dry_run: true },
+    }),
+  );
+  await session.until(["handoff"]);
+  await session.send(...CALLS.map((p, i) => call(viaSdk[i], p)));
+  await session.until(viaSdk);
+  assert.equal(await session.close(), 0, session.stderr);
+
+  const byFast = answeredFast(session.stderr);
+  assert.deepEqual([...byFast].sort(), [...fast].sort(), "answered fast");
+  for (let i = 0; i < CALLS.length; i++) {
+    const a = session.reply(fast[i])!;
+    const b = session.reply(viaSdk[i])!;
+    assert.equal(
+      a.replace(`"id":"${fast[i]}"`, `"id":"${viaSdk[i]}"`),
+      b,
+      JSON.stringify(CALLS[i]),
+    );
+  }
+  // The cases cover results, tool errors and argument errors.
+  const results = CALLS.map((_, i) =>
+    JSON.parse(session.reply(fast[i])!).result as { isError?: boolean }
+  );
+  assert.ok(results.filter((r) => r.isError).length >= 5);
+  assert.ok(results.filter((r) => !r.isError).length >= 5);
+  assert.match(session.reply(fast[6])!, /Input validation error/);
+});
+
+Deno.test("a call answered without the SDK is cancelled by notifications/cancelled (no answer), and a changing tool waits for the SDK", async () => {
+  await using sim = await startSim();
+  const session = new Session(simEnv(sim));
+  await session.send(
+    INIT,
+    INITIALIZED,
+    call("gone", { name: "proxmox_list_nodes", arguments: {} }),
+    {
+      jsonrpc: "2.0",
+      method: "notifications/cancelled",
+      params: { requestId: "gone" },
+    },
+    call("change", {
+      name: "proxmox_start_vm",
+      arguments: { vmid: 100, dry_run: true },
+    }),
+    call("after", { name: "proxmox_list_nodes", arguments: {} }),
+  );
+  await session.until(["change", "after"]);
+  assert.equal(await session.close(), 0, session.stderr);
+  assert.equal(session.reply("gone"), undefined, "a cancelled call answered");
+  const fast = answeredFast(session.stderr);
+  assert.ok(!fast.has("change"), "a changing tool went without the SDK");
+  assert.match(session.reply("change")!, /"dry_run":true/);
+});
+
+Deno.test("the SDK values src/sdk.ts copies are the SDK's", () => {
+  assert.equal(local.CLIENT_INFO_META_KEY, sdk.CLIENT_INFO_META_KEY);
+  for (
+    const v of [
+      { resultType: "input_required" },
+      { resultType: "complete" },
+      [],
+      null,
+      "input_required",
+      {},
+    ]
+  ) {
+    assert.equal(
+      local.isInputRequiredResult(v),
+      sdk.isInputRequiredResult(v),
+      JSON.stringify(v),
+    );
+  }
+  assert.equal(local.McpServer, sdk.McpServer, "bound once loaded");
+});
