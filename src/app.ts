@@ -35,7 +35,7 @@ export async function boot(
   }
   // With two or more clusters, every line and scope refusal names its cluster.
   const many = (config.clusters?.length ?? 0) > 1;
-  const clusters = (config.clusters ?? [undefined]).map((c) => {
+  const clusters = (config.clusters ?? [undefined]).map((c, i) => {
     const view = c ? clusterView(config, c) : config;
     const name = c?.name ?? DEFAULT_CLUSTER;
     const a = view.auth;
@@ -57,7 +57,8 @@ export async function boot(
       baseUrl: view.proxmoxUrl,
       auth: view.auth,
       verifySsl: view.verifySsl,
-      caCert: typeof ca === "string" ? ca : ca?.[name],
+      // One CA (PROXMOX_CA_FILE's, or the first cluster's caFile) is the first's.
+      caCert: typeof ca === "string" ? (i === 0 ? ca : undefined) : ca?.[name],
       caFile: view.caFile,
       fingerprints: view.tlsFingerprints,
       timeoutMs: view.timeoutMs,

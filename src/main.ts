@@ -51,7 +51,7 @@ async function readCa(
       for (const c of config.clusters) {
         const pem = await readCaFile(
           c,
-          `caFile of cluster '${c.name}' in PROXMOX_CONFIG`,
+          (file) => `caFile ${file} of cluster '${c.name}' in PROXMOX_CONFIG`,
           "its fingerprint",
         );
         if (pem) cas[c.name] = pem;
@@ -60,7 +60,7 @@ async function readCa(
     }
     return await readCaFile(
       config,
-      "PROXMOX_CA_FILE",
+      (file) => `PROXMOX_CA_FILE ${file}`,
       "PROXMOX_TLS_FINGERPRINT",
     );
   } finally {
@@ -68,10 +68,10 @@ async function readCa(
   }
 }
 
-/** One CA file; `name` is where it is set and `pin` the setting that needs none. */
+/** One CA file; `name` says where it is set and `pin` the setting that needs none. */
 async function readCaFile(
   c: Pick<Config, "caFile" | "tlsFingerprints">,
-  name: string,
+  name: (file: string) => string,
   pin: string,
 ): Promise<string | undefined> {
   // A pinned fingerprint needs no CA file.
@@ -80,14 +80,16 @@ async function readCaFile(
     const pem = await Deno.readTextFile(c.caFile);
     if (!pem.includes("-----BEGIN CERTIFICATE-----")) {
       throw new ConfigError(
-        `${name} ${c.caFile} holds no PEM certificate (-----BEGIN CERTIFICATE-----): use the cluster's CA, /etc/pve/pve-root-ca.pem on a node`,
+        `${
+          name(c.caFile)
+        } holds no PEM certificate (-----BEGIN CERTIFICATE-----): use the cluster's CA, /etc/pve/pve-root-ca.pem on a node`,
       );
     }
     return pem;
   } catch (e) {
     if (e instanceof ConfigError) throw e;
     throw new ConfigError(
-      `Cannot read ${name} ${c.caFile}: ${(e as Error).message.split("\n")[0]}${
+      `Cannot read ${name(c.caFile)}: ${(e as Error).message.split("\n")[0]}${
         e instanceof Deno.errors.NotCapable
           ? ` (grant --allow-read=${c.caFile}, or pin the certificate with ${pin}, which needs no file)`
           : ""

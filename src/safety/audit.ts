@@ -18,6 +18,8 @@ export interface AuditEntry {
   transport: string;
   client?: string;
   session?: string;
+  /** The cluster acted on, when PROXMOX_CONFIG names the clusters. */
+  cluster?: string;
   tool: string;
   /** The arguments, secrets masked. */
   args: unknown;
