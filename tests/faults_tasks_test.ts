@@ -1,0 +1,172 @@
+/**
+ * Task faults × task tools (issue 9, item 9): failing and endless tasks,
+ * task-status polls that fail or hang, and a write carried out whose answer
+ * never came. Each is a clear result within the tool's bound, the write is
+ * sent exactly once, and the next call succeeds. Shared part:
+ * faults_helpers.ts.
+ */
+import assert from "node:assert/strict";
+import type { Fault } from "../src/sim/mod.ts";
+import {
+  assertCleanError,
+  assertNextCallSucceeds,
+  BOUND_MS,
+  pick,
+  sent,
+  setup,
+  STATUS_POLL,
+  timed,
+  TOOLS,
+  UPID,
+  why,
+} from "./faults_helpers.ts";
+import type { TestSim } from "./helpers.ts";
+
+/** PVE's exit statuses of failed tasks. */
+const TASK_FAILURES: Record<string, readonly string[]> = {
+  qmstart: [
+    "start failed: QEMU exited with code 1",
+    "TASK ERROR: timeout waiting on systemd",
+    "command 'qm start 106' failed: exit code 2",
+  ],
+  qmsnapshot: [
+    "snapshot feature is not available",
+    "VM 100 qmp command 'savevm-start' failed - unable to save state",
+  ],
+};
+
+/** A failing status poll: an answer a node or proxy gives now and then. */
+const POLL_FAULTS: readonly Fault[] = [
+  { kind: "status", status: 500, message: "got timeout" },
+  { kind: "status", status: 503, message: "Service Unavailable" },
+  { kind: "status", status: 595, message: "Connection refused" },
+  { kind: "html", status: 502 },
+];
+
+async function stopTask(sim: TestSim, upid: string): Promise<void> {
+  const node = upid.split(":")[1];
+  const r = await fetch(
+    `${sim.url}/api2/json/nodes/${node}/tasks/${encodeURIComponent(upid)}`,
+    {
+      method: "DELETE",
+      headers: {
+        Authorization:
+          `PVEAPIToken=${sim.credentials.tokenId}=${sim.credentials.tokenSecret}`,
+      },
+    },
+  );
+  await r.body?.cancel();
+  assert.equal(r.status, 200);
+}
+
+for (const t of TOOLS.filter((t) => t.task)) {
+  const task = t.task!;
+
+  Deno.test(`failing task: ${t.tool} is isError with PVE's exit status and the UPID, then works again`, async () => {
+    await using env = await setup();
+    const { sim, s } = env;
+    const fail = pick(TASK_FAILURES[task.type]);
+    sim.faults.task({ type: task.type, vmid: task.vmid, fail });
+    const { r } = await timed(s, t, 1);
+    assertCleanError(r, sim, `${t.tool} with a failing task`);
+    assert.ok(r.text.includes(fail), why(`PVE's exit status in: ${r.text}`));
+    assert.match(r.text, UPID, why(`${t.tool}: the UPID in: ${r.text}`));
+    assert.equal(sent(sim, t), 1);
+    await assertNextCallSucceeds(sim, s, t);
+  });
+
+  Deno.test(`endless task: ${t.tool} returns 'running' with the UPID within timeout_s, then works again`, async () => {
+    await using env = await setup();
+    const { sim, s } = env;
+    sim.faults.task({ type: task.type, vmid: task.vmid, endless: true });
+    const { r, ms } = await timed(s, t, 1, { timeout_s: 1 });
+    assert.ok(!r.isError, why(`${t.tool}: ${r.text}`));
+    const upid = t.upidOf!(r.data);
+    assert.match(upid ?? "", UPID, why(`the UPID in: ${r.text}`));
+    assert.match(r.text, /"status":"running"/);
+    assert.match(r.text, /proxmox_get_task/, why("how to follow it"));
+    assert.ok(ms <= 1000 + BOUND_MS, why(`answered after ${Math.round(ms)}`));
+    assert.equal(sent(sim, t), 1);
+    // The operator stops it; the next call works.
+    await stopTask(sim, upid!);
+    await assertNextCallSucceeds(sim, s, t);
+  });
+
+  Deno.test(`one failing task-status poll: ${t.tool} retries it and reports the task's success`, async () => {
+    await using env = await setup();
+    const { sim, s } = env;
+    sim.faults.inject({
+      method: "GET",
+      path: STATUS_POLL,
+      times: 1,
+      fault: pick(POLL_FAULTS),
+    });
+    const { r } = await timed(s, t, 1);
+    assert.ok(!r.isError, why(`${t.tool}: one failed poll: ${r.text}`));
+    assert.equal(sim.faults.pending, 0, "the failing poll happened");
+    assert.doesNotMatch(r.text, /"status":"running"/);
+    assert.equal(sent(sim, t), 1);
+    await assertNextCallSucceeds(sim, s, t);
+  });
+
+  Deno.test(`two failing task-status polls: ${t.tool} says the task may still be running, with its UPID, never 'task failed'`, async () => {
+    await using env = await setup();
+    const { sim, s } = env;
+    sim.faults.inject({
+      method: "GET",
+      path: STATUS_POLL,
+      times: 2,
+      fault: pick(POLL_FAULTS),
+    });
+    const { r, ms } = await timed(s, t, 1);
+    assert.equal(sim.faults.pending, 0, "both failing polls happened");
+    assert.match(r.text, UPID, why(`${t.tool}: the UPID in: ${r.text}`));
+    assert.doesNotMatch(r.text, /task failed/i, why(`${t.tool}: ${r.text}`));
+    if (r.isError) {
+      assertCleanError(r, sim, `${t.tool} with unreadable task status`);
+      assert.match(r.text, /may still be running/i, why(r.text));
+    } else {
+      assert.match(r.text, /"status":"(running|unknown)"/, why(r.text));
+    }
+    assert.ok(ms <= BOUND_MS, why(`answered after ${Math.round(ms)} ms`));
+    assert.equal(sent(sim, t), 1);
+    await assertNextCallSucceeds(sim, s, t);
+  });
+}
+
+for (const t of TOOLS.filter((t) => t.task)) {
+  Deno.test(`a write carried out whose answer never came: ${t.tool} names the task Proxmox started (UPID), sent once`, async () => {
+    await using env = await setup();
+    const { sim, s } = env;
+    sim.faults.inject({
+      method: t.target.method,
+      path: t.target.path,
+      fault: { kind: "hang", apply: true },
+    });
+    const { r, ms } = await timed(s, t, 1);
+    assert.equal(sent(sim, t), 1, why(`${t.tool}: sent once; ${r.text}`));
+    assert.ok(ms <= BOUND_MS, why(`answered after ${Math.round(ms)} ms`));
+    // Where the tool can find out, it says what happened: the task it started.
+    assert.match(r.text, new RegExp(`:${t.task!.type}:${t.task!.vmid}:`));
+    if (r.isError) assertCleanError(r, sim, `${t.tool} hung after applying`);
+    await assertNextCallSucceeds(sim, s, t);
+  });
+}
+
+for (const t of TOOLS.filter((t) => t.task)) {
+  Deno.test(`a task-status poll that hangs once: ${t.tool} retries after PROXMOX_TIMEOUT and reports the task's success`, async () => {
+    await using env = await setup();
+    const { sim, s } = env;
+    sim.faults.inject({
+      method: "GET",
+      path: STATUS_POLL,
+      fault: { kind: "hang" },
+    });
+    const { r, ms } = await timed(s, t, 1);
+    assert.ok(!r.isError, why(`${t.tool}: one hung poll: ${r.text}`));
+    assert.doesNotMatch(r.text, /"status":"running"/);
+    assert.ok(ms <= BOUND_MS, why(`answered after ${Math.round(ms)} ms`));
+    assert.equal(sent(sim, t), 1);
+    await assertNextCallSucceeds(sim, s, t);
+  });
+}
