@@ -243,7 +243,13 @@ const DISK_KEY = /^(scsi|virtio|sata|ide|efidisk|tpmstate|rootfs|mp)\d*$/;
 /** The question: the guest, and what the action would touch or destroy. */
 async function ask(input: GateInput, vmid: number | undefined): Promise<Gate> {
   const { tool, args, pve } = input;
-  const lines = [`${tool.title}: ${tool.name}`];
+  // With several clusters the call names one (its args carry it, so the
+  // answer is bound to it too): the question says which.
+  const lines = [
+    `${tool.title}: ${tool.name}${
+      typeof args.cluster === "string" ? ` on cluster '${args.cluster}'` : ""
+    }`,
+  ];
   let digest = "none";
   if (vmid !== undefined) {
     const found = await guestOf(pve, vmid);
@@ -286,7 +292,7 @@ async function ask(input: GateInput, vmid: number | undefined): Promise<Gate> {
     }
   }
   const shown = Object.entries(redact(args) as Record<string, unknown>)
-    .filter(([k]) => k !== "vmid")
+    .filter(([k]) => k !== "vmid" && k !== "cluster")
     .map(([k, v]) => {
       const text = JSON.stringify(v) ?? "";
       return `${k}=${text.length > 200 ? text.slice(0, 200) + "…" : text}`;

@@ -1,0 +1,747 @@
+/**
+ * Several clusters (PROXMOX_CONFIG): the file's parsing and its errors, the
+ * tool surface with one cluster (unchanged) and with two (`cluster` on every
+ * tool), listings over every cluster with an unreachable one, calls that
+ * reach one simulator only, scope, confirmation and audit per cluster, and
+ * the real entry point over stdio with an `{"env": …}` secret.
+ */
+import assert from "node:assert/strict";
+import { InMemoryTransport } from "@modelcontextprotocol/server";
+import { boot } from "../src/app.ts";
+import { ConfigError, ENV_VARS, loadConfig } from "../src/config.ts";
+import { setLogWriter } from "../src/log.ts";
+import { simTls } from "../src/sim/tls.ts";
+import { closeAuditFiles } from "../src/safety/audit.ts";
+import { createServer, INSTRUCTIONS } from "../src/server.ts";
+import {
+  call,
+  callOk,
+  connect,
+  MAIN,
+  simEnv,
+  startSim,
+  type TestSim,
+} from "./helpers.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+const CATALOG = JSON.parse(
+  await Deno.readTextFile(`${ROOT}src/tools/catalog.json`),
+);
+
+/** The tools that cover every cluster when called without `cluster`. */
+const LISTINGS = [
+  "proxmox_list_nodes",
+  "proxmox_list_vms",
+  "proxmox_list_storage",
+  "proxmox_list_content",
+  "proxmox_list_backups",
+];
+
+/** A PROXMOX_CONFIG file holding `doc`, removed on dispose. */
+async function configFile(
+  doc: unknown,
+): Promise<{ path: string } & AsyncDisposable> {
+  const path = await Deno.makeTempFile({ suffix: ".json" });
+  await Deno.writeTextFile(
+    path,
+    typeof doc === "string" ? doc : JSON.stringify(doc),
+  );
+  return { path, [Symbol.asyncDispose]: () => Deno.remove(path) };
+}
+
+/** A cluster entry logging in to `sim` with its password. */
+function entry(sim: TestSim, extra: Record<string, unknown> = {}) {
+  return {
+    url: sim.url,
+    user: sim.credentials.user,
+    password: sim.credentials.password,
+    ...extra,
+  };
+}
+
+const writes = (sim: TestSim) =>
+  sim.requests.filter((r) => r.method !== "GET" && r.path !== "/access/ticket");
+
+/** loadConfig's error for this file (and environment). */
+async function configError(
+  doc: unknown,
+  env: Record<string, string> = {},
+): Promise<string> {
+  await using f = await configFile(doc);
+  try {
+    loadConfig([], { PROXMOX_CONFIG: f.path, ...env });
+  } catch (e) {
+    assert.ok(e instanceof ConfigError, String(e));
+    if (!env.PROXMOX_URL) {
+      assert.ok(e.message.includes(f.path), `names the file: ${e.message}`);
+    }
+    return e.message;
+  }
+  throw new Error("loadConfig accepted the file");
+}
+
+Deno.test("PROXMOX_CONFIG errors name the file, the cluster and the key, and never quote a secret", async () => {
+  const SECRET = "s3cr3t-never-shown-0123456789";
+  const url = "https://pve.example.com:8006";
+  const cases: [unknown, RegExp, Record<string, string>?][] = [
+    // V8 quotes the text around a JSON fault: the message must not.
+    [
+      `{"clusters": {"home": {"url": "${url}", "password": "${SECRET}" "user": "root@pam"}}}`,
+      /^Cannot parse PROXMOX_CONFIG \S+: not JSON \((line \d+ column \d+|position \d+)\)$/,
+    ],
+    [
+      { clusters: { home: { url, user: "root@pam", pasword: SECRET } } },
+      /: unknown key 'pasword' in cluster 'home' \(known: url, user, password/,
+    ],
+    [{ clusterz: {} }, /: 'clusters' is missing$/],
+    [
+      { clusters: { home: { url, user: "root@pam", password: SECRET } }, x: 1 },
+      /: unknown key 'x': the file holds \{"clusters": \{…\}\}$/,
+    ],
+    [
+      {
+        clusters: {
+          home: {
+            url,
+            tokenId: "root@pam!mcp",
+            tokenSecret: { env: "PROXMOX_HOME_SECRET" },
+          },
+        },
+      },
+      /tokenSecret of cluster 'home' in PROXMOX_CONFIG \S+: the variable PROXMOX_HOME_SECRET is not set$/,
+    ],
+    [
+      {
+        clusters: {
+          home: { url, user: "root@pam", password: { env: "HOME" } },
+        },
+      },
+      /password of cluster 'home' .*names the variable 'HOME': only PROXMOX_\* and MCP_\* variables may hold secrets/,
+    ],
+    [
+      { clusters: { home: { url, user: "root@pam", password: 42 } } },
+      /^PROXMOX_CONFIG \S+: password of cluster 'home' must be a string or \{"env": "NAME"\}$/,
+    ],
+    [
+      { clusters: { "Bad Name": { url, user: "root@pam", password: SECRET } } },
+      /cluster name 'Bad Name' must be 1-32 lower-case letters/,
+    ],
+    [
+      { clusters: { home: { user: "root@pam", password: SECRET } } },
+      /: url of cluster 'home' is missing$/,
+    ],
+    [
+      {
+        clusters: {
+          home: { url: "pve:8006", user: "root@pam", password: SECRET },
+        },
+      },
+      /^url of cluster 'home' in PROXMOX_CONFIG \S+ must start with https:\/\//,
+    ],
+    [
+      { clusters: { home: { url, user: "root@pam" } } },
+      /^Cluster 'home' in PROXMOX_CONFIG \S+: No Proxmox login: set user and password, or tokenId and tokenSecret$/,
+    ],
+    [
+      {
+        clusters: {
+          home: { url, user: "root@pam", password: SECRET, allowedVmids: "9" },
+        },
+      },
+      /^Cannot parse allowedVmids of cluster 'home' in PROXMOX_CONFIG \S+: '9' is not a range of VMIDs/,
+    ],
+    [{ clusters: {} }, /names no cluster/],
+    [
+      { clusters: { home: { url, user: "root@pam", password: SECRET } } },
+      /^PROXMOX_CONFIG and PROXMOX_URL are both set: with PROXMOX_CONFIG, each cluster's address, login and TLS settings are in the file$/,
+      { PROXMOX_URL: url },
+    ],
+  ];
+  for (const [doc, re, env] of cases) {
+    const message = await configError(doc, env);
+    assert.match(message, re);
+    assert.ok(!message.includes(SECRET), `a secret in: ${message}`);
+    assert.equal(message.split("\n").length, 1, message);
+  }
+  // A file that does not exist (or cannot be read) is named.
+  assert.throws(
+    () => loadConfig([], { PROXMOX_CONFIG: "/nonexistent/clusters.json" }),
+    /^ConfigError: Cannot read PROXMOX_CONFIG \/nonexistent\/clusters\.json: /,
+  );
+});
+
+Deno.test("PROXMOX_CONFIG: clusters in the file's order, {env} secrets resolved, per-cluster scope over the MCP_* defaults; the first cluster fills the single-cluster fields", async () => {
+  await using f = await configFile({
+    clusters: {
+      home: {
+        url: "https://home.example.com:8006/api2/json",
+        tokenId: "root@pam!mcp",
+        tokenSecret: { env: "PROXMOX_HOME_SECRET" },
+        fingerprint: "aa".repeat(32),
+      },
+      lab: {
+        url: "https://lab.example.com:8006",
+        user: "root@pam",
+        password: "literal-password",
+        verifySsl: false,
+        allowedVmids: "200-299",
+        protectedTag: "keep",
+      },
+    },
+  });
+  const r = loadConfig([], {
+    PROXMOX_CONFIG: f.path,
+    PROXMOX_HOME_SECRET: "uuid-secret",
+    MCP_ALLOWED_VMIDS: "100-199",
+    MCP_ALLOWED_NODES: "pve1",
+  });
+  assert.equal(r.kind, "run");
+  if (r.kind !== "run") return;
+  const [home, lab] = r.config.clusters!;
+  assert.deepEqual(r.config.clusters!.map((c) => c.name), ["home", "lab"]);
+  assert.equal(home.proxmoxUrl, "https://home.example.com:8006");
+  assert.deepEqual(home.auth, {
+    kind: "token",
+    tokenId: "root@pam!mcp",
+    secret: "uuid-secret",
+  });
+  assert.equal(home.tlsFingerprints?.[0], Array(32).fill("AA").join(":"));
+  assert.deepEqual(home.allowedVmids, [[100, 199]]);
+  assert.deepEqual(home.allowedNodes, ["pve1"]);
+  assert.equal(home.protectedTag, "mcp-protected");
+  assert.equal(lab.verifySsl, false);
+  assert.deepEqual(lab.allowedVmids, [[200, 299]]);
+  assert.deepEqual(lab.allowedNodes, ["pve1"]);
+  assert.equal(lab.protectedTag, "keep");
+  assert.equal(r.config.proxmoxUrl, home.proxmoxUrl);
+  assert.deepEqual(r.config.auth, home.auth);
+  assert.deepEqual(r.config.allowedVmids, home.allowedVmids);
+});
+
+/** The raw answers of an in-process SDK server (no client in between). */
+async function sdkOpening(
+  env: Record<string, string>,
+): Promise<{ initialize: Record<string, unknown>; tools: unknown[] }> {
+  const parsed = loadConfig([], { LOG_LEVEL: "ERROR", ...env });
+  if (parsed.kind !== "run") throw new TypeError("not a run");
+  setLogWriter(() => {});
+  try {
+    const server = createServer(await boot(parsed.config));
+    const [mine, theirs] = InMemoryTransport.createLinkedPair();
+    const replies = new Map<number, PromiseWithResolvers<unknown>>();
+    mine.onmessage = (m) => {
+      const msg = m as { id?: number; result?: unknown };
+      if (typeof msg.id === "number") replies.get(msg.id)?.resolve(msg.result);
+    };
+    await server.connect(theirs);
+    await mine.start();
+    const ask = (id: number, method: string, params?: unknown) => {
+      const p = Promise.withResolvers<unknown>();
+      replies.set(id, p);
+      mine.send({ jsonrpc: "2.0", id, method, params } as never);
+      return p.promise as Promise<Record<string, unknown>>;
+    };
+    const initialize = await ask(1, "initialize", {
+      protocolVersion: "2025-06-18",
+      capabilities: {},
+      clientInfo: { name: "t", version: "1" },
+    });
+    await mine.send(
+      { jsonrpc: "2.0", method: "notifications/initialized" } as never,
+    );
+    const list = await ask(2, "tools/list");
+    await server.close();
+    return { initialize, tools: list.tools as unknown[] };
+  } finally {
+    setLogWriter();
+  }
+}
+
+Deno.test("one cluster in PROXMOX_CONFIG: tools/list and the instructions are byte-identical to the catalog (no cluster anywhere)", async () => {
+  await using sim = await startSim();
+  await using f = await configFile({ clusters: { home: entry(sim) } });
+  const one = await sdkOpening({ PROXMOX_CONFIG: f.path });
+  assert.equal(JSON.stringify(one.tools), JSON.stringify(CATALOG.tools));
+  assert.equal(
+    (one.initialize as { instructions?: string }).instructions,
+    INSTRUCTIONS,
+  );
+  // Calls name no cluster and rows carry none.
+  await using s = await connect({ env: { PROXMOX_CONFIG: f.path } });
+  const nodes = await callOk(s.client, "proxmox_list_nodes");
+  assert.equal(nodes.nodes.length, 3);
+  assert.ok(nodes.nodes.every((n: object) => !("cluster" in n)));
+  const named = await call(s.client, "proxmox_list_nodes", { cluster: "home" });
+  assert.ok(named.isError, "one cluster: cluster is not an argument");
+});
+
+Deno.test("two clusters: every tool takes cluster, optional for listings and required for the rest; the instructions say so", async () => {
+  await using a = await startSim();
+  await using b = await startSim();
+  await using f = await configFile({
+    clusters: { home: entry(a), lab: entry(b) },
+  });
+  const two = await sdkOpening({ PROXMOX_CONFIG: f.path });
+  assert.equal(two.tools.length, CATALOG.tools.length);
+  for (const t of two.tools as Record<string, Record<string, unknown>>[]) {
+    const schema = t.inputSchema as {
+      properties: Record<string, { enum?: string[] }>;
+      required?: string[];
+    };
+    assert.deepEqual(
+      schema.properties.cluster?.enum,
+      ["home", "lab"],
+      t.name as unknown as string,
+    );
+    const required = schema.required?.includes("cluster") ?? false;
+    assert.equal(
+      required,
+      !LISTINGS.includes(t.name as unknown as string),
+      `${t.name}: cluster ${required ? "required" : "optional"}`,
+    );
+    if (LISTINGS.includes(t.name as unknown as string)) {
+      const out = JSON.stringify(t.outputSchema);
+      assert.match(out, /"unreachable"/, `${t.name} may say unreachable`);
+    }
+  }
+  const instructions = (two.initialize as { instructions: string })
+    .instructions;
+  assert.ok(instructions.startsWith(INSTRUCTIONS));
+  assert.match(instructions, /clusters are configured \(home, lab\)/);
+});
+
+Deno.test("two clusters: list_vms, list_nodes, list_storage, list_content and list_backups without cluster have rows from both, each with its cluster; with cluster, one", async () => {
+  await using a = await startSim();
+  await using b = await startSim({ extraGuests: 4 });
+  await using f = await configFile({
+    clusters: { home: entry(a), lab: entry(b) },
+  });
+  await using s = await connect({ env: { PROXMOX_CONFIG: f.path } });
+  const vms = await callOk(s.client, "proxmox_list_vms", { limit: 1000 });
+  assert.equal(vms.columns[0], "cluster");
+  const by = (c: string) =>
+    vms.rows.filter((r: unknown[]) => r[0] === c).length;
+  assert.equal(by("home"), a.cluster.guests.size);
+  assert.equal(by("lab"), b.cluster.guests.size);
+  assert.equal(vms.total, a.cluster.guests.size + b.cluster.guests.size);
+  assert.equal(vms.unreachable, undefined);
+
+  const nodes = await callOk(s.client, "proxmox_list_nodes");
+  assert.deepEqual(
+    nodes.nodes.map((n: { cluster: string; node: string }) =>
+      `${n.cluster}/${n.node}`
+    ).sort(),
+    [
+      "home/pve1",
+      "home/pve2",
+      "home/pve3",
+      "lab/pve1",
+      "lab/pve2",
+      "lab/pve3",
+    ],
+  );
+  const storages = await callOk(s.client, "proxmox_list_storage", {
+    node: "pve1",
+  });
+  assert.deepEqual(
+    [...new Set(storages.storages.map((x: { cluster: string }) => x.cluster))],
+    ["home", "lab"],
+  );
+
+  const content = await callOk(s.client, "proxmox_list_content", {
+    storage: "local",
+  });
+  const backups = await callOk(s.client, "proxmox_list_backups", {});
+  for (const rows of [content.items, backups.backups]) {
+    assert.deepEqual(
+      [...new Set(rows.map((x: { cluster: string }) => x.cluster))].sort(),
+      ["home", "lab"],
+    );
+  }
+
+  const lab = await callOk(s.client, "proxmox_list_vms", {
+    cluster: "lab",
+    limit: 1000,
+  });
+  assert.notEqual(lab.columns[0], "cluster");
+  assert.equal(lab.total, b.cluster.guests.size);
+});
+
+Deno.test("a cluster that is down or failing is named in unreachable; the other cluster's rows are still there", async () => {
+  await using a = await startSim();
+  await using b = await startSim();
+  // A port nothing listens on: a cluster that is down.
+  const down = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const downUrl = `http://127.0.0.1:${(down.addr as Deno.NetAddr).port}`;
+  down.close();
+  await using f = await configFile({
+    clusters: {
+      home: entry(a),
+      lab: entry(b),
+      attic: { url: downUrl, user: "root@pam", password: "unused-pw" },
+    },
+  });
+  b.faults.inject({
+    path: "/nodes",
+    times: Infinity,
+    fault: { kind: "status", status: 500, message: "pveproxy exploded" },
+  });
+  await using s = await connect({ env: { PROXMOX_CONFIG: f.path } });
+  const nodes = await callOk(s.client, "proxmox_list_nodes");
+  assert.deepEqual(
+    [...new Set(nodes.nodes.map((n: { cluster: string }) => n.cluster))],
+    ["home"],
+  );
+  const unreachable = nodes.unreachable as { cluster: string; error: string }[];
+  assert.deepEqual(unreachable.map((u) => u.cluster).sort(), ["attic", "lab"]);
+  assert.match(unreachable.find((u) => u.cluster === "lab")!.error, /exploded/);
+
+  const vms = await callOk(s.client, "proxmox_list_vms");
+  assert.ok(vms.rows.some((r: unknown[]) => r[0] === "home"));
+  assert.ok(vms.rows.some((r: unknown[]) => r[0] === "lab"), "lab's guests");
+  assert.deepEqual(
+    vms.unreachable.map((u: { cluster: string }) => u.cluster),
+    ["attic"],
+  );
+  // A call for the cluster that is down alone fails as a call does.
+  const only = await call(s.client, "proxmox_list_nodes", { cluster: "attic" });
+  assert.ok(only.isError);
+});
+
+Deno.test("start_vm on cluster lab reaches lab's simulator only; a call without cluster, or with an unknown one, is an error naming the clusters", async () => {
+  await using a = await startSim();
+  await using b = await startSim();
+  await using f = await configFile({
+    clusters: { home: entry(a), lab: entry(b) },
+  });
+  await using s = await connect({ env: { PROXMOX_CONFIG: f.path } });
+  const r = await callOk(s.client, "proxmox_start_vm", {
+    cluster: "lab",
+    vmid: 102,
+  });
+  assert.equal(r.task.status, "ok");
+  assert.equal(b.cluster.guests.get(102)!.status, "running");
+  assert.equal(a.cluster.guests.get(102)!.status, "stopped");
+  assert.deepEqual(writes(a), [], "nothing written to home");
+  assert.ok(
+    writes(b).some((w) => w.path.endsWith("/status/start")),
+    "lab started it",
+  );
+  assert.ok(
+    !a.requests.some((q) => q.path.includes("102")),
+    "home was not even asked about 102",
+  );
+
+  const missing = await call(s.client, "proxmox_start_vm", { vmid: 102 });
+  assert.ok(missing.isError);
+  assert.match(missing.text, /needs cluster/);
+  assert.match(missing.text, /home, lab/);
+  const unknown = await call(s.client, "proxmox_start_vm", {
+    cluster: "attic",
+    vmid: 102,
+  });
+  assert.ok(unknown.isError);
+  assert.match(
+    unknown.text,
+    /Unknown cluster 'attic': the configured clusters are home, lab/,
+  );
+  assert.deepEqual(writes(a), []);
+});
+
+Deno.test("scope is per cluster: allowedVmids of one cluster limits it alone, and its refusals name the cluster", async () => {
+  await using a = await startSim();
+  await using b = await startSim();
+  await using f = await configFile({
+    clusters: {
+      home: entry(a, { allowedVmids: "100-101" }),
+      lab: entry(b),
+    },
+  });
+  await using s = await connect({ env: { PROXMOX_CONFIG: f.path } });
+  const vms = await callOk(s.client, "proxmox_list_vms", { limit: 1000 });
+  const ids = (c: string) =>
+    vms.rows.filter((r: unknown[]) => r[0] === c).map((r: unknown[]) => r[1]);
+  assert.deepEqual(ids("home").sort(), [100, 101]);
+  assert.equal(ids("lab").length, b.cluster.guests.size);
+
+  const refused = await call(s.client, "proxmox_start_vm", {
+    cluster: "home",
+    vmid: 102,
+  });
+  assert.ok(refused.isError);
+  assert.match(
+    refused.text,
+    /VMID 102 is outside this server's scope of cluster 'home' \(allowedVmids 100-101\)/,
+  );
+  assert.deepEqual(writes(a), []);
+  await callOk(s.client, "proxmox_start_vm", { cluster: "lab", vmid: 102 });
+  assert.equal(b.cluster.guests.get(102)!.status, "running");
+});
+
+Deno.test("the confirmation question names the cluster, and the audit line carries it", async () => {
+  await using a = await startSim();
+  await using b = await startSim();
+  await using f = await configFile({
+    clusters: { home: entry(a), lab: entry(b) },
+  });
+  const audit = await Deno.makeTempFile({ suffix: ".jsonl" });
+  const asked: string[] = [];
+  try {
+    await using s = await connect({
+      env: { PROXMOX_CONFIG: f.path, MCP_AUDIT_FILE: audit },
+      elicit: (p) => {
+        asked.push(p.message);
+        return { action: "accept", content: { confirm: true } };
+      },
+    });
+    const r = await call(s.client, "proxmox_delete_vm", {
+      cluster: "lab",
+      vmid: 106,
+    });
+    assert.ok(!r.isError, r.text);
+    assert.equal(asked.length, 1);
+    assert.match(asked[0], /^.*: proxmox_delete_vm on cluster 'lab'\n/);
+    assert.match(asked[0], /VM 106 \(rocky-ci\) on node pve2/);
+    assert.doesNotMatch(asked[0], /With: .*cluster=/);
+    assert.ok(!b.cluster.guests.has(106), "deleted on lab");
+    assert.ok(a.cluster.guests.has(106), "home's 106 untouched");
+    closeAuditFiles();
+    const lines = (await Deno.readTextFile(audit)).trim().split("\n").map((
+      l,
+    ) => JSON.parse(l));
+    assert.equal(lines.length, 1);
+    assert.equal(lines[0].cluster, "lab");
+    assert.equal(lines[0].tool, "proxmox_delete_vm");
+    assert.equal(lines[0].args.cluster, undefined, "cluster is its own field");
+  } finally {
+    closeAuditFiles();
+    await Deno.remove(audit);
+  }
+});
+
+/** Spawns the real entry point and speaks raw lines to it: its answers by id. */
+async function stdioOpening(
+  env: Record<string, string>,
+  permissions: string[],
+): Promise<Map<number, string>> {
+  const lines = [
+    {
+      jsonrpc: "2.0",
+      id: 1,
+      method: "initialize",
+      params: {
+        protocolVersion: "2025-06-18",
+        capabilities: {},
+        clientInfo: { name: "t", version: "1" },
+      },
+    },
+    { jsonrpc: "2.0", method: "notifications/initialized" },
+    { jsonrpc: "2.0", id: 2, method: "tools/list" },
+  ].map((m) => JSON.stringify(m) + "\n").join("");
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--no-prompt",
+      `--allow-env=${ENV_VARS.join(",")}`,
+      "--allow-net",
+      ...permissions,
+      MAIN,
+    ],
+    clearEnv: true,
+    env: {
+      PATH: Deno.env.get("PATH") ?? "",
+      HOME: Deno.env.get("HOME") ?? "",
+      ...(Deno.env.get("DENO_DIR")
+        ? { DENO_DIR: Deno.env.get("DENO_DIR")! }
+        : {}),
+      LOG_LEVEL: "ERROR",
+      ...env,
+    },
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(lines));
+  const answers = new Map<number, string>();
+  let buffer = "";
+  const decoder = new TextDecoder();
+  for await (const chunk of child.stdout) {
+    buffer += decoder.decode(chunk, { stream: true });
+    let nl;
+    while ((nl = buffer.indexOf("\n")) >= 0) {
+      const line = buffer.slice(0, nl);
+      buffer = buffer.slice(nl + 1);
+      const id = JSON.parse(line).id;
+      if (typeof id === "number") answers.set(id, line);
+    }
+    if (answers.has(2)) await writer.close();
+  }
+  const [status, err] = await Promise.all([
+    child.status,
+    new Response(child.stderr).text(),
+  ]);
+  assert.equal(status.code, 0, err);
+  return answers;
+}
+
+Deno.test("stdio: with two clusters initialize and tools/list are the SDK's answers; with one cluster the opening is byte-identical to the PROXMOX_* server's", async () => {
+  await using a = await startSim();
+  await using b = await startSim();
+  await using two = await configFile({
+    clusters: { home: entry(a), lab: entry(b) },
+  });
+  await using one = await configFile({ clusters: { home: entry(a) } });
+  const read = (f: string) => [`--allow-read=${f}`];
+
+  const sdk = await sdkOpening({ PROXMOX_CONFIG: two.path });
+  const stdio = await stdioOpening(
+    { PROXMOX_CONFIG: two.path },
+    read(two.path),
+  );
+  const init = JSON.parse(stdio.get(1)!).result;
+  assert.equal(
+    init.instructions,
+    (sdk.initialize as { instructions: string }).instructions,
+  );
+  assert.equal(
+    JSON.stringify(JSON.parse(stdio.get(2)!).result.tools),
+    JSON.stringify(sdk.tools),
+  );
+
+  const single = await stdioOpening(
+    { PROXMOX_CONFIG: one.path },
+    read(one.path),
+  );
+  const env = await stdioOpening(simEnv(a), []);
+  assert.equal(single.get(1), env.get(1));
+  assert.equal(single.get(2), env.get(2));
+});
+
+Deno.test("the real entry point: PROXMOX_CONFIG with an {env} secret serves both clusters over stdio; the secret never shows", async () => {
+  await using a = await startSim({ password: "home-pw-0123456789" });
+  await using b = await startSim({ password: "lab-pw-9876543210" });
+  await using f = await configFile({
+    clusters: {
+      home: entry(a),
+      lab: {
+        url: b.url,
+        user: b.credentials.user,
+        password: { env: "PROXMOX_LAB_PASSWORD" },
+      },
+    },
+  });
+  await using s = await connect({
+    env: {
+      PROXMOX_CONFIG: f.path,
+      PROXMOX_LAB_PASSWORD: b.credentials.password,
+    },
+    permissions: [
+      `--allow-read=${f.path}`,
+      "--allow-env=PROXMOX_LAB_PASSWORD",
+    ],
+  });
+  const { tools } = await s.client.listTools();
+  assert.ok(tools.every((t) => "cluster" in (t.inputSchema.properties ?? {})));
+  const vms = await callOk(s.client, "proxmox_list_vms");
+  assert.equal(vms.columns[0], "cluster");
+  assert.ok(vms.rows.some((r: unknown[]) => r[0] === "home"));
+  assert.ok(vms.rows.some((r: unknown[]) => r[0] === "lab"));
+  assert.equal(vms.unreachable, undefined);
+  await callOk(s.client, "proxmox_start_vm", { cluster: "lab", vmid: 102 });
+  assert.deepEqual(writes(a), []);
+  assert.equal(b.cluster.guests.get(102)!.status, "running");
+  // assertNoSecrets (on close) checks the log against both simulators' secrets.
+  assert.ok(!s.stderr().includes("lab-pw-9876543210"));
+});
+
+Deno.test("the real entry point: an {env} secret the process may not read stops the start with one line naming the grant", async () => {
+  await using f = await configFile({
+    clusters: {
+      lab: {
+        url: "https://pve.example.com:8006",
+        user: "root@pam",
+        password: { env: "PROXMOX_LAB_PASSWORD" },
+      },
+    },
+  });
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--no-prompt",
+      `--allow-env=${ENV_VARS.join(",")}`,
+      `--allow-read=${f.path}`,
+      MAIN,
+    ],
+    clearEnv: true,
+    env: {
+      PATH: Deno.env.get("PATH") ?? "",
+      PROXMOX_CONFIG: f.path,
+      PROXMOX_LAB_PASSWORD: "never-printed-secret",
+    },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const err = new TextDecoder().decode(out.stderr).trim();
+  assert.equal(out.code, 2, err);
+  assert.match(
+    err,
+    /^proxmox-mcp: password of cluster 'lab' in PROXMOX_CONFIG \S+: cannot read PROXMOX_LAB_PASSWORD: .*\(grant --allow-env=PROXMOX_LAB_PASSWORD; the shipped tasks grant PROXMOX_\* and MCP_\*\)$/,
+  );
+  assert.ok(!err.includes("never-printed-secret"));
+});
+
+Deno.test("the real entry point: TLS per cluster (one trusts its caFile, read at start, one pins its fingerprint, one has neither and is unreachable); a caFile without a certificate stops the start naming the cluster", async () => {
+  const tls = await simTls();
+  await using a = await startSim({ tls });
+  await using b = await startSim({ tls });
+  await using f = await configFile({
+    clusters: {
+      home: entry(a, { caFile: tls.caFile }),
+      lab: entry(b, { fingerprint: tls.fingerprint }),
+      bare: entry(a),
+    },
+  });
+  await using s = await connect({
+    env: { PROXMOX_CONFIG: f.path },
+    permissions: [`--allow-read=${f.path},${tls.caFile}`],
+  });
+  const nodes = await callOk(s.client, "proxmox_list_nodes");
+  assert.deepEqual(
+    [...new Set(nodes.nodes.map((n: { cluster: string }) => n.cluster))],
+    ["home", "lab"],
+  );
+  assert.deepEqual(
+    nodes.unreachable.map((u: { cluster: string }) => u.cluster),
+    ["bare"],
+  );
+
+  await using notPem = await configFile("not a certificate\n");
+  await using bad = await configFile({
+    clusters: {
+      home: entry(a, { caFile: tls.caFile }),
+      lab: entry(b, { caFile: notPem.path }),
+    },
+  });
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--no-prompt",
+      `--allow-env=${ENV_VARS.join(",")}`,
+      `--allow-read=${bad.path},${tls.caFile},${notPem.path}`,
+      MAIN,
+    ],
+    clearEnv: true,
+    env: { PATH: Deno.env.get("PATH") ?? "", PROXMOX_CONFIG: bad.path },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const err = new TextDecoder().decode(out.stderr).trim();
+  assert.equal(out.code, 2, err);
+  assert.equal(
+    err,
+    `proxmox-mcp: caFile ${notPem.path} of cluster 'lab' in PROXMOX_CONFIG holds no PEM certificate (-----BEGIN CERTIFICATE-----): use the cluster's CA, /etc/pve/pve-root-ca.pem on a node`,
+  );
+});
