@@ -291,14 +291,10 @@ async function runCall(
     if (deps.config.lockdown && GUEST_OUTPUT[tool.name]) {
       // The human's answer about output held from an earlier round: the
       // tool does not run again.
-      const held = releaseAnswer(tool.name, ctx);
-      if (held && "expired" in held) {
+      const held = await releaseAnswer(tool.name, bound, ctx, deps.config);
+      if (held && "refused" in held) {
         return {
-          content: [{
-            type: "text",
-            text:
-              `The guest output of ${tool.name} is no longer held (it is kept 10 minutes for the human's answer): call again`,
-          }],
+          content: [{ type: "text", text: String(held.refused) }],
           isError: true,
         };
       }
@@ -345,6 +341,7 @@ async function runCall(
         pve,
         ctx,
         clientCanAsk: client.canAsk(),
+        config,
       }));
     facts.confirmation = gate.kind === "ask" ? "asked" : gate.outcome;
     if (gate.kind === "ask") {
@@ -380,7 +377,13 @@ async function runCall(
       deps.config.lockdown && !dryRun && holdsGuestOutput(tool.name, structured)
     ) {
       facts.ran = true;
-      const release = lockdownGate(tool, bound, structured, client.canAsk());
+      const release = await lockdownGate(
+        tool,
+        bound,
+        structured,
+        client.canAsk(),
+        deps.config,
+      );
       if (release.kind === "ask") {
         facts.lockdown = "asked";
         log.info(`${tool.name} asks the human to release guest output`);

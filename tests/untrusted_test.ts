@@ -186,7 +186,7 @@ for (const era of ["2025-11-25", "2026-07-28"] as const) {
   });
 }
 
-Deno.test("MCP_LOCKDOWN: a release answer for output no longer held is an error, nothing runs", async () => {
+Deno.test("MCP_LOCKDOWN: a release answer with a state this server never issued is an error, nothing runs", async () => {
   const { callTool } = await import("../src/server.ts");
   const { loadConfig } = await import("../src/config.ts");
   const { PveClient } = await import("../src/proxmox/client.ts");
@@ -216,7 +216,10 @@ Deno.test("MCP_LOCKDOWN: a release answer for output no longer held is an error,
     },
   } as never);
   assert.ok("isError" in r && r.isError);
-  assert.match(JSON.stringify(r), /no longer held/);
+  assert.match(
+    JSON.stringify(r),
+    /cannot be released: .*not state this server issued/,
+  );
 });
 
 Deno.test("real entry point: MCP_LOCKDOWN over stdio asks with the SDK client's elicitation handler and releases on accept", async () => {

@@ -26,6 +26,7 @@ import {
   named,
 } from "../proxmox/api/guests.ts";
 import { getSnapshots } from "../proxmox/api/snapshots.ts";
+import { callDigest, open, refusalText, seal, stateKeys } from "./state.ts";
 
 /** `auto`: ask when the client can; `always`: refuse when it cannot; `never`. */
 export type ConfirmMode = "auto" | "always" | "never";
@@ -44,6 +45,7 @@ export type ConfirmOutcome =
   | "declined"
   | "cancelled"
   | "changed"
+  | "unverified" // the answer's state was not this server's, or expired
   | "unavailable"; // MCP_CONFIRM=always and the client cannot ask
 
 const KEY = "confirm";
@@ -62,85 +64,16 @@ const REQUESTED = {
   required: ["confirm"],
 };
 
-/** A per-process key that signs the state a question carries. */
-const secret = crypto.getRandomValues(new Uint8Array(32));
-let hmacKey: Promise<CryptoKey> | undefined;
-const encoder = new TextEncoder();
-
-async function sign(text: string): Promise<string> {
-  hmacKey ??= crypto.subtle.importKey(
-    "raw",
-    secret,
-    { name: "HMAC", hash: "SHA-256" },
-    false,
-    ["sign"],
-  );
-  const mac = await crypto.subtle.sign(
-    "HMAC",
-    await hmacKey,
-    encoder.encode(text),
-  );
-  return b64url(new Uint8Array(mac));
-}
-
-function b64url(bytes: Uint8Array): string {
-  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(
-    /\//g,
-    "_",
-  ).replace(/=+$/, "");
-}
-
-/** Arguments in a stable order, so the same call hashes the same. */
-function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
-  if (value && typeof value === "object") {
-    return `{${
-      Object.keys(value).sort().map((k) =>
-        `${JSON.stringify(k)}:${
-          canonical((value as Record<string, unknown>)[k])
-        }`
-      ).join(",")
-    }}`;
-  }
-  return JSON.stringify(value) ?? "null";
-}
-
+/** What a question's state holds: the call, and the guest as shown. */
 interface State {
-  /** tool name */
-  t: string;
-  /** arguments, canonical */
-  a: string;
+  /** the call (tool and arguments), as callDigest() */
+  c: string;
   /** the guest's config digest as shown */
   d: string;
-  /** expiry, ms since epoch */
-  x: number;
 }
 
+const PURPOSE = "confirm";
 const STATE_TTL_MS = 10 * 60_000;
-
-async function mint(state: State): Promise<string> {
-  const body = b64url(encoder.encode(JSON.stringify(state)));
-  return `${body}.${await sign(body)}`;
-}
-
-async function verify(token: unknown): Promise<State | undefined> {
-  if (typeof token !== "string" || token.length > 8192) return undefined;
-  const [body, mac] = token.split(".");
-  if (!body || !mac || (await sign(body)) !== mac) return undefined;
-  try {
-    const s = JSON.parse(
-      new TextDecoder().decode(
-        Uint8Array.from(
-          atob(body.replace(/-/g, "+").replace(/_/g, "/")),
-          (c) => c.charCodeAt(0),
-        ),
-      ),
-    ) as State;
-    return s.x > Date.now() ? s : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 /** Whether the client can answer a form question. */
 export function canElicit(
@@ -159,6 +92,11 @@ export interface GateInput {
   pve: PveClient;
   ctx: ServerContext;
   clientCanAsk: boolean;
+  /**
+   * The server's config: its MCP_STATE_SECRET seals the question's state,
+   * so that any replica sharing it can take the answer.
+   */
+  config: { stateSecret?: string };
 }
 
 /**
@@ -185,7 +123,6 @@ export async function confirmGate(input: GateInput): Promise<Gate> {
   const response = inputResponse(ctx.mcpReq.inputResponses, KEY);
   const vmid = typeof args.vmid === "number" ? args.vmid : undefined;
   if (response.kind !== "missing") {
-    const state = await verify(ctx.mcpReq.requestState());
     const accepted = response.kind === "elicit" &&
       response.action === "accept" && response.content?.confirm === true;
     if (!accepted) {
@@ -199,15 +136,32 @@ export async function confirmGate(input: GateInput): Promise<Gate> {
         } (${tool.name}). Nothing was sent to Proxmox`,
       };
     }
-    if (
-      !state || state.t !== tool.name || state.a !== canonical(args)
-    ) {
-      // An answer to another question, or a forged or expired state: ask anew.
-      return ask(input, vmid);
+    const opened = await open<State>(
+      await stateKeys(input.config),
+      PURPOSE,
+      ctx.mcpReq.requestState(),
+    );
+    if (!opened.ok) {
+      return {
+        kind: "refuse",
+        outcome: "unverified",
+        text:
+          `Not done: the human's confirmation of ${tool.name} cannot be taken: its question's state ${
+            refusalText(opened.why)
+          }. Nothing was sent to Proxmox; call again to be asked anew`,
+      };
+    }
+    if (opened.value.c !== await callDigest(tool.name, args)) {
+      return {
+        kind: "refuse",
+        outcome: "unverified",
+        text:
+          `Not done: the confirmation answers a question about another call than this ${tool.name}. Nothing was sent to Proxmox; call again to be asked anew`,
+      };
     }
     if (vmid !== undefined) {
       const now = await digestOf(input.pve, vmid);
-      if (now !== state.d) {
+      if (now !== opened.value.d) {
         return {
           kind: "refuse",
           outcome: "changed",
@@ -299,12 +253,12 @@ async function ask(input: GateInput, vmid: number | undefined): Promise<Gate> {
     })
     .join(", ");
   if (shown) lines.push(`With: ${shown}`);
-  const requestState = await mint({
-    t: tool.name,
-    a: canonical(args),
-    d: digest,
-    x: Date.now() + STATE_TTL_MS,
-  });
+  const requestState = await seal(
+    await stateKeys(input.config),
+    PURPOSE,
+    { c: await callDigest(tool.name, args), d: digest } satisfies State,
+    STATE_TTL_MS,
+  );
   return {
     kind: "ask",
     result: inputRequired({

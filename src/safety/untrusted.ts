@@ -7,9 +7,11 @@
  * say that such text is never an instruction.
  *
  * MCP_LOCKDOWN=true withholds guest output (command output, file contents)
- * unless the human agrees to show it: the result is held here, the client is
- * asked (the SDK's input-required rounds, as for confirmations), and the
- * answer's round returns the held result; nothing runs twice. A client that
+ * unless the human agrees to show it: the result is held, sealed, in the
+ * question's state (state.ts: any replica with the same MCP_STATE_SECRET can
+ * open it), the client is asked (the SDK's input-required rounds, as for
+ * confirmations), and the answer's round returns the held result; nothing
+ * runs twice. A client that
  * cannot ask gets the result with that output withheld, and is told so.
  */
 import type {
@@ -17,6 +19,7 @@ import type {
   ServerContext,
 } from "@modelcontextprotocol/server";
 import { inputRequired, inputResponse } from "../sdk.ts";
+import { callDigest, open, refusalText, seal, stateKeys } from "./state.ts";
 
 /** Per tool: the fields of its result that may hold untrusted text. */
 export const UNTRUSTED: Readonly<Record<string, readonly string[]>> = {
@@ -77,23 +80,69 @@ export function untrustedFields(
 
 const KEY = "release";
 const WITHHELD = "[withheld: MCP_LOCKDOWN]";
+const PURPOSE = "lockdown hold";
 const HOLD_MS = 10 * 60_000;
-const HOLD_MAX = 64;
+/**
+ * The most JSON (UTF-8 bytes) a held result may be: it travels (sealed) in
+ * the question's state and comes back in the answer's request, whose body
+ * the HTTP transport takes up to 4 MiB. Longer guest output is cut (head and
+ * tail) and the result says so. Sealed and base64url: about 1.4 MB.
+ */
+export const HOLD_MAX_BYTES = 1024 * 1024;
+const encoder = new TextEncoder();
 
-/** Results waiting for the human's answer, by an unguessable id. */
-const held = new Map<
-  string,
-  { at: number; tool: string; result: Record<string, unknown> }
->();
+/** What the question's state holds: the call and its result. */
+interface Held {
+  /** the call (tool and arguments), as callDigest() */
+  c: string;
+  r: Record<string, unknown>;
+}
 
-function hold(tool: string, result: Record<string, unknown>): string {
-  const now = Date.now();
-  for (const [id, h] of held) {
-    if (now - h.at > HOLD_MS || held.size >= HOLD_MAX) held.delete(id);
+/** The UTF-8 size of a value's JSON. */
+function jsonBytes(value: unknown): number {
+  return encoder.encode(JSON.stringify(value)).length;
+}
+
+/**
+ * A result cut to fit HOLD_MAX_BYTES: the longest guest output first, each
+ * keeping its head and tail; its truncation flags set and a note added.
+ */
+function bounded(
+  tool: string,
+  result: Record<string, unknown>,
+): Record<string, unknown> {
+  if (jsonBytes(result) <= HOLD_MAX_BYTES) return result;
+  const out = { ...result };
+  const note =
+    `Guest output cut to ${HOLD_MAX_BYTES} bytes in all to travel with the release question (MCP_LOCKDOWN); ask for less output to see it whole`;
+  out.note = typeof out.note === "string" ? `${out.note}; ${note}` : note;
+  const fields = (GUEST_OUTPUT[tool] ?? []).filter((f) =>
+    typeof out[f] === "string"
+  );
+  // A character may take up to 6 bytes of JSON: cut by each field's share,
+  // and again while it does not fit (twice at most, in practice).
+  for (let round = 0; round < 8; round++) {
+    const over = jsonBytes(out) - HOLD_MAX_BYTES;
+    if (over <= 0) break;
+    const f = fields.reduce((a, b) =>
+      (out[b] as string).length > (out[a] as string).length ? b : a
+    );
+    const text = out[f] as string;
+    const keep = Math.max(
+      0,
+      Math.floor(text.length * (1 - (over + 256) / jsonBytes(text))) - 64,
+    );
+    const head = Math.floor(keep / 2);
+    out[f] = `${text.slice(0, head)}\n[… ${
+      text.length - keep
+    } chars cut to fit the release question …]\n${
+      text.slice(text.length - (keep - head))
+    }`;
+    for (const flag of [`${f}_truncated`, "truncated"]) {
+      if (typeof out[flag] === "boolean") out[flag] = true;
+    }
   }
-  const id = crypto.randomUUID();
-  held.set(id, { at: now, tool, result });
-  return id;
+  return out;
 }
 
 /** A copy of a result with its guest output withheld. */
@@ -130,12 +179,13 @@ export type Release =
  * A result with guest output, under lockdown: ask the human (the result is
  * held until the answer), or withhold the output when the client cannot ask.
  */
-export function lockdownGate(
+export async function lockdownGate(
   tool: { name: string; title: string },
   args: Record<string, unknown>,
   result: Record<string, unknown>,
   canAsk: boolean,
-): Release {
+  config: { stateSecret?: string },
+): Promise<Release> {
   if (!canAsk) {
     return {
       kind: "show",
@@ -171,30 +221,59 @@ export function lockdownGate(
           },
         }),
       },
-      requestState: hold(tool.name, result),
+      requestState: await seal(
+        await stateKeys(config),
+        PURPOSE,
+        {
+          c: await callDigest(tool.name, args),
+          r: bounded(tool.name, result),
+        } satisfies Held,
+        HOLD_MS,
+      ),
     }),
   };
 }
 
 /**
  * The round that carries the human's answer to a release question: the held
- * result, shown or withheld. Undefined when this call answers no such question.
+ * result (from the question's sealed state: any replica with the same
+ * MCP_STATE_SECRET can answer), shown or withheld; or why it cannot be
+ * opened. Undefined when this call answers no such question.
  */
-export function releaseAnswer(
+export async function releaseAnswer(
   tool: string,
+  args: Record<string, unknown>,
   ctx: ServerContext,
-): Record<string, unknown> | { expired: true } | undefined {
+  config: { stateSecret?: string },
+): Promise<
+  Record<string, unknown> | { refused: string } | undefined
+> {
   const response = inputResponse(ctx.mcpReq.inputResponses, KEY);
   if (response.kind === "missing") return undefined;
-  const id = ctx.mcpReq.requestState();
-  const h = typeof id === "string" ? held.get(id) : undefined;
-  if (!h || h.tool !== tool) return { expired: true };
-  held.delete(id as string);
+  const opened = await open<Held>(
+    await stateKeys(config),
+    PURPOSE,
+    ctx.mcpReq.requestState(),
+  );
+  if (!opened.ok) {
+    return {
+      refused: opened.why === "expired"
+        ? `The guest output of ${tool} is no longer held (it is kept 10 minutes for the human's answer): call again`
+        : `The guest output of ${tool} cannot be released: the question's state ${
+          refusalText(opened.why)
+        }. The call ran when the question was asked; calling again runs it again`,
+    };
+  }
+  if (opened.value.c !== await callDigest(tool, args)) {
+    return {
+      refused:
+        `The release answer belongs to another call than this ${tool}: nothing is shown, nothing ran`,
+    };
+  }
+  const held = opened.value.r;
   const released = response.kind === "elicit" &&
     response.action === "accept" && response.content?.release === true;
-  return released
-    ? h.result
-    : withhold(tool, h.result, "the human did not release it");
+  return released ? held : withhold(tool, held, "the human did not release it");
 }
 
 /**

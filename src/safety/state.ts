@@ -1,0 +1,201 @@
+/**
+ * State that travels with a question to the human (the SDK's input-required
+ * rounds): a 2026-07-28 client echoes it in the answer's round, which a load
+ * balancer may send to another replica. So nothing waits in process memory:
+ * the state is sealed (AES-256-GCM, WebCrypto) with a key every replica
+ * derives from the same `MCP_STATE_SECRET` (HKDF-SHA256), bound to its
+ * purpose and expiring. Without the secret, each process makes a random key
+ * of its own: answers are honoured only by the process that asked.
+ *
+ * Sealed, not only signed: a lockdown hold carries guest output the human has
+ * not released, which the client must not read from the state either.
+ *
+ * The SDK's `createRequestStateCodec` was not used: it signs without
+ * encrypting (its payload is readable base64), and its failures reach the
+ * client only as a frozen `-32602 Invalid or expired requestState`; here a
+ * tool says what went wrong (another replica's key, tampering, expiry).
+ */
+
+/** What a server seals with: derived from MCP_STATE_SECRET, or random. */
+export interface StateKeys {
+  cipher: CryptoKey;
+  /** Names the key (not secret): tells "another key" from "tampered". */
+  id: string;
+  /** Derived from MCP_STATE_SECRET (else random, this process only). */
+  shared: boolean;
+}
+
+/** Why a state was not accepted. */
+export type Refusal = "malformed" | "key" | "tampered" | "expired";
+
+export type Opened<T> = { ok: true; value: T } | { ok: false; why: Refusal };
+
+/** Largest state accepted back (a sealed lockdown hold fits well within). */
+export const STATE_MAX_CHARS = 3 * 1024 * 1024;
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+/** Keys by secret; "" for the process's random one. */
+const keys = new Map<string, Promise<StateKeys>>();
+
+/** The keys for a server's config: its MCP_STATE_SECRET's, or the process's. */
+export function stateKeys(
+  config: { stateSecret?: string },
+): Promise<StateKeys> {
+  const secret = config.stateSecret ?? "";
+  let k = keys.get(secret);
+  if (!k) {
+    k = derive(config.stateSecret);
+    keys.set(secret, k);
+  }
+  return k;
+}
+
+async function derive(secret: string | undefined): Promise<StateKeys> {
+  const ikm = secret !== undefined
+    ? encoder.encode(secret)
+    : crypto.getRandomValues(new Uint8Array(32));
+  const base = await crypto.subtle.importKey("raw", ikm, "HKDF", false, [
+    "deriveKey",
+    "deriveBits",
+  ]);
+  const hkdf = (info: string) => ({
+    name: "HKDF",
+    hash: "SHA-256",
+    salt: encoder.encode("proxmox-mcp request state"),
+    info: encoder.encode(info),
+  });
+  const [cipher, idBits] = await Promise.all([
+    crypto.subtle.deriveKey(
+      hkdf("aes-256-gcm v1"),
+      base,
+      { name: "AES-GCM", length: 256 },
+      false,
+      ["encrypt", "decrypt"],
+    ),
+    crypto.subtle.deriveBits(hkdf("key id v1"), base, 64),
+  ]);
+  return {
+    cipher,
+    id: b64url(new Uint8Array(idBits)),
+    shared: secret !== undefined,
+  };
+}
+
+/** Arguments in a stable order, so the same call hashes the same. */
+export function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
+  if (value && typeof value === "object") {
+    return `{${
+      Object.keys(value).sort().map((k) =>
+        `${JSON.stringify(k)}:${
+          canonical((value as Record<string, unknown>)[k])
+        }`
+      ).join(",")
+    }}`;
+  }
+  return JSON.stringify(value) ?? "null";
+}
+
+/** A call, as a short digest: the tool and its arguments. */
+export async function callDigest(
+  tool: string,
+  args: Record<string, unknown>,
+): Promise<string> {
+  const hash = await crypto.subtle.digest(
+    "SHA-256",
+    encoder.encode(`${tool}\0${canonical(args)}`),
+  );
+  return b64url(new Uint8Array(hash));
+}
+
+/**
+ * Seals `payload` for `purpose` (it opens only for the same purpose), valid
+ * for `ttlMs`: `v1.<key id>.<iv>.<ciphertext>`.
+ */
+export async function seal(
+  k: StateKeys,
+  purpose: string,
+  payload: unknown,
+  ttlMs: number,
+): Promise<string> {
+  const iv = crypto.getRandomValues(new Uint8Array(12));
+  const plain = encoder.encode(
+    JSON.stringify({ x: Date.now() + ttlMs, p: payload }),
+  );
+  const sealed = await crypto.subtle.encrypt(
+    { name: "AES-GCM", iv, additionalData: encoder.encode(purpose) },
+    k.cipher,
+    plain,
+  );
+  return `v1.${k.id}.${b64url(iv)}.${b64url(new Uint8Array(sealed))}`;
+}
+
+/**
+ * Opens a state sealed by `seal` for `purpose`. The tag check (WebCrypto's
+ * AES-GCM) is what authenticates it: any change fails as a whole.
+ */
+export async function open<T>(
+  k: StateKeys,
+  purpose: string,
+  token: unknown,
+): Promise<Opened<T>> {
+  if (typeof token !== "string" || token.length > STATE_MAX_CHARS) {
+    return { ok: false, why: "malformed" };
+  }
+  const parts = token.split(".");
+  if (parts.length !== 4 || parts[0] !== "v1") {
+    return { ok: false, why: "malformed" };
+  }
+  if (parts[1] !== k.id) return { ok: false, why: "key" };
+  let plain: ArrayBuffer;
+  try {
+    plain = await crypto.subtle.decrypt(
+      {
+        name: "AES-GCM",
+        iv: unb64url(parts[2]),
+        additionalData: encoder.encode(purpose),
+      },
+      k.cipher,
+      unb64url(parts[3]),
+    );
+  } catch {
+    return { ok: false, why: "tampered" };
+  }
+  const { x, p } = JSON.parse(decoder.decode(plain)) as { x: number; p: T };
+  if (!(x > Date.now())) return { ok: false, why: "expired" };
+  return { ok: true, value: p };
+}
+
+/** Why a state was refused, in words for a tool result. */
+export function refusalText(why: Refusal): string {
+  switch (why) {
+    case "key":
+      return "it was sealed by a server with another key (replicas behind one address need the same MCP_STATE_SECRET; without it, only the process that asked can take the answer)";
+    case "tampered":
+      return "it was altered on the way (it failed its integrity check)";
+    case "expired":
+      return "it expired (an answer is taken for 10 minutes)";
+    default:
+      return "it is not state this server issued";
+  }
+}
+
+function b64url(bytes: Uint8Array): string {
+  let s = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(s).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+function unb64url(text: string): Uint8Array<ArrayBuffer> {
+  if (!/^[A-Za-z0-9_-]*$/.test(text)) return new Uint8Array(0);
+  const bin = atob(
+    text.replace(/-/g, "+").replace(/_/g, "/") +
+      "=".repeat((4 - text.length % 4) % 4),
+  );
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}

@@ -1,0 +1,370 @@
+/**
+ * Replicas: a 2026-07-28 call whose question round one server answers and
+ * whose answer round another takes (a load balancer with `lb_policy random`).
+ * Two HTTP apps in process, each booted from its own config (its own keys,
+ * as two processes have), behind one client whose fetch sends the question
+ * round to A and the answer round to B: with another secret, a tampered or
+ * an expired state, B refuses and says why. Two real processes show the
+ * point: without MCP_STATE_SECRET (a random key per process) the other one
+ * refuses; with the same secret, each answer is taken by the process that
+ * did not ask, and nothing runs twice.
+ */
+import {
+  Client,
+  StreamableHTTPClientTransport,
+} from "@modelcontextprotocol/client";
+import assert from "node:assert/strict";
+import { boot } from "../src/app.ts";
+import { type Config, loadConfig } from "../src/config.ts";
+import { setLogWriter } from "../src/log.ts";
+import { open, seal, stateKeys } from "../src/safety/state.ts";
+import { createHttpApp, type HttpApp } from "../src/transports/http/router.ts";
+import {
+  assertNoSecrets,
+  call,
+  type ElicitAnswer,
+  simEnv,
+  startSim,
+} from "./helpers.ts";
+import { spawnHttp } from "./http_server.ts";
+
+const SECRET = "replica-state-secret-0123456789abcdef";
+const OTHER = "another-state-secret-0123456789abcdef";
+
+const writes = (sim: { requests: { method: string; path: string }[] }) =>
+  sim.requests.filter((r) => r.method !== "GET" && r.path !== "/access/ticket");
+const execs = (sim: { requests: { method: string; path: string }[] }) =>
+  sim.requests.filter((r) =>
+    r.method === "POST" && r.path.endsWith("/agent/exec")
+  ).length;
+
+interface Replicas extends AsyncDisposable {
+  client: Client;
+  /** Which server took each tools/call round: "A" or "B". */
+  served: string[];
+  asked: number;
+  log(): string;
+  configs: Config[];
+}
+
+/**
+ * Two servers (A, B) and a 2026-07-28 client: a tools/call that carries
+ * input responses (the answer round) goes to B, every other request to A.
+ * `rewrite` may change the answer round's requestState on its way.
+ */
+async function replicas(
+  envA: Record<string, string>,
+  envB: Record<string, string>,
+  answer: ElicitAnswer,
+  rewrite?: (state: string, b: Config) => Promise<string>,
+): Promise<Replicas> {
+  let text = "";
+  setLogWriter((line) => {
+    text += line + "\n";
+  });
+  const configs: Config[] = [];
+  const apps: HttpApp[] = [];
+  for (const env of [envA, envB]) {
+    const parsed = loadConfig([], { LOG_LEVEL: "DEBUG", ...env });
+    if (parsed.kind !== "run") throw new TypeError("not a server run");
+    configs.push(parsed.config);
+    apps.push(createHttpApp(await boot(parsed.config)));
+  }
+  const served: string[] = [];
+  const state = { asked: 0 };
+  const client = new Client({ name: "replica-test", version: "1.0.0" }, {
+    capabilities: { elicitation: { form: {} } },
+    versionNegotiation: { mode: { pin: "2026-07-28" } },
+  });
+  client.setRequestHandler("elicitation/create", () => {
+    state.asked++;
+    return Promise.resolve(answer as never);
+  });
+  const port = configs[0].port;
+  await client.connect(
+    new StreamableHTTPClientTransport(
+      new URL(`http://127.0.0.1:${port}/mcp`),
+      {
+        fetch: async (url: string | URL, init?: RequestInit) => {
+          const headers = new Headers(init?.headers);
+          headers.set("host", `127.0.0.1:${port}`);
+          let body = init?.body;
+          let to = 0;
+          if (typeof body === "string") {
+            const msg = JSON.parse(body);
+            if (msg.method === "tools/call") {
+              if (msg.params?.inputResponses) {
+                to = 1;
+                if (rewrite && typeof msg.params.requestState === "string") {
+                  msg.params.requestState = await rewrite(
+                    msg.params.requestState,
+                    configs[1],
+                  );
+                  body = JSON.stringify(msg);
+                }
+              }
+              served.push(to ? "B" : "A");
+            }
+          }
+          return apps[to].fetch(
+            new Request(url, { ...init, body, headers }),
+          );
+        },
+      },
+    ),
+  );
+  const close = async () => {
+    await client.close();
+    for (const app of apps) await app.shutdown();
+    setLogWriter();
+    assertNoSecrets(text, envA);
+    assert.ok(!text.includes(SECRET) && !text.includes(OTHER));
+  };
+  return {
+    client,
+    served,
+    get asked() {
+      return state.asked;
+    },
+    log: () => text,
+    configs,
+    [Symbol.asyncDispose]: close,
+  };
+}
+
+/**
+ * A 2026-07-28 client of two server processes whose human accepts every
+ * question: each tools/call round goes to the other process than the last,
+ * so every answer is taken by the process that did not ask.
+ */
+async function crossing(baseA: string, baseB: string) {
+  const served: string[] = [];
+  let asked = 0;
+  const client = new Client({ name: "replica-test", version: "1.0.0" }, {
+    capabilities: { elicitation: { form: {} } },
+    versionNegotiation: { mode: { pin: "2026-07-28" } },
+  });
+  client.setRequestHandler("elicitation/create", (req) => {
+    asked++;
+    const release = /Show the output/.test(
+      (req.params as { message: string }).message,
+    );
+    return Promise.resolve(
+      {
+        action: "accept",
+        content: release ? { release: true } : { confirm: true },
+      } as never,
+    );
+  });
+  await client.connect(
+    new StreamableHTTPClientTransport(new URL(`${baseA}/mcp`), {
+      fetch: (url: string | URL, init?: RequestInit) => {
+        let to = baseA;
+        if (
+          typeof init?.body === "string" && init.body.includes('"tools/call"')
+        ) {
+          to = served.length % 2 ? baseB : baseA;
+          served.push(to === baseA ? "A" : "B");
+        }
+        return fetch(String(url).replace(baseA, to), init);
+      },
+    }),
+  );
+  return {
+    client,
+    served,
+    asked: () => asked,
+    [Symbol.asyncDispose]: () => client.close(),
+  };
+}
+
+const ACCEPT: ElicitAnswer = { action: "accept", content: { confirm: true } };
+const RELEASE: ElicitAnswer = { action: "accept", content: { release: true } };
+
+Deno.test("replicas with different MCP_STATE_SECRETs: B refuses the confirmation and the release, and says why", async () => {
+  await using sim = await startSim();
+  const envA = { ...simEnv(sim), MCP_STATE_SECRET: SECRET };
+  const envB = { ...simEnv(sim), MCP_STATE_SECRET: OTHER };
+  {
+    await using r = await replicas(envA, envB, ACCEPT);
+    const res = await call(r.client, "proxmox_delete_vm", { vmid: 106 });
+    assert.ok(res.isError);
+    assert.match(res.text, /^Not done: .*another key.*MCP_STATE_SECRET/);
+    assert.match(res.text, /Nothing was sent to Proxmox/);
+    assert.equal(writes(sim).length, 0);
+    assert.ok(sim.cluster.guests.has(106));
+  }
+  const lock = { MCP_LOCKDOWN: "true", MCP_CONFIRM: "never" };
+  {
+    await using r = await replicas(
+      { ...envA, ...lock },
+      { ...envB, ...lock },
+      RELEASE,
+    );
+    const res = await call(r.client, "proxmox_execute_command", {
+      vmid: 101,
+      command: "echo held-on-A",
+    });
+    assert.ok(res.isError);
+    assert.match(res.text, /cannot be released: .*another key/);
+    assert.match(res.text, /calling again runs it again/);
+    assert.ok(!res.text.includes("held-on-A"), "the output stays held");
+    assert.equal(execs(sim), 1, "B ran nothing");
+  }
+});
+
+Deno.test("a tampered or expired state is refused by the replica that takes the answer; nothing is sent", async () => {
+  for (
+    const [what, rewrite, expect] of [
+      [
+        "tampered",
+        (s: string) => {
+          // One character of the ciphertext changed.
+          const i = s.length - 10;
+          return Promise.resolve(
+            s.slice(0, i) + (s[i] === "A" ? "B" : "A") + s.slice(i + 1),
+          );
+        },
+        /altered on the way/,
+      ],
+      [
+        "expired",
+        async (s: string, b: Config) => {
+          const keys = await stateKeys(b);
+          const opened = await open(keys, "confirm", s);
+          assert.ok(opened.ok, "B can open A's state");
+          return await seal(keys, "confirm", opened.value, -1);
+        },
+        /expired/,
+      ],
+    ] as const
+  ) {
+    await using sim = await startSim();
+    const env = { ...simEnv(sim), MCP_STATE_SECRET: SECRET };
+    await using r = await replicas(env, env, ACCEPT, rewrite);
+    const res = await call(r.client, "proxmox_delete_vm", { vmid: 106 });
+    assert.ok(res.isError, what);
+    assert.match(res.text, expect, what);
+    assert.equal(writes(sim).length, 0, what);
+  }
+});
+
+Deno.test("a held result beyond the cap travels cut (head and tail, in UTF-8 bytes), and says so; the state stays bounded", async () => {
+  const { lockdownGate, HOLD_MAX_BYTES } = await import(
+    "../src/safety/untrusted.ts"
+  );
+  const config = { stateSecret: SECRET };
+  for (const unit of ["x", "€", "\u0001"]) {
+    const big = unit.repeat(3 * HOLD_MAX_BYTES) + "THE-END";
+    const gate = await lockdownGate(
+      { name: "proxmox_read_file_vm", title: "Read a file" },
+      { vmid: 101, path: "/var/log/big" },
+      { content: big, truncated: false, size: big.length },
+      true,
+      config,
+    );
+    assert.equal(gate.kind, "ask");
+    const state = (gate.result as { requestState?: string }).requestState!;
+    assert.ok(state.length < 1.5 * HOLD_MAX_BYTES, `state ${state.length}`);
+    const opened = await open<{ r: Record<string, unknown> }>(
+      await stateKeys(config),
+      "lockdown hold",
+      state,
+    );
+    assert.ok(opened.ok);
+    const held = opened.value.r;
+    const bytes = new TextEncoder().encode(JSON.stringify(held)).length;
+    assert.ok(bytes <= HOLD_MAX_BYTES, `${JSON.stringify(unit)}: ${bytes}`);
+    assert.ok(bytes > HOLD_MAX_BYTES / 2, "not cut far beyond need");
+    assert.equal(held.truncated, true);
+    assert.match(String(held.content), /THE-END$/, "head and tail kept");
+    assert.match(String(held.note), /cut to .* to travel with the release/);
+  }
+});
+
+Deno.test("two server processes sharing MCP_STATE_SECRET: each answer taken by the process that did not ask; deleted once, the command ran once", async () => {
+  await using sim = await startSim();
+  const env = {
+    ...simEnv(sim),
+    MCP_STATE_SECRET: SECRET,
+    MCP_LOCKDOWN: "true",
+    LOG_LEVEL: "DEBUG",
+  };
+  await using a = await spawnHttp(env);
+  await using b = await spawnHttp(env);
+  const x = await crossing(a.base, b.base);
+  const { client, served } = x;
+  try {
+    const del = await call(client, "proxmox_delete_vm", { vmid: 106 });
+    assert.ok(!del.isError, del.text);
+    const exec = await call(client, "proxmox_execute_command", {
+      vmid: 101,
+      command: "echo held-in-process-A",
+    });
+    assert.ok(!exec.isError, exec.text);
+    assert.match(exec.data.stdout, /held-in-process-A/);
+  } finally {
+    await client.close();
+  }
+  // delete: asked on A, done on B; execute: confirmation asked on A, run on
+  // B (which holds the output), released on A.
+  assert.deepEqual(served, ["A", "B", "A", "B", "A"]);
+  assert.equal(x.asked(), 3, "asked once per question");
+  assert.deepEqual(
+    writes(sim).map((w) => `${w.method} ${w.path}`),
+    [
+      "DELETE /nodes/{node}/qemu/{vmid}",
+      "POST /nodes/{node}/qemu/{vmid}/agent/exec",
+    ],
+    "one delete, one exec: nothing twice",
+  );
+  assert.ok(!sim.cluster.guests.has(106));
+  assert.equal(execs(sim), 1, "the command ran once, in B");
+  assert.match(b.stderr(), /proxmox_delete_vm ok/);
+  assert.match(b.stderr(), /proxmox_execute_command asks the human to release/);
+  assert.doesNotMatch(a.stderr(), /proxmox_execute_command ok/);
+  for (const log of [a.stderr(), b.stderr()]) {
+    assert.ok(!log.includes(SECRET), "MCP_STATE_SECRET never logged");
+    assert.doesNotMatch(log, /MCP_STATE_SECRET is not set/);
+  }
+});
+
+Deno.test("two server processes without MCP_STATE_SECRET: each warns at start, and B refuses A's confirmation (another key); nothing is sent", async () => {
+  await using sim = await startSim();
+  await using a = await spawnHttp(simEnv(sim));
+  await using b = await spawnHttp(simEnv(sim));
+  for (const srv of [a, b]) {
+    assert.match(
+      srv.stderr(),
+      /WARNING .*MCP_STATE_SECRET is not set: .*taken only by this process/,
+    );
+  }
+  await using x = await crossing(a.base, b.base);
+  const res = await call(x.client, "proxmox_delete_vm", { vmid: 106 });
+  assert.ok(res.isError);
+  assert.match(res.text, /^Not done: .*another key.*MCP_STATE_SECRET/);
+  assert.deepEqual(x.served, ["A", "B"]);
+  assert.equal(writes(sim).length, 0);
+  assert.ok(sim.cluster.guests.has(106));
+});
+
+Deno.test("a state opens only for its purpose: a confirmation's state is no lockdown hold", async () => {
+  const keys = await stateKeys({ stateSecret: SECRET });
+  const token = await seal(keys, "confirm", { c: "x", d: "y" }, 60_000);
+  assert.deepEqual(await open(keys, "confirm", token), {
+    ok: true,
+    value: { c: "x", d: "y" },
+  });
+  assert.deepEqual(await open(keys, "lockdown hold", token), {
+    ok: false,
+    why: "tampered",
+  });
+  assert.deepEqual(await open(keys, "confirm", "v1.x"), {
+    ok: false,
+    why: "malformed",
+  });
+  assert.ok(
+    !token.includes(btoa('"d":"y"').slice(0, 6)),
+    "sealed, not only signed",
+  );
+});
