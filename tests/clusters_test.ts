@@ -745,3 +745,30 @@ Deno.test("the real entry point: TLS per cluster (one trusts its caFile, read at
     `proxmox-mcp: caFile ${notPem.path} of cluster 'lab' in PROXMOX_CONFIG holds no PEM certificate (-----BEGIN CERTIFICATE-----): use the cluster's CA, /etc/pve/pve-root-ca.pem on a node`,
   );
 });
+
+Deno.test("each call runs with its cluster's login: whoami on a password cluster and on a token cluster; over HTTP (2026-07-28, a server per call) as over memory", async () => {
+  await using a = await startSim();
+  await using b = await startSim();
+  await using f = await configFile({
+    clusters: {
+      home: entry(a),
+      lab: {
+        url: b.url,
+        tokenId: b.credentials.tokenId,
+        tokenSecret: b.credentials.tokenSecret,
+      },
+    },
+  });
+  for (const era of [undefined, "2026-07-28"] as const) {
+    await using s = await connect({ env: { PROXMOX_CONFIG: f.path }, era });
+    const home = await callOk(s.client, "proxmox_whoami", { cluster: "home" });
+    assert.deepEqual([home.kind, home.as], ["user", a.credentials.user]);
+    const lab = await callOk(s.client, "proxmox_whoami", { cluster: "lab" });
+    assert.deepEqual([lab.kind, lab.as], ["token", b.credentials.tokenId]);
+    const vms = await callOk(s.client, "proxmox_list_vms", { limit: 1000 });
+    assert.equal(vms.total, a.cluster.guests.size + b.cluster.guests.size);
+    const missing = await call(s.client, "proxmox_whoami", {});
+    assert.ok(missing.isError, `${era}: whoami needs cluster`);
+    assert.match(missing.text, /needs cluster.*home, lab/);
+  }
+});
