@@ -6,10 +6,14 @@
  *   proxmox_list_nodes against the simulator (started once, outside the
  *   timed part), as a fresh SSH or `docker run -i` session makes it.
  * The baseline is bench/echo_server.ts, a bare Deno process answering the
- * same lines. Prints medians and ratios.
+ * same lines. Both the sources and the bundle the container and the binaries
+ * run (scripts/bundle.ts) are measured, in turn, in the same run. Prints
+ * medians and ratios.
  */
 import { setTimeout as delay } from "node:timers/promises";
 import { benchServerArgs, median, ROOT } from "./common.ts";
+import { buildBundle, bundleRunFlags } from "../scripts/bundle.ts";
+import { MAIN, serverArgs } from "../tests/server_args.ts";
 
 const RUNS = Number(Deno.env.get("BENCH_RUNS") ?? 15);
 
@@ -185,19 +189,50 @@ async function startSim(): Promise<
   return { child, ...JSON.parse(buf.split("\n")[0]) };
 }
 
+/** A way to start the server over stdio: `deno` args. */
+export interface ColdServer {
+  name: string;
+  args: string[];
+}
+
 /**
- * Both cold-start figures. `serverArgs` may be replaced (e.g. to measure a
- * bundled build): args for `deno` that start the server over stdio.
+ * The servers `deno task bench cold` compares in one run: the sources
+ * (src/main.ts, or BENCH_MAIN), and the bundle that the container and the
+ * binaries run (scripts/bundle.ts, built here into dist/cold_bundle/; set
+ * BENCH_BUNDLE=0 to skip it).
+ */
+export async function coldServers(): Promise<ColdServer[]> {
+  const servers = [{
+    name: "source",
+    args: benchServerArgs([], ["--cached-only"]),
+  }];
+  if (Deno.env.get("BENCH_BUNDLE") !== "0") {
+    const entry = await buildBundle("dist/cold_bundle");
+    servers.push({
+      name: "bundle",
+      args: serverArgs([], ["--cached-only", ...await bundleRunFlags()])
+        .map((a) => a === MAIN ? entry : a),
+    });
+  }
+  return servers;
+}
+
+export interface ColdRun {
+  name: string;
+  toolsList: ColdResult;
+  firstCall: ColdResult;
+  afterPause: { pauseMs: number; first: number; next: number };
+}
+
+/**
+ * Both cold-start figures for each server, against the bare Deno process,
+ * measured in turn (one run of each, then again) so that the machine's load
+ * weighs on all alike.
  */
 export async function coldStart(
-  server: string[] = benchServerArgs([], ["--cached-only"]),
-): Promise<
-  {
-    toolsList: ColdResult;
-    firstCall: ColdResult;
-    afterPause: { pauseMs: number; first: number; next: number };
-  }
-> {
+  servers?: ColdServer[],
+): Promise<ColdRun[]> {
+  servers ??= await coldServers();
   const sim = await startSim();
   try {
     const base = {
@@ -225,34 +260,43 @@ export async function coldStart(
     };
     // Warm the module caches once each, and check the answer.
     await timeToReply(echo, base, firstCall, 3);
-    await timeToReply(server, env, firstCall, 3, answered);
-    const t = { b: [] as number[], s: [] as number[] };
-    const c = { b: [] as number[], s: [] as number[] };
+    for (const s of servers) {
+      await timeToReply(s.args, env, firstCall, 3, answered);
+    }
+    const t = { b: [] as number[], s: servers.map(() => [] as number[]) };
+    const c = { b: [] as number[], s: servers.map(() => [] as number[]) };
     for (let i = 0; i < RUNS; i++) {
       t.b.push(await timeToReply(echo, base, opening, 2));
-      t.s.push(await timeToReply(server, env, opening, 2));
       c.b.push(await timeToReply(echo, base, firstCall, 3));
-      c.s.push(await timeToReply(server, env, firstCall, 3));
+      for (const [k, s] of servers.entries()) {
+        t.s[k].push(await timeToReply(s.args, env, opening, 2));
+        c.s[k].push(await timeToReply(s.args, env, firstCall, 3));
+      }
     }
-    const result = (x: { b: number[]; s: number[] }): ColdResult => {
-      const baseline = median(x.b);
-      const server = median(x.s);
+    const result = (b: number[], s: number[]): ColdResult => {
+      const baseline = median(b);
+      const server = median(s);
       return { baseline, server, ratio: server / baseline };
     };
-    // A client that waits for each answer and thinks before calling.
-    const pauseMs = 500;
-    const first: number[] = [];
-    const next: number[] = [];
-    for (let i = 0; i < Math.min(RUNS, 5); i++) {
-      const r = await callsAfterPause(server, env, pauseMs);
-      first.push(r.first);
-      next.push(r.next);
+    const runs: ColdRun[] = [];
+    for (const [k, s] of servers.entries()) {
+      // A client that waits for each answer and thinks before calling.
+      const pauseMs = 500;
+      const first: number[] = [];
+      const next: number[] = [];
+      for (let i = 0; i < Math.min(RUNS, 5); i++) {
+        const r = await callsAfterPause(s.args, env, pauseMs);
+        first.push(r.first);
+        next.push(r.next);
+      }
+      runs.push({
+        name: s.name,
+        toolsList: result(t.b, t.s[k]),
+        firstCall: result(c.b, c.s[k]),
+        afterPause: { pauseMs, first: median(first), next: median(next) },
+      });
     }
-    return {
-      toolsList: result(t),
-      firstCall: result(c),
-      afterPause: { pauseMs, first: median(first), next: median(next) },
-    };
+    return runs;
   } finally {
     try {
       sim.child.kill("SIGTERM");
@@ -262,24 +306,24 @@ export async function coldStart(
 }
 
 /** The lines `deno task bench cold` prints. */
-export function coldLines(
-  r: Awaited<ReturnType<typeof coldStart>>,
-): string[] {
-  const line = (what: string, x: ColdResult) =>
-    `cold start to ${what}: bare deno ${
-      x.baseline.toFixed(1)
-    } ms, proxmox-mcp ${x.server.toFixed(1)} ms, ratio ${
-      x.ratio.toFixed(2)
-    } (target <= 3)`;
-  return [
-    line("tools/list", r.toolsList),
-    line("the first tool answer", r.firstCall),
-    `first tool call ${r.afterPause.pauseMs} ms after the tools/list answer: ${
-      r.afterPause.first.toFixed(1)
-    } ms, the next call ${r.afterPause.next.toFixed(1)} ms (ratio ${
-      (r.afterPause.first / r.afterPause.next).toFixed(2)
-    })`,
-  ];
+export function coldLines(runs: ColdRun[]): string[] {
+  return runs.flatMap((r) => {
+    const line = (what: string, x: ColdResult) =>
+      `cold start to ${what}: bare deno ${
+        x.baseline.toFixed(1)
+      } ms, proxmox-mcp (${r.name}) ${x.server.toFixed(1)} ms, ratio ${
+        x.ratio.toFixed(2)
+      } (target <= 3)`;
+    return [
+      line("tools/list", r.toolsList),
+      line("the first tool answer", r.firstCall),
+      `first tool call ${r.afterPause.pauseMs} ms after the tools/list answer (${r.name}): ${
+        r.afterPause.first.toFixed(1)
+      } ms, the next call ${r.afterPause.next.toFixed(1)} ms (ratio ${
+        (r.afterPause.first / r.afterPause.next).toFixed(2)
+      })`,
+    ];
+  });
 }
 
 if (import.meta.main) {

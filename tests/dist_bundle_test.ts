@@ -1,0 +1,107 @@
+/**
+ * The bundle that the container image and the binaries run (`deno task
+ * bundle`, scripts/bundle.ts): built for real, then started as they start
+ * it — no deno.json, no node_modules beside it, the start task's permissions
+ * — over stdio against the simulator.
+ */
+import assert from "node:assert/strict";
+import { buildBundle, bundleArgs, bundleRunFlags } from "../scripts/bundle.ts";
+import { startPermissions } from "../scripts/permissions.ts";
+import { simEnv, startSim } from "./helpers.ts";
+import {
+  answeredFast,
+  call,
+  INIT,
+  INITIALIZED,
+  Session,
+} from "./stdio_session.ts";
+
+const CATALOG = JSON.parse(
+  await Deno.readTextFile(
+    new URL("../src/tools/catalog.json", import.meta.url),
+  ),
+) as { tools: unknown[] };
+
+Deno.test("the bundle, started alone in an empty directory with the start task's permissions, answers the opening, a first call without the SDK and a later one through it, the same bytes", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "proxmox-mcp-bundle-" });
+  try {
+    const entry = await buildBundle(`${dir}/build`);
+    // Only the bundle's files, away from deno.json and node_modules.
+    const alone = `${dir}/alone`;
+    await Deno.mkdir(alone);
+    for await (const f of Deno.readDir(`${dir}/build`)) {
+      await Deno.copyFile(`${dir}/build/${f.name}`, `${alone}/${f.name}`);
+    }
+    assert.ok(entry.endsWith("/build/main.js"));
+    await using sim = await startSim();
+    const now = Date.now;
+    const frozen = now();
+    Date.now = () => frozen;
+    using _clock = {
+      [Symbol.dispose]: () => {
+        Date.now = now;
+      },
+    };
+    const session = new Session(simEnv(sim), [
+      "run",
+      ...await startPermissions(),
+      ...await bundleRunFlags(),
+      "--cached-only",
+      `${alone}/main.js`,
+    ]);
+    const nodes = { name: "proxmox_list_nodes", arguments: {} };
+    await session.send(
+      INIT,
+      INITIALIZED,
+      { jsonrpc: "2.0", id: "list", method: "tools/list" },
+      call("fast", nodes),
+    );
+    await session.until(["fast"]);
+    await session.send(
+      call("handoff", {
+        name: "proxmox_start_vm",
+        arguments: { vmid: 100, dry_run: true },
+      }),
+    );
+    await session.until(["handoff"]);
+    await session.send(call("sdk", nodes));
+    await session.until(["sdk"]);
+    assert.equal(await session.close(), 0, session.stderr);
+    assert.deepEqual(
+      JSON.parse(session.reply("list")!).result.tools,
+      CATALOG.tools,
+    );
+    assert.deepEqual([...answeredFast(session.stderr)], ["fast"]);
+    assert.match(session.reply("fast")!, /"node":"pve1"/);
+    assert.equal(
+      session.reply("fast")!.replace('"id":"fast"', '"id":"sdk"'),
+      session.reply("sdk"),
+    );
+    assert.match(session.reply("handoff")!, /"dry_run":true/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("the bundle is built minified with code splitting for the deno platform, and run without a config", async () => {
+  assert.deepEqual(bundleArgs("out"), [
+    "bundle",
+    "--quiet",
+    "--platform",
+    "deno",
+    "--minify",
+    "--code-splitting",
+    "--outdir",
+    "out",
+    "src/main.ts",
+  ]);
+  const flags = await bundleRunFlags();
+  assert.equal(flags[0], "--no-config");
+  // deno.json's unstable features still apply.
+  const json = JSON.parse(
+    await Deno.readTextFile(new URL("../deno.json", import.meta.url)),
+  ) as { unstable?: string[] };
+  for (const f of json.unstable ?? []) {
+    assert.ok(flags.includes(`--unstable-${f}`), f);
+  }
+});
