@@ -55,3 +55,20 @@ Deno.test("SIGTERM with MCP_DRAIN_S: /healthz turns 503 while a new tool call st
     /SIGTERM: \/healthz answers 503 for 4 s \(MCP_DRAIN_S\) while calls are still served[\s\S]*SIGTERM: shutting down[\s\S]*Stopped/,
   );
 });
+
+Deno.test("SIGINT (Ctrl-C) stops at once, without the MCP_DRAIN_S wait", async () => {
+  await using sim = await startSim();
+  await using srv = await spawnHttp({
+    ...simEnv(sim),
+    LOG_LEVEL: "INFO",
+    MCP_DRAIN_S: "30",
+  });
+  assert.equal(await health(srv.base), 200);
+  const t0 = Date.now();
+  srv.process.kill("SIGINT");
+  const exit = await srv.status;
+  assert.equal(exit.code, 0);
+  assert.ok(Date.now() - t0 < 10_000, `stopped after ${Date.now() - t0} ms`);
+  assert.doesNotMatch(srv.stderr(), /answers 503/);
+  assert.match(srv.stderr(), /SIGINT: shutting down[\s\S]*Stopped/);
+});

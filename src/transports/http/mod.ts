@@ -1,8 +1,9 @@
 /**
  * MCP over HTTP, all on one port: the router (router.ts) behind the guarded
- * listener (listener.ts). SIGTERM/SIGINT: `/healthz` answers 503 for
- * MCP_DRAIN_S while calls are still served (a load balancer's health check
- * sees it and sends no more), then stop accepting, let in-flight calls finish
+ * listener (listener.ts). SIGTERM (what an orchestrator sends): `/healthz`
+ * answers 503 for MCP_DRAIN_S while calls are still served (a load
+ * balancer's health check sees it and sends no more); then, as at once on
+ * SIGINT (Ctrl-C): stop accepting, let in-flight calls finish
  * (up to a grace period), close the sessions, return. A second signal skips
  * the waits.
  */
@@ -83,7 +84,7 @@ export async function runHttp(deps: ServerDeps): Promise<void> {
   await new Promise<void>((resolve) =>
     stop.signal.addEventListener("abort", () => resolve(), { once: true })
   );
-  const drainMs = config.drainMs ?? 0;
+  const drainMs = received === "SIGTERM" ? config.drainMs ?? 0 : 0;
   if (drainMs > 0) {
     app.leaving();
     log.info(
