@@ -1,9 +1,12 @@
 /**
  * `deno task compile:<os>-<arch>`: one binary in dist/ with exactly the
- * permissions of `deno task start` (scripts/permissions.ts), never -A.
+ * permissions of `deno task start` (scripts/permissions.ts), never -A. It
+ * compiles the bundle (scripts/bundle.ts, built first) with the flags the
+ * bundle runs with: a binary starts as fast as the bundle does.
  *
  *   deno run --allow-read --allow-run scripts/compile.ts linux-x64 [--output FILE]
  */
+import { buildBundle, BUNDLE_DIR, bundleRunFlags } from "./bundle.ts";
 import { startPermissions } from "./permissions.ts";
 
 /** Release asset name → Rust target triple that `deno compile --target` takes. */
@@ -33,11 +36,12 @@ export async function compileArgs(
   return [
     "compile",
     ...await startPermissions(),
+    ...await bundleRunFlags(),
     "--target",
     target,
     "--output",
     output,
-    "src/main.ts",
+    `${BUNDLE_DIR}/main.js`,
   ];
 }
 
@@ -48,7 +52,7 @@ if (import.meta.main) {
     flag === "--output" ? output : undefined,
   );
   const root = new URL("..", import.meta.url);
-  await Deno.mkdir(new URL("dist", root), { recursive: true });
+  await buildBundle();
   const { code } = await new Deno.Command(Deno.execPath(), { args, cwd: root })
     .spawn().status;
   Deno.exit(code);

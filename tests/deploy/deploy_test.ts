@@ -19,6 +19,7 @@ import assert from "node:assert/strict";
 import { ENV_VARS } from "../../src/config.ts";
 import { selfSignedCert } from "../../src/sim/tls.ts";
 import { callOk, simEnv, startSim, type TestSim } from "../helpers.ts";
+import { bundleRunFlags } from "../../scripts/bundle.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 const IMAGE = "proxmox-mcp:deploy-test";
@@ -145,6 +146,19 @@ Deno.test({
           IMAGE,
         ])).stdout.trim();
         assert.equal(user, "65532:65532");
+        // Its command runs the bundle, with the flags scripts/bundle.ts names.
+        const cmd = (await run("docker", [
+          "image",
+          "inspect",
+          "--format",
+          "{{json .Config.Cmd}}",
+          IMAGE,
+        ])).stdout.trim();
+        assert.deepEqual(JSON.parse(cmd), [
+          ...await bundleRunFlags(),
+          "--allow-net",
+          "dist/bundle/main.js",
+        ]);
         // Build stages left behind by the rebuild.
         await run("docker", ["image", "prune", "-f"], { check: false });
       },
@@ -165,8 +179,10 @@ Deno.test({
             "--network=host",
             `--env-file=${envFile}`,
             IMAGE,
+            // The image's command (the bundle), the network narrowed.
+            ...await bundleRunFlags(),
             `--allow-net=127.0.0.1:${sim.port}`,
-            "src/main.ts",
+            "dist/bundle/main.js",
           ],
           env: { PATH: Deno.env.get("PATH")!, ...dockerEnv() },
           stderr: "pipe",
