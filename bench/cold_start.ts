@@ -199,13 +199,23 @@ export interface ColdServer {
  * The servers `deno task bench cold` compares in one run: the sources
  * (src/main.ts, or BENCH_MAIN), and the bundle that the container and the
  * binaries run (scripts/bundle.ts, built here into dist/cold_bundle/; set
- * BENCH_BUNDLE=0 to skip it).
+ * BENCH_BUNDLE=0 to skip it); with BENCH_BEFORE=<path of an older
+ * src/main.ts>, that one too, as "before".
  */
 export async function coldServers(): Promise<ColdServer[]> {
   const servers = [{
     name: "source",
     args: benchServerArgs([], ["--cached-only"]),
   }];
+  const before = Deno.env.get("BENCH_BEFORE");
+  if (before) {
+    servers.unshift({
+      name: "before",
+      args: serverArgs([], ["--cached-only"]).map((a) =>
+        a === MAIN ? before : a
+      ),
+    });
+  }
   if (Deno.env.get("BENCH_BUNDLE") !== "0") {
     const entry = await buildBundle("dist/cold_bundle");
     servers.push({
