@@ -6,7 +6,7 @@
  * a rule before the rule at that index of the old list; every rule in a list
  * carries the list's `digest`.
  */
-import { isIPv4, isIPv6 } from "node:net";
+import { isIPv4, isIPv6 } from "../ip.ts";
 import type { PveClient } from "../client.ts";
 import { pvePath, seg } from "../path.ts";
 import { getConfig, type GuestRef } from "./guests.ts";

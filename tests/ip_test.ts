@@ -1,0 +1,59 @@
+/**
+ * src/proxmox/ip.ts stands in for node:net's isIPv4 and isIPv6 (which load
+ * Node's sockets at start): the same answer on every input.
+ */
+import assert from "node:assert/strict";
+import * as net from "node:net";
+import { isIPv4, isIPv6 } from "../src/proxmox/ip.ts";
+import { prng } from "./helpers.ts";
+
+Deno.test("isIPv4 and isIPv6 answer as node:net's on edge cases and 300 000 random strings and near-addresses", () => {
+  const cases = [
+    "1.2.3.4",
+    "255.255.255.255",
+    "256.1.1.1",
+    "01.2.3.4",
+    "1.2.3",
+    "1.2.3.4/24",
+    " 1.2.3.4",
+    "1.2.3.4\n",
+    "",
+    "::",
+    "::1",
+    "::/0",
+    "1::2::3",
+    "gggg::1",
+    "fe80::1%eth0",
+    "fe80::%",
+    "2001:db8::8a2e:370:7334",
+    "::ffff:192.0.2.128",
+    "1:2:3:4:5:6:7:8",
+    "1:2:3:4:5:6:7:8:9",
+    "a:b:c:d:e:f:1.2.3.4",
+  ];
+  const random = prng(13);
+  const alphabet = "0123456789abcdefABCDEF:.%/-z ";
+  const int = (n: number) => Math.floor(random() * n);
+  const hex = () => int(0x20000).toString(16).slice(0, 1 + int(5));
+  for (let i = 0; i < 100_000; i++) {
+    let s = "";
+    const n = int(24);
+    for (let k = 0; k < n; k++) s += alphabet[int(alphabet.length)];
+    cases.push(s);
+    // Near-addresses: four numbers up to 299, groups of 1-5 hex digits.
+    cases.push(Array.from({ length: 3 + int(2) }, () => int(300)).join("."));
+    const groups = Array.from({ length: 1 + int(9) }, hex);
+    if (random() < 0.5) groups.splice(int(groups.length), 0, "");
+    if (random() < 0.2) groups.push("1.2.3.4");
+    cases.push(groups.join(":") + (random() < 0.1 ? "%eth0" : ""));
+  }
+  let v4 = 0, v6 = 0;
+  for (const s of cases) {
+    assert.equal(isIPv4(s), net.isIPv4(s), JSON.stringify(s));
+    assert.equal(isIPv6(s), net.isIPv6(s), JSON.stringify(s));
+    if (isIPv4(s)) v4++;
+    if (isIPv6(s)) v6++;
+  }
+  // The random strings reach both answers.
+  assert.ok(v4 >= 1000 && v6 >= 1000, `${v4} IPv4, ${v6} IPv6`);
+});
