@@ -33,6 +33,7 @@ import {
   taskFollower,
   type ToolContext,
   type ToolDef,
+  UnreachableClusters,
 } from "./tools/define.ts";
 import { selectTools } from "./tools/mod.ts";
 import { canElicit, confirmGate } from "./safety/confirm.ts";
@@ -538,9 +539,7 @@ function acrossOutput(output: z.ZodType): z.ZodType {
     }
   }
   if (!("unreachable" in output.shape)) {
-    extra.unreachable = z.array(
-      z.object({ cluster: z.string(), error: z.string() }),
-    ).optional();
+    extra.unreachable = UnreachableClusters;
   }
   return output.extend(extra);
 }

@@ -11,26 +11,24 @@ import {
   DESTRUCTIVE,
   GuestNode,
   Limit,
+  messageOf,
+  MIB,
   newVm,
   NodeName,
   page,
+  pagedOutput,
   READ_ONLY,
+  round,
+  startTask,
   storage,
   StorageId,
   TaskOutcome,
-  TimeoutS,
+  TaskWait,
   ToolError,
   vm,
   Vmid,
   Volid,
-  Wait,
 } from "./define.ts";
-
-/** Task tools wait this long by default: below common client timeouts. */
-const TIMEOUT_S = 45;
-const MIB = 1024 ** 2;
-const round1 = (n: number) => Math.round(n * 10) / 10;
-const message = (e: unknown) => e instanceof Error ? e.message : String(e);
 
 export const createBackup = defineTool({
   name: "proxmox_create_backup",
@@ -44,8 +42,7 @@ export const createBackup = defineTool({
     compress: z.enum(["zstd", "gzip", "lzo", "none"]).optional(),
     notes: z.string().optional(),
     node: GuestNode,
-    wait: Wait,
-    timeout_s: TimeoutS(TIMEOUT_S),
+    ...TaskWait,
   },
   output: TaskOutcome.extend({
     volid: z.string().optional(),
@@ -69,7 +66,7 @@ export const createBackup = defineTool({
     }).catch((e: unknown): never => {
       if (failureKind(e) === "uncertain") {
         throw new ToolError(
-          `${message(e)}. Whether it was applied: a new archive of ${
+          `${messageOf(e)}. Whether it was applied: a new archive of ${
             label(g)
           } in proxmox_list_backups once its vzdump task ends`,
           undefined,
@@ -111,23 +108,11 @@ export const createBackup = defineTool({
         note: `Backed up ${
           label(g)
         } to '${storage}'; finding the archive's volid failed: ${
-          message(e)
+          messageOf(e)
         }. See proxmox_list_backups`,
       };
     }
   },
-});
-
-const Backup = z.object({
-  volid: z.string(),
-  vmid: z.number().optional(),
-  type: z.enum(["qemu", "lxc"]).optional(),
-  size_mib: z.number(),
-  time: z.string().optional(),
-  notes: z.string().optional(),
-  protected: z.boolean(),
-  storage: z.string(),
-  node: z.string().optional(),
 });
 
 export const listBackups = defineTool({
@@ -142,19 +127,32 @@ export const listBackups = defineTool({
     cursor: Cursor,
     limit: Limit,
   },
-  output: z.object({
-    /** Archives that match the filters, on every page. */
-    total: z.number(),
-    backups: z.array(Backup.extend({ cluster: z.string().optional() })),
-    next_cursor: z.string().optional(),
-    /** Clusters or storages that could not be read: the rest is listed. */
-    unreachable: z.array(z.object({
-      cluster: z.string().optional(),
-      storage: z.string().optional(),
+  output: pagedOutput(
+    "backups",
+    z.object({
+      volid: z.string(),
+      vmid: z.number().optional(),
+      type: z.enum(["qemu", "lxc"]).optional(),
+      size_mib: z.number(),
+      time: z.string().optional(),
+      notes: z.string().optional(),
+      protected: z.boolean(),
+      storage: z.string(),
       node: z.string().optional(),
-      error: z.string(),
-    })).optional(),
-  }),
+      cluster: z.string().optional(),
+    }),
+    {
+      tail: {
+        /** Clusters or storages that could not be read: the rest is listed. */
+        unreachable: z.array(z.object({
+          cluster: z.string().optional(),
+          storage: z.string().optional(),
+          node: z.string().optional(),
+          error: z.string(),
+        })).optional(),
+      },
+    },
+  ),
   annotations: READ_ONLY,
   privileges: [storage(["Datastore.Audit", "Datastore.AllocateSpace"])],
   listing: true,
@@ -174,7 +172,7 @@ export const listBackups = defineTool({
       volid: b.volid,
       vmid: b.vmid,
       type: b.type,
-      size_mib: round1(size / MIB),
+      size_mib: round(size / MIB),
       time: b.time,
       notes: b.notes,
       protected: b.protected,
@@ -218,8 +216,7 @@ export const restoreBackup = defineTool({
     force: z.boolean().optional(),
     start: z.boolean().optional(),
     node: NodeName.optional(),
-    wait: Wait,
-    timeout_s: TimeoutS(TIMEOUT_S),
+    ...TaskWait,
   },
   output: TaskOutcome.extend({
     vmid: z.number(),
@@ -242,21 +239,23 @@ export const restoreBackup = defineTool({
       if (kind === "exists") {
         throw new ToolError(
           `${
-            message(e)
+            messageOf(e)
           }: pass force: true to overwrite it (it must be stopped), or omit vmid to restore to a new one`,
           e instanceof ToolError ? e.detail : undefined,
         );
       }
       if (kind === "guestRunning") {
         throw new ToolError(
-          `${message(e)}: stop ${target} first, then restore with force: true`,
+          `${
+            messageOf(e)
+          }: stop ${target} first, then restore with force: true`,
           e instanceof ToolError ? e.detail : undefined,
         );
       }
       if (kind === "uncertain") {
         throw new ToolError(
           `${
-            message(e)
+            messageOf(e)
           }. Whether it was applied: ${target} in proxmox_list_vms`,
           undefined,
           { cause: e },
@@ -264,15 +263,16 @@ export const restoreBackup = defineTool({
       }
       throw e;
     };
-    const upid = await backups.startRestore(pve, plan, {
-      force: a.force,
-      start: a.start,
-    }).catch(advise);
-    const outcome = await ctx.task(upid, {
-      wait: a.wait,
-      timeoutS: a.timeout_s,
-      what: `restore ${a.volid} to ${target}`,
-    }).catch(advise);
+    const outcome = await startTask(
+      ctx,
+      () => backups.startRestore(pve, plan, { force: a.force, start: a.start }),
+      {
+        wait: a.wait,
+        timeoutS: a.timeout_s,
+        what: `restore ${a.volid} to ${target}`,
+        advise,
+      },
+    );
     return { ...outcome, vmid: plan.vmid, node: plan.node, type: plan.type };
   },
 });

@@ -17,7 +17,7 @@ export type { Cluster, Unreachable } from "../clusters.ts";
 export { PveError, ToolError } from "../proxmox/errors.ts";
 export type { PveErrorKind } from "../proxmox/errors.ts";
 export { Toolset } from "./toolsets.ts";
-export { Cursor, Limit, page } from "./paging.ts";
+export { Cursor, Limit, page, pagedOutput } from "./paging.ts";
 export {
   AGENT,
   newVm,
@@ -94,42 +94,34 @@ export interface ToolDef<
 
 /**
  * Annotation presets: every tool takes one of these, so the hints a client's
- * approval UI reads are consistent across tools.
+ * approval UI reads are consistent across tools. Every tool talks to
+ * Proxmox, so the world is always open.
  */
-export const READ_ONLY: Annotations = {
-  readOnlyHint: true,
-  destructiveHint: false,
-  idempotentHint: true,
-  openWorldHint: true,
-};
+function hints(
+  o: { readOnly?: boolean; destructive?: boolean; idempotent?: boolean },
+): Annotations {
+  return {
+    readOnlyHint: o.readOnly ?? false,
+    destructiveHint: o.destructive ?? false,
+    idempotentHint: o.idempotent ?? false,
+    openWorldHint: true,
+  };
+}
+export const READ_ONLY: Annotations = hints({
+  readOnly: true,
+  idempotent: true,
+});
 /** Adds something new (a guest, a snapshot, a backup); repeating adds more. */
-export const CREATES: Annotations = {
-  readOnlyHint: false,
-  destructiveHint: false,
-  idempotentHint: false,
-  openWorldHint: true,
-};
+export const CREATES: Annotations = hints({});
 /** Changes state without destroying anything; repeating changes nothing. */
-export const IDEMPOTENT_CHANGE: Annotations = {
-  readOnlyHint: false,
-  destructiveHint: false,
-  idempotentHint: true,
-  openWorldHint: true,
-};
+export const IDEMPOTENT_CHANGE: Annotations = hints({ idempotent: true });
 /** May destroy data or interrupt work (delete, rollback, commands). */
-export const DESTRUCTIVE: Annotations = {
-  readOnlyHint: false,
-  destructiveHint: true,
-  idempotentHint: false,
-  openWorldHint: true,
-};
+export const DESTRUCTIVE: Annotations = hints({ destructive: true });
 /** Destructive, but repeating it with the same arguments changes nothing. */
-export const IDEMPOTENT_DESTRUCTIVE: Annotations = {
-  readOnlyHint: false,
-  destructiveHint: true,
-  idempotentHint: true,
-  openWorldHint: true,
-};
+export const IDEMPOTENT_DESTRUCTIVE: Annotations = hints({
+  destructive: true,
+  idempotent: true,
+});
 
 /** Every tool declared so far, with its place in the order of declaration. */
 const declared = new WeakMap<object, number>();
@@ -208,6 +200,13 @@ export const Wait = z.boolean().default(true).meta({ advertise: false });
 export const DryRun = z.boolean().optional().meta({ advertise: false });
 export const TimeoutS = (seconds: number): z.ZodDefault<z.ZodNumber> =>
   z.number().int().min(1).max(3600).default(seconds).meta({ advertise: false });
+/**
+ * wait and timeout_s as every tool that starts a task takes them. The default
+ * wait stays below common client request timeouts (the SDK client's is
+ * 60 s); a longer task comes back `running` with its UPID, and timeout_s up
+ * to 3600 waits longer on request.
+ */
+export const TaskWait = { wait: Wait, timeout_s: TimeoutS(45) };
 
 /**
  * A listing's rows from every cluster the call covers. With one cluster (or
@@ -245,6 +244,28 @@ export async function across<T extends object>(
   return unreachable.length ? { rows, unreachable } : { rows };
 }
 
+// Numbers as results show them.
+export const MIB = 1024 ** 2;
+export const GIB = 1024 ** 3;
+/** `n` rounded to `digits` decimals (one by default). */
+export function round(n: number, digits = 1): number {
+  const f = 10 ** digits;
+  return Math.round(n * f) / f;
+}
+/** Bytes in GiB with one decimal; anything but a number is undefined. */
+export function gib(bytes: unknown): number | undefined {
+  return typeof bytes === "number" ? round(bytes / GIB) : undefined;
+}
+/** What an error says: its message, or the thrown value as text. */
+export function messageOf(e: unknown): string {
+  return e instanceof Error ? e.message : String(e ?? "");
+}
+
+/** The clusters a listing could not read, with why (see across()). */
+export const UnreachableClusters = z.array(
+  z.object({ cluster: z.string(), error: z.string() }),
+).optional();
+
 /** What a tool that starts a task returns. */
 export const TaskOutcome = z.object({
   upid: z.string(),
@@ -279,6 +300,24 @@ export function outcomeOf(r: TaskResult, what: string): TaskOutcome {
     exitstatus: r.status === "warnings" ? r.exitstatus : undefined,
     seconds: r.seconds,
   };
+}
+
+/**
+ * Starts a task with `start` and follows it (ctx.task). A refused start and a
+ * failed task alike go to `advise`, which throws them with what to do.
+ */
+export async function startTask(
+  ctx: Pick<ToolContext, "task">,
+  start: () => Promise<string>,
+  o: TaskOptions & { advise?: (e: unknown) => never },
+): Promise<TaskOutcome> {
+  const { advise, ...options } = o;
+  try {
+    return await ctx.task(await start(), options);
+  } catch (e) {
+    if (advise) advise(e);
+    throw e;
+  }
 }
 
 /** Builds the ctx.task implementation over a PveClient. */

@@ -28,6 +28,7 @@ import {
   IDEMPOTENT_DESTRUCTIVE,
   Limit,
   page,
+  pagedOutput,
   PveError,
   READ_ONLY,
   type ToolContext,
@@ -101,15 +102,13 @@ export const listFirewallRules = defineTool({
   title: "List guest firewall rules",
   description: "A guest's firewall rules, in order, and firewall state.",
   input: { vmid: Vmid, cursor: Cursor, limit: Limit },
-  output: z.object({
-    vmid: z.number(),
-    firewall_enabled: z.boolean(),
-    policy_in: z.string().optional(),
-    policy_out: z.string().optional(),
-    /** Rules on every page. */
-    total: z.number(),
-    rules: z.array(Rule),
-    next_cursor: z.string().optional(),
+  output: pagedOutput("rules", Rule, {
+    head: {
+      vmid: z.number(),
+      firewall_enabled: z.boolean(),
+      policy_in: z.string().optional(),
+      policy_out: z.string().optional(),
+    },
   }),
   annotations: READ_ONLY,
   privileges: [vm("VM.Audit")],

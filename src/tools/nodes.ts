@@ -1,11 +1,8 @@
 /** The `nodes` toolset: cluster nodes. */
 import { z } from "zod";
 import { listNodes as readNodes } from "../proxmox/api/nodes.ts";
-import { across, defineTool, node, READ_ONLY } from "./define.ts";
+import { across, defineTool, gib, node, READ_ONLY } from "./define.ts";
 
-const GIB = 1024 ** 3;
-const gib = (b: unknown): number | undefined =>
-  typeof b === "number" ? Math.round((b / GIB) * 10) / 10 : undefined;
 const pct = (f: unknown): number | undefined =>
   typeof f === "number" ? Math.round(f * 1000) / 10 : undefined;
 

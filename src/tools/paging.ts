@@ -44,6 +44,36 @@ export const Limit = z.number().int().min(1).max(MAX_LIMIT).optional().meta({
   advertise: false,
 });
 
+/**
+ * A paged listing's output: what the answer says besides its rows (`head`),
+ * `total` (the rows that match, on every page), the rows under `name`,
+ * `next_cursor`, then anything after them (`tail`).
+ */
+export function pagedOutput<
+  N extends string,
+  R extends z.ZodType,
+  H extends z.ZodRawShape = Record<never, never>,
+  T extends z.ZodRawShape = Record<never, never>,
+>(
+  name: N,
+  row: R,
+  o: { head?: H; tail?: T } = {},
+): z.ZodObject<
+  & H
+  & { total: z.ZodNumber }
+  & { [K in N]: z.ZodArray<R> }
+  & { next_cursor: z.ZodOptional<z.ZodString> }
+  & T
+> {
+  return z.object({
+    ...o.head,
+    total: z.number(),
+    [name]: z.array(row),
+    next_cursor: z.string().optional(),
+    ...o.tail,
+  }) as never;
+}
+
 /** One part of a sort key, and how it sorts. */
 export interface KeyPart {
   type: "string" | "number";

@@ -15,19 +15,18 @@ import {
   DESTRUCTIVE,
   GuestNode,
   Limit,
+  messageOf,
   page,
+  pagedOutput,
   READ_ONLY,
   SnapName,
+  startTask,
   TaskOutcome,
-  TimeoutS,
+  TaskWait,
   ToolError,
   vm,
   Vmid,
-  Wait,
 } from "./define.ts";
-
-/** Task tools wait this long by default: below common client timeouts. */
-const TIMEOUT_S = 45;
 
 /**
  * PVE's refusals and failed tasks, with what to do: a write whose answer
@@ -37,7 +36,7 @@ const TIMEOUT_S = 45;
  */
 function advise(g: GuestRef, e: unknown, namesSnapshot = false): never {
   const kind = failureKind(e);
-  const text = e instanceof Error ? e.message : String(e);
+  const text = messageOf(e);
   const detail = e instanceof ToolError ? e.detail : undefined;
   if (kind === "uncertain") {
     throw new ToolError(
@@ -74,36 +73,29 @@ export const createSnapshot = defineTool({
     description: z.string().optional(),
     vmstate: z.boolean().optional(),
     node: GuestNode,
-    wait: Wait,
-    timeout_s: TimeoutS(TIMEOUT_S),
+    ...TaskWait,
   },
   output: TaskOutcome,
   annotations: CREATES,
   privileges: [vm("VM.Snapshot"), vm("VM.Audit")],
   async run(a, ctx) {
     const g = await locate(ctx.pve, a.vmid, a.node);
-    const upid = await snapshots.createSnapshot(ctx.pve, g, {
-      name: a.name,
-      description: a.description,
-      vmstate: a.vmstate,
-    }).catch((e) => advise(g, e));
-    return ctx.task(upid, {
-      wait: a.wait,
-      timeoutS: a.timeout_s,
-      what: `snapshot ${label(g)} as '${a.name}'`,
-    }).catch((e) => advise(g, e));
+    return await startTask(
+      ctx,
+      () =>
+        snapshots.createSnapshot(ctx.pve, g, {
+          name: a.name,
+          description: a.description,
+          vmstate: a.vmstate,
+        }),
+      {
+        wait: a.wait,
+        timeoutS: a.timeout_s,
+        what: `snapshot ${label(g)} as '${a.name}'`,
+        advise: (e) => advise(g, e),
+      },
+    );
   },
-});
-
-const SnapshotEntry = z.object({
-  name: z.string(),
-  parent: z.string().optional(),
-  depth: z.number(),
-  time: z.string().optional(),
-  description: z.string().optional(),
-  vmstate: z.boolean().optional(),
-  current: z.boolean().optional(),
-  running: z.boolean().optional(),
 });
 
 export const listSnapshots = defineTool({
@@ -112,15 +104,27 @@ export const listSnapshots = defineTool({
   title: "List snapshots",
   description: "A guest's snapshots as a tree; marks current.",
   input: { vmid: Vmid, node: GuestNode, cursor: Cursor, limit: Limit },
-  output: z.object({
-    vmid: z.number(),
-    node: z.string(),
-    type: z.enum(["qemu", "lxc"]),
-    /** Snapshots on every page (the `current` entry not counted). */
-    total: z.number(),
-    snapshots: z.array(SnapshotEntry),
-    next_cursor: z.string().optional(),
-  }),
+  // `total` does not count the `current` entry.
+  output: pagedOutput(
+    "snapshots",
+    z.object({
+      name: z.string(),
+      parent: z.string().optional(),
+      depth: z.number(),
+      time: z.string().optional(),
+      description: z.string().optional(),
+      vmstate: z.boolean().optional(),
+      current: z.boolean().optional(),
+      running: z.boolean().optional(),
+    }),
+    {
+      head: {
+        vmid: z.number(),
+        node: z.string(),
+        type: z.enum(["qemu", "lxc"]),
+      },
+    },
+  ),
   annotations: READ_ONLY,
   privileges: [vm("VM.Audit")],
   async run({ vmid, node, cursor, limit }, { pve }) {
@@ -158,8 +162,7 @@ export const rollbackSnapshot = defineTool({
     name: SnapName,
     start: z.boolean().optional(),
     node: GuestNode,
-    wait: Wait,
-    timeout_s: TimeoutS(TIMEOUT_S),
+    ...TaskWait,
   },
   output: TaskOutcome.extend({
     guest_status: z.string().optional(),
@@ -169,14 +172,16 @@ export const rollbackSnapshot = defineTool({
   privileges: [vm(["VM.Snapshot", "VM.Snapshot.Rollback"]), vm("VM.Audit")],
   async run(a, ctx) {
     const g = await locate(ctx.pve, a.vmid, a.node);
-    const upid = await snapshots.rollbackSnapshot(ctx.pve, g, a.name, {
-      start: a.start,
-    }).catch((e) => advise(g, e, true));
-    const outcome = await ctx.task(upid, {
-      wait: a.wait,
-      timeoutS: a.timeout_s,
-      what: `roll back ${label(g)} to '${a.name}'`,
-    }).catch((e) => advise(g, e, true));
+    const outcome = await startTask(
+      ctx,
+      () => snapshots.rollbackSnapshot(ctx.pve, g, a.name, { start: a.start }),
+      {
+        wait: a.wait,
+        timeoutS: a.timeout_s,
+        what: `roll back ${label(g)} to '${a.name}'`,
+        advise: (e) => advise(g, e, true),
+      },
+    );
     if (outcome.status === "running") return outcome;
     // Step 2 reads the result; the rollback itself is done either way.
     let status: string;
@@ -188,7 +193,7 @@ export const rollbackSnapshot = defineTool({
         note: `Rolled back ${
           label(g)
         } to '${a.name}'; reading its status afterwards failed: ${
-          e instanceof Error ? e.message : String(e)
+          messageOf(e)
         }`,
       };
     }
@@ -215,20 +220,22 @@ export const deleteSnapshot = defineTool({
     vmid: Vmid,
     name: SnapName,
     node: GuestNode,
-    wait: Wait,
-    timeout_s: TimeoutS(TIMEOUT_S),
+    ...TaskWait,
   },
   output: TaskOutcome,
   annotations: DESTRUCTIVE,
   privileges: [vm("VM.Snapshot"), vm("VM.Audit")],
   async run(a, ctx) {
     const g = await locate(ctx.pve, a.vmid, a.node);
-    const upid = await snapshots.deleteSnapshot(ctx.pve, g, a.name)
-      .catch((e) => advise(g, e, true));
-    return ctx.task(upid, {
-      wait: a.wait,
-      timeoutS: a.timeout_s,
-      what: `delete snapshot '${a.name}' of ${label(g)}`,
-    }).catch((e) => advise(g, e, true));
+    return await startTask(
+      ctx,
+      () => snapshots.deleteSnapshot(ctx.pve, g, a.name),
+      {
+        wait: a.wait,
+        timeoutS: a.timeout_s,
+        what: `delete snapshot '${a.name}' of ${label(g)}`,
+        advise: (e) => advise(g, e, true),
+      },
+    );
   },
 });

@@ -12,17 +12,18 @@ import {
   across,
   Cursor,
   defineTool,
+  gib,
   Limit,
+  MIB,
   NodeName,
   page,
+  pagedOutput,
   READ_ONLY,
+  round,
   storage,
   StorageId,
+  UnreachableClusters,
 } from "./define.ts";
-
-const GIB = 1024 ** 3;
-const MIB = 1024 ** 2;
-const round1 = (n: number) => Math.round(n * 10) / 10;
 
 export const listStorage = defineTool({
   name: "proxmox_list_storage",
@@ -52,7 +53,6 @@ export const listStorage = defineTool({
   privileges: [storage(["Datastore.Audit", "Datastore.AllocateSpace"])],
   listing: true,
   async run({ node, content }, ctx) {
-    const gib = (b?: number) => (b === undefined ? undefined : round1(b / GIB));
     const { rows: storages, unreachable } = await across(ctx, async (pve) => {
       // Over several clusters a node filter picks the clusters that have it.
       const nodes = node && !ctx.clusters
@@ -71,7 +71,7 @@ export const listStorage = defineTool({
           used_gib: gib(s.used),
           avail_gib: gib(s.avail),
           used_pct: s.total
-            ? round1((100 * (s.used ?? 0)) / s.total)
+            ? round((100 * (s.used ?? 0)) / s.total)
             : undefined,
           active: s.active === 1,
           enabled: s.enabled === 1,
@@ -95,10 +95,9 @@ export const listContent = defineTool({
     cursor: Cursor,
     limit: Limit,
   },
-  output: z.object({
-    /** Volumes that match, on every page. */
-    total: z.number(),
-    items: z.array(z.object({
+  output: pagedOutput(
+    "items",
+    z.object({
       cluster: z.string().optional(),
       volid: z.string(),
       content: z.string(),
@@ -108,11 +107,9 @@ export const listContent = defineTool({
       vmid: z.number().optional(),
       time: z.string().optional(),
       notes: z.string().optional(),
-    })),
-    next_cursor: z.string().optional(),
-    unreachable: z.array(z.object({ cluster: z.string(), error: z.string() }))
-      .optional(),
-  }),
+    }),
+    { tail: { unreachable: UnreachableClusters } },
+  ),
   annotations: READ_ONLY,
   privileges: [storage(["Datastore.Audit", "Datastore.AllocateSpace"])],
   listing: true,
@@ -129,7 +126,7 @@ export const listContent = defineTool({
           volid: v.volid,
           content: v.content ?? "",
           format: v.format ?? "",
-          size_mib: round1((v.size ?? 0) / MIB),
+          size_mib: round((v.size ?? 0) / MIB),
           // The node matters for local storage: the volume exists only there.
           node: places[i].shared ? undefined : places[i].node,
           vmid: v.vmid,

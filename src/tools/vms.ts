@@ -61,44 +61,34 @@ import {
   defineTool,
   DESTRUCTIVE,
   DnsName,
+  GIB,
   GuestNode,
   IDEMPOTENT_CHANGE,
   IDEMPOTENT_DESTRUCTIVE,
   Limit,
+  messageOf,
+  MIB,
   newVm,
   NodeName,
   page,
   READ_ONLY,
+  round,
+  startTask,
   storage,
   StorageId,
   TagList,
   taskFollower,
   TaskOutcome,
-  TimeoutS,
+  TaskWait,
   type ToolContext,
   ToolError,
+  UnreachableClusters,
   vm,
   Vmid,
-  Wait,
 } from "./define.ts";
 
-/**
- * Default wait for every task tool: below common client request timeouts
- * (the SDK client's is 60 s). A longer task comes back `running` with its
- * UPID; timeout_s up to 3600 waits longer on request.
- */
-const WAIT_S = 45;
-
-const MIB = 1024 ** 2;
-const GIB = 1024 ** 3;
-const round = (n: number, d = 1): number => {
-  const f = 10 ** d;
-  return Math.round(n * f) / f;
-};
 const num = (v: unknown): number =>
   typeof v === "number" ? v : Number(v ?? 0) || 0;
-const messageOf = (e: unknown): string =>
-  e instanceof Error ? e.message : String(e ?? "");
 
 // ---------------------------------------------------------------- inventory
 
@@ -138,8 +128,7 @@ export const listVms = defineTool({
     by_status: z.record(z.string(), z.number()),
     by_type: z.record(z.string(), z.number()),
     next_cursor: z.string().optional(),
-    unreachable: z.array(z.object({ cluster: z.string(), error: z.string() }))
-      .optional(),
+    unreachable: UnreachableClusters,
   }),
   annotations: READ_ONLY,
   privileges: [vm("VM.Audit")],
@@ -381,17 +370,19 @@ async function powerTask(
 }
 
 /** Starts a task and follows it; PVE failures get explained. */
-async function follow(
+function follow(
   ctx: ToolContext,
   g: GuestRef,
   call: () => Promise<string>,
   opts: { wait: boolean; timeoutS: number; what: string; hint?: Hint },
 ): Promise<TaskOutcome> {
-  try {
-    return await ctx.task(await call(), opts);
-  } catch (e) {
-    explain(e, g, opts.hint);
-  }
+  const { wait, timeoutS, what, hint } = opts;
+  return startTask(ctx, call, {
+    wait,
+    timeoutS,
+    what,
+    advise: (e) => explain(e, g, hint),
+  });
 }
 
 export const startVm = defineTool({
@@ -402,8 +393,7 @@ export const startVm = defineTool({
   input: {
     vmid: Vmid,
     node: GuestNode,
-    wait: Wait,
-    timeout_s: TimeoutS(WAIT_S),
+    ...TaskWait,
   },
   output: GuestTask,
   annotations: IDEMPOTENT_CHANGE,
@@ -447,8 +437,7 @@ export const stopVm = defineTool({
     vmid: Vmid,
     node: GuestNode,
     force: z.boolean().default(false),
-    wait: Wait,
-    timeout_s: TimeoutS(WAIT_S),
+    ...TaskWait,
   },
   output: GuestTask,
   annotations: IDEMPOTENT_DESTRUCTIVE,
@@ -503,8 +492,7 @@ export const updateVm = defineTool({
     description: z.string().optional(),
     tags: TagList.optional(),
     restart: z.boolean().default(true),
-    wait: Wait,
-    timeout_s: TimeoutS(WAIT_S),
+    ...TaskWait,
   },
   output: z.object({
     ...Guest,
@@ -629,8 +617,7 @@ export const migrateVm = defineTool({
     vmid: Vmid,
     node: GuestNode,
     target: NodeName,
-    wait: Wait,
-    timeout_s: TimeoutS(WAIT_S),
+    ...TaskWait,
   },
   output: GuestTask.extend({ from: z.string(), mode: z.string() }),
   annotations: IDEMPOTENT_CHANGE,
@@ -685,8 +672,7 @@ export const deleteVm = defineTool({
   input: {
     vmid: Vmid,
     node: GuestNode,
-    wait: Wait,
-    timeout_s: TimeoutS(WAIT_S),
+    ...TaskWait,
   },
   output: GuestTask.extend({ name: z.string().optional() }),
   annotations: DESTRUCTIVE,
@@ -887,8 +873,7 @@ const Address = {
 };
 const StartAndWait = {
   start: z.boolean().optional(),
-  wait: Wait,
-  timeout_s: TimeoutS(WAIT_S),
+  ...TaskWait,
 };
 
 /** One timeout_s shared by every step of a call: seconds left, at least 1. */
