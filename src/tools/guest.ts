@@ -19,6 +19,7 @@ import {
   type ExecOutcome,
   FILE_WRITE_MAX_BYTES,
   FILE_WRITE_MAX_CHARS,
+  type FileContent,
   osInfo,
   readFile,
   runCommand,
@@ -152,6 +153,72 @@ const FollowPid = z.number().int().min(1).max(2 ** 31 - 1).optional().meta({
   advertise: false,
 });
 
+/**
+ * Runs argv in the VM through the agent (or follows `pid` from an earlier
+ * call), with progress while it waits: "<doing> in VM 100: running 3 s".
+ */
+function runInVm(
+  ctx: ToolContext,
+  g: GuestRef,
+  o: {
+    argv: string[];
+    stdin?: Uint8Array;
+    timeoutS: number;
+    pid?: number;
+    by: string;
+    doing: string;
+  },
+): Promise<ExecOutcome> {
+  return agent(
+    ctx,
+    g.vmid,
+    "exec",
+    () =>
+      runCommand(ctx.pve, g, o.argv, {
+        stdin: o.stdin,
+        timeoutS: o.timeoutS,
+        signal: ctx.signal,
+        pid: o.pid,
+        by: o.by,
+        // The progress value is the elapsed ms: it always grows.
+        onPoll: (ms) =>
+          ctx.progress(
+            `${o.doing} in VM ${g.vmid}: running ${Math.round(ms / 1000)} s`,
+            ms,
+          ),
+      }),
+    o.pid === undefined ? undefined : FORGOTTEN_PID,
+  );
+}
+
+/**
+ * Reads a file in the VM through the agent, at most `maxBytes` of it.
+ * `unreadable` replaces the error when the agent itself fails to read it.
+ */
+function readInVm(
+  ctx: ToolContext,
+  g: GuestRef,
+  o: {
+    path: string;
+    maxBytes: number;
+    by: string;
+    unreadable?: (e: PveError) => Error;
+  },
+): Promise<FileContent> {
+  return agent(
+    ctx,
+    g.vmid,
+    "file",
+    () =>
+      readFile(ctx.pve, g, o.path, o.maxBytes, { by: o.by }).catch((e) => {
+        if (o.unreadable && e instanceof PveError && e.kind === "agent") {
+          throw o.unreadable(e);
+        }
+        throw e;
+      }),
+  );
+}
+
 // ---------------------------------------------------------------------------
 // proxmox_execute_command
 
@@ -206,25 +273,14 @@ export const executeCommand = defineTool({
           : ["/bin/sh", "-c", command];
       }
     }
-    const o = await agent(
-      ctx,
-      vmid,
-      "exec",
-      () =>
-        runCommand(ctx.pve, g, argv, {
-          stdin: stdinBytes,
-          timeoutS: timeout_s,
-          signal: ctx.signal,
-          pid,
-          by: "proxmox_execute_command",
-          onPoll: (ms) =>
-            ctx.progress(
-              `Command in VM ${vmid}: running ${Math.round(ms / 1000)} s`,
-              ms,
-            ),
-        }),
-      pid === undefined ? undefined : FORGOTTEN_PID,
-    );
+    const o = await runInVm(ctx, g, {
+      argv,
+      stdin: stdinBytes,
+      timeoutS: timeout_s,
+      pid,
+      by: "proxmox_execute_command",
+      doing: "Command",
+    });
     const out = capText(o.stdout, max_output);
     const err = capText(o.stderr, max_output);
     return {
@@ -274,15 +330,11 @@ export const readFileVm = defineTool({
   privileges: [AGENT.read, vm("VM.Audit")],
   async run({ vmid, path, max_bytes }, ctx) {
     const g = await qemuGuest(ctx, vmid);
-    const r = await agent(
-      ctx,
-      vmid,
-      "file",
-      () =>
-        readFile(ctx.pve, g, path, max_bytes, {
-          by: "proxmox_read_file_vm",
-        }),
-    );
+    const r = await readInVm(ctx, g, {
+      path,
+      maxBytes: max_bytes,
+      by: "proxmox_read_file_vm",
+    });
     let text: string | undefined;
     try {
       text = new TextDecoder("utf-8", { fatal: true }).decode(r.bytes);
@@ -454,22 +506,15 @@ export const installSoftware = defineTool({
   privileges: [AGENT.exec, vm("VM.Audit")],
   async run({ vmid, software, timeout_s, pid }, ctx) {
     const g = await qemuGuest(ctx, vmid);
-    const r = await agent(
-      ctx,
-      vmid,
-      "file",
-      () =>
-        readFile(ctx.pve, g, "/etc/os-release", 65536, {
-          by: "proxmox_install_software",
-        }).catch((e) => {
-          if (e instanceof PveError && e.kind === "agent") {
-            throw new ToolError(
-              `Cannot read /etc/os-release in VM ${vmid} (${e.pveMessage}): proxmox_install_software supports Linux guests; use proxmox_execute_command`,
-            );
-          }
-          throw e;
-        }),
-    );
+    const r = await readInVm(ctx, g, {
+      path: "/etc/os-release",
+      maxBytes: 65536,
+      by: "proxmox_install_software",
+      unreadable: (e) =>
+        new ToolError(
+          `Cannot read /etc/os-release in VM ${vmid} (${e.pveMessage}): proxmox_install_software supports Linux guests; use proxmox_execute_command`,
+        ),
+    });
     const osText = new TextDecoder().decode(r.bytes);
     const osr = parseOsRelease(osText);
     const distro = shown(osr.PRETTY_NAME ?? osr.NAME ?? osr.ID ?? "unknown");
@@ -488,25 +533,13 @@ export const installSoftware = defineTool({
       `${what} in VM ${vmid} (${distro}) with ${recipe.manager}`,
       0,
     );
-    const o = await agent(
-      ctx,
-      vmid,
-      "exec",
-      () =>
-        runCommand(ctx.pve, g, ["/bin/sh", "-c", recipe.script], {
-          timeoutS: timeout_s,
-          signal: ctx.signal,
-          pid,
-          by: "proxmox_install_software",
-          // The progress value is the elapsed ms: it always grows.
-          onPoll: (ms) =>
-            ctx.progress(
-              `${what} in VM ${vmid}: running ${Math.round(ms / 1000)} s`,
-              ms,
-            ),
-        }),
-      pid === undefined ? undefined : FORGOTTEN_PID,
-    );
+    const o = await runInVm(ctx, g, {
+      argv: ["/bin/sh", "-c", recipe.script],
+      timeoutS: timeout_s,
+      pid,
+      by: "proxmox_install_software",
+      doing: what,
+    });
     const base = {
       vmid,
       software,
