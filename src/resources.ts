@@ -254,46 +254,54 @@ function contextCluster(
     : clusters.find((c) => c.name === named);
 }
 
-/** A completion's values; Proxmox's refusal as an error in its words. */
-async function completing(read: () => Promise<string[]>): Promise<string[]> {
-  try {
-    return await read();
-  } catch (e) {
-    throw e instanceof PveError
-      ? new ProtocolError(ProtocolErrorCode.InternalError, advised(e))
-      : e;
-  }
+/** A template variable's completion (as ResourceTemplate's `complete`). */
+type Completion = (
+  prefix: string,
+  context?: { arguments?: Record<string, string> },
+) => Promise<string[]>;
+
+/**
+ * Completes a variable from the cluster the context names (the first one
+ * when it names none): `values` reads the candidates for a prefix; Proxmox's
+ * refusal becomes an error in its words.
+ */
+function completion(
+  deps: ResourceDeps,
+  values: (pve: PveClient, prefix: string) => Promise<string[]>,
+): Completion {
+  return async (prefix, context) => {
+    const cluster = contextCluster(deps, context);
+    if (!cluster) return [];
+    try {
+      return await values(cluster.pve, prefix);
+    } catch (e) {
+      throw e instanceof PveError
+        ? new ProtocolError(ProtocolErrorCode.InternalError, advised(e))
+        : e;
+    }
+  };
 }
 
 /** VMIDs in scope that start with `prefix`, lowest first (MCP keeps 100). */
-async function completeVmid(
-  deps: ResourceDeps,
+async function vmidsStarting(
+  pve: PveClient,
   prefix: string,
-  context?: { arguments?: Record<string, string> },
 ): Promise<string[]> {
-  const cluster = contextCluster(deps, context);
-  if (!cluster || !/^\d{0,10}$/.test(prefix)) return [];
-  return await completing(async () =>
-    (await listGuests(cluster.pve))
-      .map((g) => Number(g.vmid))
-      .filter((id) => String(id).startsWith(prefix))
-      .sort((a, b) => a - b)
-      .map(String)
-  );
+  if (!/^\d{0,10}$/.test(prefix)) return [];
+  return (await listGuests(pve))
+    .map((g) => Number(g.vmid))
+    .filter((id) => String(id).startsWith(prefix))
+    .sort((a, b) => a - b)
+    .map(String);
 }
 
-/** Nodes in scope whose names start with `prefix`, sorted. */
-async function completeNode(
-  deps: ResourceDeps,
+/** Nodes in scope whose names start with `prefix`. */
+async function nodesStarting(
+  pve: PveClient,
   prefix: string,
-  context?: { arguments?: Record<string, string> },
 ): Promise<string[]> {
-  const cluster = contextCluster(deps, context);
-  if (!cluster) return [];
-  return await completing(async () =>
-    (await listNodes(cluster.pve)).map((n) => n.node)
-      .filter((n) => n.startsWith(prefix))
-  );
+  return (await listNodes(pve)).map((n) => n.node)
+    .filter((n) => n.startsWith(prefix));
 }
 
 /**
@@ -325,7 +333,7 @@ export function registerResources(
       list: undefined,
       complete: {
         cluster: clusterNames,
-        vmid: (value, context) => completeVmid(deps, value, context),
+        vmid: completion(deps, vmidsStarting),
       },
     }),
     {
@@ -384,7 +392,7 @@ export function registerResources(
       list: undefined,
       complete: {
         cluster: clusterNames,
-        node: (value, context) => completeNode(deps, value, context),
+        node: completion(deps, nodesStarting),
       },
     }),
     {
