@@ -790,21 +790,34 @@ function stepper(ctx: ToolContext, total: number) {
 
 type Chain = ReturnType<typeof stepper>;
 
-/** Waits for a new guest's addresses, with progress while it polls. */
-function addresses(
+/**
+ * The last steps of a create call: start the new guest, then wait for its
+ * addresses (with progress while it polls). No addresses while the start
+ * task still runs (`started.status` is `running`).
+ */
+async function startAndAddresses(
   ctx: ToolContext,
   chain: Chain,
-  g: GuestRef,
-  deadline: number,
-): Promise<{ ips?: string[]; why?: string }> {
+  o: { guest: GuestRef; wait: boolean; timeoutS: number; deadline: number },
+): Promise<{ started: TaskOutcome; ips?: string[]; why?: string }> {
+  const g = o.guest;
+  const started = await chain.run(
+    "start",
+    `start ${g.type === "lxc" ? "CT" : "VM"} ${g.vmid}`,
+    () => start(ctx.pve, g),
+    { wait: o.wait, timeoutS: o.timeoutS },
+  );
+  if (started.status === "running") return { started };
+  await chain.begin("addresses");
   // A dry run started nothing: no address to wait for.
-  if (ctx.dryRun) return Promise.resolve({ why: "dry run" });
-  return waitForAddresses(ctx.pve, g, {
-    deadline,
+  if (ctx.dryRun) return { started, why: "dry run" };
+  const ips = await waitForAddresses(ctx.pve, g, {
+    deadline: o.deadline,
     signal: ctx.signal,
     onPoll: (polls) =>
       chain.tick(`waiting for an address (${polls})`, polls / (polls + 10)),
   });
+  return { started, ...ips };
 }
 
 /**
@@ -1035,20 +1048,18 @@ export const createVmFromTemplate = defineTool({
       }
 
       // 4. Start, then 5. wait for the agent to report addresses.
-      out = await chain.run(
-        "start",
-        `start VM ${newid}`,
-        () => start(pve, vm),
-        { wait: a.wait, timeoutS: left() },
-      );
-      if (out.status === "running") {
+      const ips = await startAndAddresses(ctx, chain, {
+        guest: vm,
+        wait: a.wait,
+        timeoutS: left(),
+        deadline,
+      });
+      if (ips.started.status === "running") {
         return result({ ...base, state: "starting" }, {
           disk,
-          note: out.note ?? "Start still running: no addresses yet",
+          note: ips.started.note ?? "Start still running: no addresses yet",
         });
       }
-      await chain.begin("addresses");
-      const ips = await addresses(ctx, chain, vm, deadline);
       return result({ ...base, state: "running" }, {
         disk,
         ips: ips.ips,
@@ -1135,7 +1146,7 @@ export const createLxc = defineTool({
     });
 
     // 1. Create. PVE removes a container whose create task fails.
-    let out = await chain.run(
+    const out = await chain.run(
       "create",
       `create ${named(ct)}`,
       () =>
@@ -1171,17 +1182,15 @@ export const createLxc = defineTool({
     }
     if (!a.start) return result("stopped");
     try {
-      out = await chain.run(
-        "start",
-        `start CT ${vmid}`,
-        () => start(pve, ct),
-        { wait: a.wait, timeoutS: left() },
-      );
-      if (out.status === "running") {
-        return result("starting", { note: out.note });
+      const ips = await startAndAddresses(ctx, chain, {
+        guest: ct,
+        wait: a.wait,
+        timeoutS: left(),
+        deadline,
+      });
+      if (ips.started.status === "running") {
+        return result("starting", { note: ips.started.note });
       }
-      await chain.begin("addresses");
-      const ips = await addresses(ctx, chain, ct, deadline);
       return result("running", {
         ips: ips.ips,
         note: ips.why && `No IPs yet: ${ips.why}`,
