@@ -15,6 +15,7 @@
  * client only as a frozen `-32602 Invalid or expired requestState`; here a
  * tool says what went wrong (another replica's key, tampering, expiry).
  */
+import { decodeBase64Url, encodeBase64Url } from "../base64url.ts";
 
 /** What a server seals with: derived from MCP_STATE_SECRET, or random. */
 export interface StateKeys {
@@ -31,7 +32,7 @@ export type Refusal = "malformed" | "key" | "tampered" | "expired";
 export type Opened<T> = { ok: true; value: T } | { ok: false; why: Refusal };
 
 /** Largest state accepted back (a sealed lockdown hold fits well within). */
-export const STATE_MAX_CHARS = 3 * 1024 * 1024;
+const STATE_MAX_CHARS = 3 * 1024 * 1024;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -77,7 +78,7 @@ async function derive(secret: string | undefined): Promise<StateKeys> {
   ]);
   return {
     cipher,
-    id: b64url(new Uint8Array(idBits)),
+    id: encodeBase64Url(new Uint8Array(idBits)),
     shared: secret !== undefined,
   };
 }
@@ -106,7 +107,7 @@ export async function callDigest(
     "SHA-256",
     encoder.encode(`${tool}\0${canonical(args)}`),
   );
-  return b64url(new Uint8Array(hash));
+  return encodeBase64Url(new Uint8Array(hash));
 }
 
 /**
@@ -128,7 +129,9 @@ export async function seal(
     k.cipher,
     plain,
   );
-  return `v1.${k.id}.${b64url(iv)}.${b64url(new Uint8Array(sealed))}`;
+  return `v1.${k.id}.${encodeBase64Url(iv)}.${
+    encodeBase64Url(new Uint8Array(sealed))
+  }`;
 }
 
 /**
@@ -153,11 +156,11 @@ export async function open<T>(
     plain = await crypto.subtle.decrypt(
       {
         name: "AES-GCM",
-        iv: unb64url(parts[2]),
+        iv: decodeBase64Url(parts[2]),
         additionalData: encoder.encode(purpose),
       },
       k.cipher,
-      unb64url(parts[3]),
+      decodeBase64Url(parts[3]),
     );
   } catch {
     return { ok: false, why: "tampered" };
@@ -179,23 +182,4 @@ export function refusalText(why: Refusal): string {
     default:
       return "it is not state this server issued";
   }
-}
-
-function b64url(bytes: Uint8Array): string {
-  let s = "";
-  for (let i = 0; i < bytes.length; i += 0x8000) {
-    s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  }
-  return btoa(s).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-}
-
-function unb64url(text: string): Uint8Array<ArrayBuffer> {
-  if (!/^[A-Za-z0-9_-]*$/.test(text)) return new Uint8Array(0);
-  const bin = atob(
-    text.replace(/-/g, "+").replace(/_/g, "/") +
-      "=".repeat((4 - text.length % 4) % 4),
-  );
-  const out = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-  return out;
 }

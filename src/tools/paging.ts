@@ -16,6 +16,7 @@
  * the key (and the version). Anything else is refused with a clear error.
  */
 import { z } from "zod";
+import { decodeBase64Url, encodeBase64Url } from "../base64url.ts";
 import { ToolError } from "../proxmox/errors.ts";
 
 /** What a default answer holds at most: bytes of its JSON text. */
@@ -155,24 +156,8 @@ export function compareKeys(
   return 0;
 }
 
-function b64url(text: string): string {
-  let bin = "";
-  for (const b of encoder.encode(text)) bin += String.fromCharCode(b);
-  return btoa(bin).replaceAll("+", "-").replaceAll("/", "_").replace(
-    /=+$/,
-    "",
-  );
-}
-
-function fromB64url(text: string): string {
-  const bin = atob(text.replaceAll("-", "+").replaceAll("_", "/"));
-  return new TextDecoder("utf-8", { fatal: true }).decode(
-    Uint8Array.from(bin, (c) => c.charCodeAt(0)),
-  );
-}
-
 function encodeCursor(c: CursorData): string {
-  return b64url(JSON.stringify(c));
+  return encodeBase64Url(encoder.encode(JSON.stringify(c)));
 }
 
 /** The cursor's data, checked strictly; a ToolError says what is wrong. */
@@ -186,7 +171,11 @@ function decodeCursor<R>(cursor: string, o: PageOptions<R>): CursorData {
   }
   let data: unknown;
   try {
-    data = JSON.parse(fromB64url(cursor));
+    data = JSON.parse(
+      new TextDecoder("utf-8", { fatal: true }).decode(
+        decodeBase64Url(cursor),
+      ),
+    );
   } catch {
     throw invalid("not base64url JSON");
   }
