@@ -484,7 +484,7 @@ function parseFlags(args: string[]): Flags {
 }
 
 /** True for addresses that only this machine can reach. */
-export function isLoopback(host: string): boolean {
+function isLoopback(host: string): boolean {
   const h = host.replace(/^\[|\]$/g, "");
   return h === "localhost" || h === "::1" || /^127(\.\d{1,3}){3}$/.test(h);
 }
@@ -682,7 +682,7 @@ const CLUSTER_ENV = [
 ] as const;
 
 /** A cluster's name: short, lower case, safe in messages, logs and enums. */
-export const CLUSTER_NAME = /^[a-z][a-z0-9_-]{0,31}$/;
+const CLUSTER_NAME = /^[a-z][a-z0-9_-]{0,31}$/;
 
 /**
  * Environment variables a PROXMOX_CONFIG secret may name: the ones the

@@ -54,13 +54,13 @@ export const RESOURCE_CAPABILITIES = {
   completions: {},
 } as const;
 
-export const SUMMARY_URI = "proxmox://cluster";
-export const GUEST_CONFIG_URI = "proxmox://{cluster}/guests/{vmid}/config";
-export const TASK_LOG_URI = "proxmox://{cluster}/tasks/{upid}/log";
-export const NODE_STATUS_URI = "proxmox://{cluster}/nodes/{node}/status";
+const SUMMARY_URI = "proxmox://cluster";
+const GUEST_CONFIG_URI = "proxmox://{cluster}/guests/{vmid}/config";
+const TASK_LOG_URI = "proxmox://{cluster}/tasks/{upid}/log";
+const NODE_STATUS_URI = "proxmox://{cluster}/nodes/{node}/status";
 
 /** Log lines a task log resource holds: its last ones. */
-export const TASK_LOG_LINES = 200;
+const TASK_LOG_LINES = 200;
 
 /** The config keys that hold text anyone with access to the guest can edit. */
 const EDITABLE_CONFIG = ["description", "name", "hostname"];

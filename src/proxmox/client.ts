@@ -52,7 +52,7 @@ export class DryRunComplete extends Error {
 }
 
 /** A UPID that names a dry run: never sent, never followed. */
-export const DRY_RUN_UPID_TASK = "dryrun";
+const DRY_RUN_UPID_TASK = "dryrun";
 
 /** What a write answers in a dry run: a stand-in UPID, or {pid} for exec. */
 function standIn(path: string): unknown {
@@ -863,7 +863,7 @@ function checkedAgent(
  * The SHA-256 fingerprint of the certificate a TLS server presents (nothing
  * is sent); for hints after a failed verification.
  */
-export async function peerFingerprint(
+async function peerFingerprint(
   baseUrl: string,
   timeoutMs = 3000,
 ): Promise<string | undefined> {

@@ -39,7 +39,7 @@ export type PveErrorKind =
  * PVE's wording → kind, first match wins. Status 0 (no answer) is classified
  * by whoever makes the error (PveClient), never from text.
  */
-export const ERROR_KINDS: readonly {
+const ERROR_KINDS: readonly {
   kind: PveErrorKind;
   status?: readonly number[];
   re?: RegExp;
@@ -77,7 +77,7 @@ export const ERROR_KINDS: readonly {
  * (/vms/105, VM.PowerMgmt)`; several privileges (`A|B`) mean any one of them.
  * Undefined for a bare `Permission check failed`.
  */
-export function parseDenied(
+function parseDenied(
   message: string,
 ): { path: string; privs: string[] } | undefined {
   const m = /Permission check failed \(([^,()]+), ([^()]+)\)/.exec(message);
@@ -86,7 +86,7 @@ export function parseDenied(
 }
 
 /** "missing VM.PowerMgmt on /vms/105" for a parsed 403. */
-export function missingText(d: { path: string; privs: string[] }): string {
+function missingText(d: { path: string; privs: string[] }): string {
   return `missing ${
     d.privs.length > 1 ? `one of ${d.privs.join(", ")}` : d.privs[0]
   } on ${d.path}`;

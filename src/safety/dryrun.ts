@@ -31,7 +31,7 @@ export type DryRunResult = z.infer<typeof DryRunResult>;
  * (passwords, keys, file contents, stdin) and known secret values masked, a
  * guest command masked as the DEBUG log masks it; undefined ones left out.
  */
-export function maskParams(
+function maskParams(
   params: Params | undefined,
 ): Record<string, unknown> | undefined {
   if (!params) return undefined;
@@ -47,7 +47,7 @@ export function maskParams(
 }
 
 /** The planned writes of a dry-run call, masked. */
-export function plannedRequests(record: CallRecord): PlannedRequest[] {
+function plannedRequests(record: CallRecord): PlannedRequest[] {
   return record.writes.map(({ method, path, params }) => {
     const masked = maskParams(params);
     return masked ? { method, path, params: masked } : { method, path };

@@ -67,7 +67,7 @@ export async function guardChange(
  * Refuses a guest that is read-only to this server: PVE's `protection` flag
  * or the MCP_PROTECTED_TAG tag, from its current configuration.
  */
-export async function checkUnprotected(
+async function checkUnprotected(
   pve: PveClient,
   g: GuestRef,
   entry?: Record<string, unknown>,

@@ -79,7 +79,7 @@ export const AGENT: {
 };
 
 /** The privileges that apply on a release ("8.4", "9.1", "unknown"). */
-export function privsOn(p: Privilege, release: string): readonly string[] {
+function privsOn(p: Privilege, release: string): readonly string[] {
   return p.pve8 && /^[1-8]\./.test(release) ? p.pve8 : p.privs;
 }
 
@@ -244,7 +244,7 @@ const settled = new WeakMap<object, Known>();
  * /access/permissions, the first call logs in) and kept; a failed read is
  * not kept, so the next caller tries again.
  */
-export function knownPermissions(pve: PveClient): Promise<Known> {
+function knownPermissions(pve: PveClient): Promise<Known> {
   let p = known.get(pve);
   if (!p) {
     p = Promise.all([effectivePermissions(pve), release(pve)]).then(
@@ -263,12 +263,12 @@ export function knownPermissions(pve: PveClient): Promise<Known> {
 }
 
 /** The permissions if already read, without waiting. */
-export function peekPermissions(pve: PveClient): Known | undefined {
+function peekPermissions(pve: PveClient): Known | undefined {
   return settled.get(pve);
 }
 
 /** Whether a tool can run anywhere under what is known (true when unknown). */
-export function permitted(
+function permitted(
   tool: { privileges?: readonly Privilege[] },
   k: Known | undefined,
 ): boolean {
@@ -284,7 +284,7 @@ export interface Hideable {
 const log = logger("privileges");
 
 /** Waits between reads of the permissions while they fail (the last repeats). */
-export const RETRY_MS: readonly number[] = [
+const RETRY_MS: readonly number[] = [
   1_000,
   2_000,
   5_000,

@@ -15,7 +15,7 @@ import type { Config } from "../config.ts";
 import { ToolError } from "../proxmox/errors.ts";
 
 /** The tag that makes a guest read-only to this server by default. */
-export const DEFAULT_PROTECTED_TAG = "mcp-protected";
+const DEFAULT_PROTECTED_TAG = "mcp-protected";
 
 /** Inclusive VMID ranges, sorted and merged. */
 export type VmidRanges = readonly (readonly [number, number])[];

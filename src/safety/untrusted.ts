@@ -146,7 +146,7 @@ function bounded(
 }
 
 /** A copy of a result with its guest output withheld. */
-export function withhold(
+function withhold(
   tool: string,
   result: Record<string, unknown>,
   why: string,

@@ -110,10 +110,6 @@ export function bool(req: SimRequest, name: string): boolean | undefined {
   });
 }
 
-export function vmidOf(req: SimRequest): number {
-  return int(req, "vmid")!;
-}
-
 export const TOTAL: unique symbol = Symbol("total");
 
 /** A handler's answer with PVE's top-level `total` beside `data`. */

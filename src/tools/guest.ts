@@ -119,7 +119,7 @@ async function agent<T>(
 const encoder = new TextEncoder();
 
 /** Keeps head and tail of a long text; says how much was left out. */
-export function capText(
+function capText(
   text: string,
   max: number,
 ): { text: string; truncated: boolean } {
@@ -573,10 +573,3 @@ export const installSoftware = defineTool({
     return { ...base, status: "ok" as const, exitcode: 0, output_tail: output };
   },
 });
-
-export const GUEST_TOOLS = [
-  executeCommand,
-  readFileVm,
-  writeFileVm,
-  installSoftware,
-];

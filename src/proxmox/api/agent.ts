@@ -26,7 +26,7 @@ export const FILE_WRITE_MAX_BYTES = FILE_WRITE_MAX_CHARS / 4 * 3;
 /** PVE's `input-data` limit for agent/exec. */
 export const STDIN_MAX_BYTES = 65536;
 /** PVE's limit for one agent/file-read. */
-export const FILE_READ_MAX_BYTES = 16 * 1024 * 1024;
+const FILE_READ_MAX_BYTES = 16 * 1024 * 1024;
 
 /**
  * The privilege an agent call needs on this cluster's release, for advice on
@@ -320,7 +320,7 @@ export async function exec(
 }
 
 /** `GET agent/exec-status`; the output once the process has exited. */
-export async function execStatus(
+async function execStatus(
   pve: PveClient,
   g: GuestRef,
   pid: number,

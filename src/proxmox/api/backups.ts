@@ -39,7 +39,7 @@ export function archiveInfo(
 }
 
 /** The volid of the archive a vzdump task made, from its log. */
-export function archiveFromLog(
+function archiveFromLog(
   lines: string[],
   storage: string,
 ): string | undefined {

@@ -226,7 +226,7 @@ interface AgentIface {
  * The addresses a running guest reports now: the QEMU guest agent's
  * `network-get-interfaces`, or LXC's `interfaces`.
  */
-export async function readAddresses(
+async function readAddresses(
   pve: PveClient,
   g: GuestRef,
 ): Promise<string[]> {

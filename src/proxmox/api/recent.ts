@@ -19,7 +19,7 @@ export interface RecentTask {
 }
 
 /** The guest a write path acts on: `/nodes/{node}/{qemu|lxc}/{vmid}/…`. */
-export function guestOfPath(
+function guestOfPath(
   path: string,
 ): { node: string; vmid: number } | undefined {
   const m = /^\/nodes\/([^/]+)\/(?:qemu|lxc)\/(\d+)(?:\/|$)/.exec(path);
@@ -31,7 +31,7 @@ export function guestOfPath(
  * seconds), newest first: running and finished ones (`source=all`; PVE's
  * default lists finished tasks only).
  */
-export async function recentGuestTasks(
+async function recentGuestTasks(
   pve: PveClient,
   node: string,
   vmid: number,

@@ -41,7 +41,7 @@ const RESERVED = {
 } as const;
 
 /** Checks a new snapshot's name as PVE does (format, reserved names). */
-export function checkNewSnapname(g: GuestRef, name: string): void {
+function checkNewSnapname(g: GuestRef, name: string): void {
   seg.snapname(name);
   const reserved: readonly string[] = RESERVED[g.type];
   if (reserved.includes(name.toLowerCase())) {
@@ -130,7 +130,7 @@ export function deleteSnapshot(
  * Orders snapshots as a tree (parents first, siblings by time) with the
  * `current` pseudo-entry as the last child of the snapshot it is based on.
  */
-export function snapshotTree(list: PveSnapshot[]): SnapshotEntry[] {
+function snapshotTree(list: PveSnapshot[]): SnapshotEntry[] {
   const real = list.filter((s) => s.name !== "current");
   const cur = list.find((s) => s.name === "current");
   const names = new Set(real.map((s) => s.name));
