@@ -72,7 +72,7 @@ export const INSTRUCTIONS =
  * With several clusters: the instructions, and one sentence on `cluster`
  * (with one, they are INSTRUCTIONS as they were).
  */
-export function instructionsFor(
+function instructionsFor(
   deps: Pick<ServerDeps, "pve" | "clusters">,
 ): string {
   const clusters = clustersOf(deps);
@@ -224,7 +224,7 @@ function clusterOf(
 }
 
 /** The error when a call (or a resource) that needs `cluster` names none. */
-export function missingCluster(
+function missingCluster(
   what: string,
   names: readonly string[],
 ): string {
@@ -234,7 +234,7 @@ export function missingCluster(
 }
 
 /** The error for a cluster no configuration names. */
-export function unknownCluster(
+function unknownCluster(
   name: unknown,
   names: readonly string[],
 ): string {
@@ -280,7 +280,8 @@ async function runCall(
   };
   const toolCtx: ToolContext = {
     pve,
-    ...(at.covers ? { clusters: at.covers } : {}),
+    // Every cluster a listing covers, or the one the call named.
+    ...(at.covers ? { clusters: at.covers } : named ? { cluster: named } : {}),
     config,
     signal: ctx.mcpReq.signal,
     progress,

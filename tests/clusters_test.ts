@@ -367,6 +367,61 @@ Deno.test("two clusters: list_vms, list_nodes, list_storage, list_content and li
   assert.equal(lab.total, b.cluster.guests.size);
 });
 
+Deno.test("a cursor is bound to its cluster: one from cluster home given with cluster lab, or one over every cluster given with a named one, is refused as made with other arguments", async () => {
+  await using a = await startSim({ pbs: true });
+  await using b = await startSim({ pbs: true });
+  await using f = await configFile({
+    clusters: { home: entry(a), lab: entry(b) },
+  });
+  await using s = await connect({ env: { PROXMOX_CONFIG: f.path } });
+  const other = /was made with other arguments/;
+  for (
+    const [tool, args] of [
+      ["proxmox_list_vms", {}],
+      ["proxmox_list_content", { storage: "local", content: "iso" }],
+      ["proxmox_list_backups", {}],
+    ] as const
+  ) {
+    const home = await callOk(s.client, tool, {
+      ...args,
+      cluster: "home",
+      limit: 1,
+    });
+    assert.ok(home.next_cursor, `${tool}: a second page on home`);
+    // The same cursor on its own cluster goes on.
+    await callOk(s.client, tool, {
+      ...args,
+      cluster: "home",
+      cursor: home.next_cursor,
+    });
+    const onLab = await call(s.client, tool, {
+      ...args,
+      cluster: "lab",
+      cursor: home.next_cursor,
+    });
+    assert.equal(onLab.isError, true, `${tool}: ${onLab.text}`);
+    assert.match(onLab.text, other);
+    const all = await callOk(s.client, tool, { ...args, limit: 1 });
+    assert.ok(all.next_cursor, `${tool}: a second page over both`);
+    for (const cluster of ["home", "lab"]) {
+      const named = await call(s.client, tool, {
+        ...args,
+        cluster,
+        cursor: all.next_cursor,
+      });
+      assert.equal(named.isError, true, `${tool}: ${named.text}`);
+      assert.match(named.text, other);
+    }
+    // A named cluster's cursor over every cluster: refused alike.
+    const both = await call(s.client, tool, {
+      ...args,
+      cursor: home.next_cursor,
+    });
+    assert.equal(both.isError, true, `${tool}: ${both.text}`);
+    assert.match(both.text, other);
+  }
+});
+
 Deno.test("a cluster that is down or failing is named in unreachable; the other cluster's rows are still there", async () => {
   await using a = await startSim();
   await using b = await startSim();

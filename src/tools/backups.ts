@@ -190,6 +190,7 @@ export const listBackups = defineTool({
       ],
       key: (b) => [b.time ?? "", b.cluster ?? "", b.volid, b.node ?? ""],
       filter,
+      at: ctx,
       cursor,
       limit,
       envelope: unreachable.length ? { unreachable } : {},

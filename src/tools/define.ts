@@ -43,6 +43,11 @@ export interface ToolContext {
    * names none: the listing covers each of them (see across()).
    */
   clusters?: readonly Cluster[];
+  /**
+   * Set only when two or more clusters are configured and the call names
+   * one: its name (a listing's cursor is bound to it, see paging.ts).
+   */
+  cluster?: string;
   config: Config;
   signal: AbortSignal;
   /** Sends an MCP progress notification when the client asked for them. */
@@ -278,7 +283,7 @@ export const TaskOutcome = z.object({
 export type TaskOutcome = z.infer<typeof TaskOutcome>;
 
 /** Turns a finished or timed-out task into an outcome, or a ToolError. */
-export function outcomeOf(r: TaskResult, what: string): TaskOutcome {
+function outcomeOf(r: TaskResult, what: string): TaskOutcome {
   if (r.status === "error") {
     throw new ToolError(
       `Task failed: ${what}: ${r.exitstatus ?? "unknown error"}`,
@@ -378,7 +383,7 @@ const DROPPED_KEYWORDS = new Set([
 ]);
 
 /** The JSON Schema a model sees, kept small (see DROPPED_KEYWORDS). */
-export function compactJsonSchema(
+function compactJsonSchema(
   schema: Record<string, unknown>,
 ): Record<string, unknown> {
   const out: Record<string, unknown> = {};

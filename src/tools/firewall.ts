@@ -112,7 +112,8 @@ export const listFirewallRules = defineTool({
   }),
   annotations: READ_ONLY,
   privileges: [vm("VM.Audit")],
-  async run({ vmid, cursor, limit }, { pve }) {
+  async run({ vmid, cursor, limit }, ctx) {
+    const { pve } = ctx;
     const g = await locate(pve, vmid);
     const [{ rules, digest }, options] = await Promise.all([
       listRules(pve, g),
@@ -131,6 +132,7 @@ export const listFirewallRules = defineTool({
       order: [{ type: "number" }],
       key: (r) => [r.pos],
       filter: { vmid },
+      at: ctx,
       cursor,
       limit,
       envelope: head,
@@ -410,5 +412,3 @@ async function nicWarning(
   }
   return undefined;
 }
-
-export const FIREWALL_TOOLS = [listFirewallRules, addFirewallRule];

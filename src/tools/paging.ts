@@ -12,21 +12,22 @@
  * cursor also carries a version of the whole list, and a changed list is
  * refused instead of being paged with repeats or gaps.
  *
- * A cursor is base64url JSON: the tool, a fingerprint of the call's filters,
- * the key (and the version). Anything else is refused with a clear error.
+ * A cursor is base64url JSON: the tool, a fingerprint of the call's filters
+ * and of the cluster(s) it listed, the key (and the version). Anything else
+ * is refused with a clear error.
  */
 import { z } from "zod";
 import { decodeBase64Url, encodeBase64Url } from "../base64url.ts";
 import { ToolError } from "../proxmox/errors.ts";
 
 /** What a default answer holds at most: bytes of its JSON text. */
-export const ANSWER_BYTES = 16 * 1024;
+const ANSWER_BYTES = 16 * 1024;
 /** What an answer with an explicit `limit` holds at most. */
-export const LIMIT_ANSWER_BYTES = 64 * 1024;
+const LIMIT_ANSWER_BYTES = 64 * 1024;
 /** Rows in a default answer, at most (small rows stop here before the bytes). */
-export const DEFAULT_ROWS = 500;
+const DEFAULT_ROWS = 500;
 /** The largest `limit`. */
-export const MAX_LIMIT = 1000;
+const MAX_LIMIT = 1000;
 /**
  * Bytes kept free for what the server adds to an answer after the tool
  * (`untrusted`, naming the fields that hold untrusted text).
@@ -92,6 +93,12 @@ export interface PageOptions<R> {
   key: (row: R) => Key;
   /** The arguments that chose the rows: a cursor is valid with these only. */
   filter: Record<string, unknown>;
+  /**
+   * The call's tool context: the cluster it named, or the clusters it
+   * covers (src/server.ts strips `cluster` from the arguments). A cursor is
+   * valid on the same cluster(s) only.
+   */
+  at: PagingContext;
   cursor?: string;
   limit?: number;
   /** The rest of the answer, measured with the rows (default {}). */
@@ -102,6 +109,12 @@ export interface PageOptions<R> {
    * version is refused.
    */
   version?: unknown;
+}
+
+/** What paging reads of a ToolContext: which cluster(s) a call lists. */
+export interface PagingContext {
+  cluster?: string;
+  clusters?: readonly { name: string }[];
 }
 
 export interface Page<R> {
@@ -132,17 +145,25 @@ function hash(text: string): string {
   return h.toString(36);
 }
 
-/** The filters' canonical form, hashed: a cursor stays with its filters. */
-function fingerprint(filter: Record<string, unknown>): string {
-  return hash(JSON.stringify(
-    Object.keys(filter).sort().filter((k) => filter[k] !== undefined).map((
-      k,
-    ) => [k, filter[k]]),
-  ));
+/**
+ * The filters' canonical form, with the cluster the call named or the
+ * clusters it covers, hashed: a cursor stays with its filters and clusters.
+ */
+function fingerprint(
+  filter: Record<string, unknown>,
+  at: PagingContext,
+): string {
+  const pairs: unknown[] = Object.keys(filter).sort().filter((k) =>
+    filter[k] !== undefined
+  ).map((k) => [k, filter[k]]);
+  // Not an argument name (the server takes `cluster` out of them).
+  const cluster = at.cluster ?? at.clusters?.map((c) => c.name);
+  if (cluster !== undefined) pairs.push([" cluster", cluster]);
+  return hash(JSON.stringify(pairs));
 }
 
 /** Orders two keys by the listing's order. */
-export function compareKeys(
+function compareKeys(
   a: Key,
   b: Key,
   order: readonly KeyPart[],
@@ -194,6 +215,13 @@ function decodeCursor<R>(cursor: string, o: PageOptions<R>): CursorData {
       `This cursor is from proxmox_${c.t}, not ${o.tool}: pass it to the tool that returned it, or leave cursor out to start from the first page`,
     );
   }
+  // Before the key: a cursor of another cluster (or of every cluster) has a
+  // key of another shape.
+  if (c.f !== fingerprint(o.filter, o.at)) {
+    throw new ToolError(
+      `This cursor of ${o.tool} was made with other arguments: repeat the first page's arguments with it (only limit may change), or leave cursor out to start over`,
+    );
+  }
   if (
     !Array.isArray(c.k) || c.k.length !== o.order.length ||
     !c.k.every((v, i) =>
@@ -203,11 +231,6 @@ function decodeCursor<R>(cursor: string, o: PageOptions<R>): CursorData {
     )
   ) throw invalid("bad key");
   if (c.v !== undefined && typeof c.v !== "string") throw invalid("bad fields");
-  if (c.f !== fingerprint(o.filter)) {
-    throw new ToolError(
-      `This cursor of ${o.tool} was made with other arguments: repeat the first page's arguments with it (only limit may change), or leave cursor out to start over`,
-    );
-  }
   return c as unknown as CursorData;
 }
 
@@ -219,7 +242,7 @@ function decodeCursor<R>(cursor: string, o: PageOptions<R>): CursorData {
  */
 export function page<R>(all: readonly R[], o: PageOptions<R>): Page<R> {
   const tag = o.tool.replace(/^proxmox_/, "");
-  const f = fingerprint(o.filter);
+  const f = fingerprint(o.filter, o.at);
   const keyed = all.map((row) => ({ row, key: o.key(row) }));
   keyed.sort((a, b) => compareKeys(a.key, b.key, o.order));
   const v = o.version === undefined

@@ -127,7 +127,8 @@ export const listSnapshots = defineTool({
   ),
   annotations: READ_ONLY,
   privileges: [vm("VM.Audit")],
-  async run({ vmid, node, cursor, limit }, { pve }) {
+  async run({ vmid, node, cursor, limit }, ctx) {
+    const { pve } = ctx;
     const g = await locate(pve, vmid, node);
     const list = await snapshots.listSnapshots(pve, g);
     const head = { vmid, node: g.node, type: g.type };
@@ -138,6 +139,7 @@ export const listSnapshots = defineTool({
       order: [{ type: "number" }],
       key: ({ i }) => [i],
       filter: { vmid },
+      at: ctx,
       cursor,
       limit,
       envelope: head,

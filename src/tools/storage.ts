@@ -141,6 +141,7 @@ export const listContent = defineTool({
       order: [{ type: "string" }, { type: "string" }, { type: "string" }],
       key: (v) => [v.cluster ?? "", v.volid, v.node ?? ""],
       filter,
+      at: ctx,
       cursor,
       limit,
       envelope: unreachable ? { unreachable } : {},

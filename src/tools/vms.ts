@@ -92,7 +92,7 @@ const num = (v: unknown): number =>
 
 // ---------------------------------------------------------------- inventory
 
-export const LIST_COLUMNS = [
+const LIST_COLUMNS = [
   "vmid",
   "name",
   "node",
@@ -186,6 +186,7 @@ export const listVms = defineTool({
         : [{ type: "number" }],
       key: (row) => many ? [row[0], row[1]] : [row[0]],
       filter,
+      at: ctx,
       cursor,
       limit,
       envelope,
