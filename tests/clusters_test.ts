@@ -422,6 +422,47 @@ Deno.test("a cursor is bound to its cluster: one from cluster home given with cl
   }
 });
 
+Deno.test("list_backups and list_content over two clusters with a storage or node one of them lacks: its rows from the other, and no cluster named unreachable; naming that cluster, the missing storage is an error", async () => {
+  await using a = await startSim({ pbs: true });
+  await using b = await startSim();
+  await using f = await configFile({
+    clusters: { home: entry(a), lab: entry(b, { allowedNodes: "pve2,pve3" }) },
+  });
+  await using s = await connect({ env: { PROXMOX_CONFIG: f.path } });
+  const onPbs =
+    [...a.cluster.volumes.values()].filter((v) => v.storage === "pbs").length;
+  assert.ok(onPbs >= 2, "the seeded PBS backups");
+  const backups = await callOk(s.client, "proxmox_list_backups", {
+    storage: "pbs",
+  });
+  assert.equal(backups.unreachable, undefined, JSON.stringify(backups));
+  assert.equal(backups.total, onPbs);
+  assert.ok(
+    backups.backups.every((x: { cluster: string }) => x.cluster === "home"),
+  );
+  const content = await callOk(s.client, "proxmox_list_content", {
+    storage: "pbs",
+    content: "backup",
+  });
+  assert.equal(content.unreachable, undefined, JSON.stringify(content));
+  assert.equal(content.total, onPbs);
+  // pve1 is outside lab's scope: lab has no such node to list.
+  for (const tool of ["proxmox_list_backups", "proxmox_list_content"]) {
+    const r = await callOk(s.client, tool, { storage: "local", node: "pve1" });
+    assert.equal(r.unreachable, undefined, `${tool}: ${JSON.stringify(r)}`);
+    const rows = r.backups ?? r.items;
+    assert.ok(rows.length > 0, tool);
+    assert.ok(rows.every((x: { cluster: string }) => x.cluster === "home"));
+  }
+  // Named, the cluster without the storage answers as one cluster does.
+  const lab = await call(s.client, "proxmox_list_backups", {
+    cluster: "lab",
+    storage: "pbs",
+  });
+  assert.equal(lab.isError, true);
+  assert.match(lab.text, /Storage 'pbs' is not available/);
+});
+
 Deno.test("a cluster that is down or failing is named in unreachable; the other cluster's rows are still there", async () => {
   await using a = await startSim();
   await using b = await startSim();

@@ -159,7 +159,10 @@ export const listBackups = defineTool({
   async run({ cursor, limit, ...filter }, ctx) {
     const storages: (backups.StorageUnreachable & { cluster?: string })[] = [];
     const read = await across(ctx, async (pve) => {
-      const r = await backups.readBackups(pve, filter);
+      // Over several clusters, one without that storage or node has none.
+      const r = await backups.readBackups(pve, filter, {
+        absentOk: ctx.clusters !== undefined,
+      });
       const cluster = ctx.clusters?.find((c) => c.pve === pve)?.name;
       for (const u of r.unreachable) {
         storages.push(cluster ? { cluster, ...u } : u);

@@ -117,7 +117,10 @@ export const listContent = defineTool({
     const { storage, node, content } = filter;
     const want: string[] = content ? [content] : ["iso", "vztmpl"];
     const { rows, unreachable } = await across(ctx, async (pve) => {
-      const places = await storageLocations(pve, { node, storage });
+      // Over several clusters, one without that storage or node has none.
+      const places = await storageLocations(pve, { node, storage }, {
+        absentOk: ctx.clusters !== undefined,
+      });
       const lists = await Promise.all(
         places.map((at) => storageContent(pve, at, { content })),
       );

@@ -188,17 +188,18 @@ function reasonOf(e: unknown): string {
  * Backup archives on available storages, newest first. A storage that fails
  * (a PBS that is not online, a timeout) is named in `unreachable` and the
  * others are listed; only when every storage fails does this fail (with the
- * storage's own error when there was one).
+ * storage's own error when there was one). `absentOk`: see storageLocations.
  */
 export async function readBackups(
   pve: PveClient,
   filter: { vmid?: number; storage?: string; node?: string },
+  options: { absentOk?: boolean } = {},
 ): Promise<{ backups: Backup[]; unreachable: StorageUnreachable[] }> {
   const places = await storageLocations(pve, {
     node: filter.node,
     storage: filter.storage,
     content: "backup",
-  });
+  }, options);
   const settled = await Promise.allSettled(
     places.map((at) =>
       storageContent(pve, at, { content: "backup", vmid: filter.vmid })

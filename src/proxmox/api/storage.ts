@@ -40,13 +40,17 @@ export interface StorageAt {
  * shared storage listed once. Naming a storage that is nowhere available is
  * an error. Nodes outside this server's scope are left out (naming one is
  * refused).
+ *
+ * `absentOk`: a listing over several clusters asks each one; a cluster that
+ * has no such storage or node simply has nothing to list (no error).
  */
 export async function storageLocations(
   pve: PveClient,
   filter: { node?: string; storage?: string; content?: string },
+  options: { absentOk?: boolean } = {},
 ): Promise<StorageAt[]> {
   const scope = scopeOf(pve);
-  if (filter.node) scope.checkNode(filter.node);
+  if (filter.node && !options.absentOk) scope.checkNode(filter.node);
   const all = await pve.get<Record<string, unknown>[]>(
     pvePath`/cluster/resources`,
     { type: "storage" },
@@ -69,7 +73,7 @@ export async function storageLocations(
     seen.add(at.storage);
     out.push(at);
   }
-  if (filter.storage && out.length === 0) {
+  if (filter.storage && out.length === 0 && !options.absentOk) {
     throw new ToolError(
       `Storage '${filter.storage}' is not available${
         filter.node ? ` on node '${filter.node}'` : " on any online node"
