@@ -17,7 +17,9 @@ import assert from "node:assert/strict";
 import { boot } from "../src/app.ts";
 import { type Config, loadConfig } from "../src/config.ts";
 import { setLogWriter } from "../src/log.ts";
-import { open, seal, stateKeys } from "../src/safety/state.ts";
+import { open, refusalText, seal, stateKeys } from "../src/safety/state.ts";
+import { VERSION } from "../src/config.ts";
+import { encodeBase64Url } from "../src/base64url.ts";
 import { createHttpApp, type HttpApp } from "../src/transports/http/router.ts";
 import {
   assertNoSecrets,
@@ -359,7 +361,7 @@ Deno.test("a state opens only for its purpose: a confirmation's state is no lock
     ok: false,
     why: "tampered",
   });
-  assert.deepEqual(await open(keys, "confirm", "v1.x"), {
+  assert.deepEqual(await open(keys, "confirm", "x.y"), {
     ok: false,
     why: "malformed",
   });
@@ -367,4 +369,94 @@ Deno.test("a state opens only for its purpose: a confirmation's state is no lock
     !token.includes(btoa('"d":"y"').slice(0, 6)),
     "sealed, not only signed",
   );
+});
+
+Deno.test("a state of the previous format (v1) or of another server version is refused as issued by another version, before decryption", async () => {
+  const keys = await stateKeys({ stateSecret: SECRET });
+  const token = await seal(keys, "confirm", { c: "x", d: "y" }, 60_000);
+  const [format, release, ...rest] = token.split(".");
+  assert.equal(format, "v2");
+  assert.equal(release, encodeBase64Url(new TextEncoder().encode(VERSION)));
+  // v1's layout: v1.<key id>.<iv>.<ciphertext>.
+  assert.deepEqual(await open(keys, "confirm", ["v1", ...rest].join(".")), {
+    ok: false,
+    why: "version",
+  });
+  const older = encodeBase64Url(new TextEncoder().encode("0.0.1"));
+  assert.deepEqual(
+    await open(keys, "confirm", [format, older, ...rest].join(".")),
+    { ok: false, why: "version" },
+  );
+  assert.match(refusalText("version"), /another version of the server/);
+  assert.ok(refusalText("version").includes(VERSION));
+});
+
+Deno.test("an authentic state whose plaintext is not seal()'s JSON is refused as malformed, never thrown", async () => {
+  // The key as state.ts derives it from MCP_STATE_SECRET (HKDF-SHA256).
+  const enc = new TextEncoder();
+  const base = await crypto.subtle.importKey(
+    "raw",
+    enc.encode(SECRET),
+    "HKDF",
+    false,
+    ["deriveKey"],
+  );
+  const cipher = await crypto.subtle.deriveKey(
+    {
+      name: "HKDF",
+      hash: "SHA-256",
+      salt: enc.encode("proxmox-mcp request state"),
+      info: enc.encode("aes-256-gcm v1"),
+    },
+    base,
+    { name: "AES-GCM", length: 256 },
+    false,
+    ["encrypt"],
+  );
+  const keys = await stateKeys({ stateSecret: SECRET });
+  const token = await seal(keys, "confirm", {}, 60_000);
+  const [format, release, id] = token.split(".");
+  for (const plain of ["not json {", "5", "null", '{"p":1}', "\xff\xfe"]) {
+    const iv = crypto.getRandomValues(new Uint8Array(12));
+    const sealed = await crypto.subtle.encrypt(
+      {
+        name: "AES-GCM",
+        iv,
+        additionalData: enc.encode(`v2\0${VERSION}\0confirm`),
+      },
+      cipher,
+      plain === "\xff\xfe" ? new Uint8Array([0xff, 0xfe]) : enc.encode(plain),
+    );
+    const forged = [
+      format,
+      release,
+      id,
+      encodeBase64Url(iv),
+      encodeBase64Url(new Uint8Array(sealed)),
+    ].join(".");
+    assert.deepEqual(await open(keys, "confirm", forged), {
+      ok: false,
+      why: "malformed",
+    }, plain);
+  }
+});
+
+Deno.test("a replica of another version refuses the confirmation as issued by another version of the server; nothing is sent", async () => {
+  await using sim = await startSim();
+  const env = { ...simEnv(sim), MCP_STATE_SECRET: SECRET };
+  const older = encodeBase64Url(new TextEncoder().encode("0.0.1"));
+  await using r = await replicas(env, env, ACCEPT, (s) => {
+    const parts = s.split(".");
+    parts[1] = older;
+    return Promise.resolve(parts.join("."));
+  });
+  const res = await call(r.client, "proxmox_delete_vm", { vmid: 106 });
+  assert.ok(res.isError);
+  assert.match(
+    res.text,
+    /^Not done: .*issued by another version of the server/,
+  );
+  assert.match(res.text, /Nothing was sent to Proxmox/);
+  assert.equal(writes(sim).length, 0);
+  assert.ok(sim.cluster.guests.has(106));
 });

@@ -16,18 +16,17 @@
  * tool says what went wrong (another replica's key, tampering, expiry).
  */
 import { decodeBase64Url, encodeBase64Url } from "../base64url.ts";
+import { VERSION } from "../config.ts";
 
 /** What a server seals with: derived from MCP_STATE_SECRET, or random. */
 export interface StateKeys {
   cipher: CryptoKey;
   /** Names the key (not secret): tells "another key" from "tampered". */
   id: string;
-  /** Derived from MCP_STATE_SECRET (else random, this process only). */
-  shared: boolean;
 }
 
 /** Why a state was not accepted. */
-export type Refusal = "malformed" | "key" | "tampered" | "expired";
+export type Refusal = "malformed" | "version" | "key" | "tampered" | "expired";
 
 export type Opened<T> = { ok: true; value: T } | { ok: false; why: Refusal };
 
@@ -35,7 +34,15 @@ export type Opened<T> = { ok: true; value: T } | { ok: false; why: Refusal };
 const STATE_MAX_CHARS = 3 * 1024 * 1024;
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
+const decoder = new TextDecoder("utf-8", { fatal: true });
+/**
+ * The state's format. With the server's version it leads the token in clear
+ * and is bound into the authenticated data: a state another version issued
+ * (a rolling upgrade's other half) is refused as such, never read with this
+ * version's idea of its fields.
+ */
+const FORMAT = "v2";
+const RELEASE = encodeBase64Url(encoder.encode(VERSION));
 /** Keys by secret; "" for the process's random one. */
 const keys = new Map<string, Promise<StateKeys>>();
 
@@ -79,7 +86,6 @@ async function derive(secret: string | undefined): Promise<StateKeys> {
   return {
     cipher,
     id: encodeBase64Url(new Uint8Array(idBits)),
-    shared: secret !== undefined,
   };
 }
 
@@ -110,9 +116,14 @@ export async function callDigest(
   return encodeBase64Url(new Uint8Array(hash));
 }
 
+/** What the tag authenticates besides the ciphertext. */
+function boundData(purpose: string): Uint8Array<ArrayBuffer> {
+  return encoder.encode(`${FORMAT}\0${VERSION}\0${purpose}`);
+}
+
 /**
  * Seals `payload` for `purpose` (it opens only for the same purpose), valid
- * for `ttlMs`: `v1.<key id>.<iv>.<ciphertext>`.
+ * for `ttlMs`: `v2.<server version>.<key id>.<iv>.<ciphertext>`.
  */
 export async function seal(
   k: StateKeys,
@@ -125,11 +136,11 @@ export async function seal(
     JSON.stringify({ x: Date.now() + ttlMs, p: payload }),
   );
   const sealed = await crypto.subtle.encrypt(
-    { name: "AES-GCM", iv, additionalData: encoder.encode(purpose) },
+    { name: "AES-GCM", iv, additionalData: boundData(purpose) },
     k.cipher,
     plain,
   );
-  return `v1.${k.id}.${encodeBase64Url(iv)}.${
+  return `${FORMAT}.${RELEASE}.${k.id}.${encodeBase64Url(iv)}.${
     encodeBase64Url(new Uint8Array(sealed))
   }`;
 }
@@ -147,32 +158,51 @@ export async function open<T>(
     return { ok: false, why: "malformed" };
   }
   const parts = token.split(".");
-  if (parts.length !== 4 || parts[0] !== "v1") {
+  // Another format (v1 had no version), or another server version.
+  if (/^v\d{1,3}$/.test(parts[0]) && parts[0] !== FORMAT) {
+    return { ok: false, why: "version" };
+  }
+  if (parts.length !== 5 || parts[0] !== FORMAT) {
     return { ok: false, why: "malformed" };
   }
-  if (parts[1] !== k.id) return { ok: false, why: "key" };
+  if (parts[1] !== RELEASE) return { ok: false, why: "version" };
+  if (parts[2] !== k.id) return { ok: false, why: "key" };
   let plain: ArrayBuffer;
   try {
     plain = await crypto.subtle.decrypt(
       {
         name: "AES-GCM",
-        iv: decodeBase64Url(parts[2]),
-        additionalData: encoder.encode(purpose),
+        iv: decodeBase64Url(parts[3]),
+        additionalData: boundData(purpose),
       },
       k.cipher,
-      decodeBase64Url(parts[3]),
+      decodeBase64Url(parts[4]),
     );
   } catch {
     return { ok: false, why: "tampered" };
   }
-  const { x, p } = JSON.parse(decoder.decode(plain)) as { x: number; p: T };
-  if (!(x > Date.now())) return { ok: false, why: "expired" };
-  return { ok: true, value: p };
+  let sealed: { x?: unknown; p?: unknown };
+  try {
+    sealed = JSON.parse(decoder.decode(plain));
+  } catch {
+    // Authentic, yet not what seal() writes: no state of this server.
+    return { ok: false, why: "malformed" };
+  }
+  if (
+    typeof sealed !== "object" || sealed === null ||
+    typeof sealed.x !== "number" || !("p" in sealed)
+  ) {
+    return { ok: false, why: "malformed" };
+  }
+  if (!(sealed.x > Date.now())) return { ok: false, why: "expired" };
+  return { ok: true, value: sealed.p as T };
 }
 
 /** Why a state was refused, in words for a tool result. */
 export function refusalText(why: Refusal): string {
   switch (why) {
+    case "version":
+      return `it was issued by another version of the server (this is ${VERSION}; replicas behind one address answer each other's questions only when they run the same version)`;
     case "key":
       return "it was sealed by a server with another key (replicas behind one address need the same MCP_STATE_SECRET; without it, only the process that asked can take the answer)";
     case "tampered":
