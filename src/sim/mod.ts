@@ -251,15 +251,6 @@ export async function startSimulator(
     }
     const path = url.pathname.slice(prefix.length).replace(/\/+$/, "") || "/";
     const params: Record<string, string | string[]> = {};
-    const add = (k: string, v: string) => {
-      if (k === "_dc") return;
-      const cur = params[k];
-      params[k] = cur === undefined
-        ? v
-        : Array.isArray(cur)
-        ? [...cur, v]
-        : [cur, v];
-    };
     const body = await request.text();
     let json = false;
     if (body) {
@@ -277,20 +268,14 @@ export async function startSimulator(
           (params as Record<string, unknown>)[k] = v as string;
         }
       } else {
-        for (const [k, v] of new URLSearchParams(body)) add(k, v);
+        for (const [k, v] of new URLSearchParams(body)) {
+          addParam(params, k, v);
+        }
       }
     }
     // Query-string parameters win over body parameters.
     const query: Record<string, string | string[]> = {};
-    for (const [k, v] of url.searchParams) {
-      if (k === "_dc") continue;
-      const cur = query[k];
-      query[k] = cur === undefined
-        ? v
-        : Array.isArray(cur)
-        ? [...cur, v]
-        : [cur, v];
-    }
+    for (const [k, v] of url.searchParams) addParam(query, k, v);
     Object.assign(params, query);
     const matched = router.match(method, path);
 
@@ -613,6 +598,20 @@ function dropped(): Response {
 }
 
 /** The path as received: no decoding, no dot-segment removal, no query. */
+/**
+ * Adds a form or query parameter as PVE's parser does: `_dc` (a cache
+ * buster) is ignored, and a repeated name collects its values.
+ */
+function addParam(
+  to: Record<string, string | string[]>,
+  k: string,
+  v: string,
+): void {
+  if (k === "_dc") return;
+  const cur = to[k];
+  to[k] = cur === undefined ? v : Array.isArray(cur) ? [...cur, v] : [cur, v];
+}
+
 function rawPathOf(url: string): string {
   const path = url.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i, "");
   const end = path.search(/[?#]/);

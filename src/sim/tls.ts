@@ -51,7 +51,26 @@ export function simTls(): Promise<SimTls> {
  */
 export async function caAsEndEntityCert(): Promise<SimTls> {
   const dir = await Deno.makeTempDir({ prefix: "pve-sim-tls-" });
-  await openssl([
+  await selfSigned(dir, {
+    name: "server",
+    subject: "/CN=localhost",
+    ext: [
+      "subjectAltName=IP:127.0.0.1,DNS:localhost",
+      "basicConstraints=critical,CA:TRUE",
+    ],
+  });
+  return await readTls(dir, `${dir}/server.pem`);
+}
+
+/**
+ * `openssl req -x509` in `dir`: a new RSA key `<name>.key` and a certificate
+ * `<name>.pem` that signs itself, valid for two days.
+ */
+function selfSigned(
+  dir: string,
+  o: { name: string; subject: string; ext?: string[] },
+): Promise<void> {
+  return openssl([
     "req",
     "-x509",
     "-newkey",
@@ -60,22 +79,23 @@ export async function caAsEndEntityCert(): Promise<SimTls> {
     "-days",
     "2",
     "-keyout",
-    "server.key",
+    `${o.name}.key`,
     "-out",
-    "server.pem",
+    `${o.name}.pem`,
     "-subj",
-    "/CN=localhost",
-    "-addext",
-    "subjectAltName=IP:127.0.0.1,DNS:localhost",
-    "-addext",
-    "basicConstraints=critical,CA:TRUE",
+    o.subject,
+    ...(o.ext ?? []).flatMap((e) => ["-addext", e]),
   ], dir);
+}
+
+/** The server's certificate and key in `dir`, trusted through `caFile`. */
+async function readTls(dir: string, caFile: string): Promise<SimTls> {
   const cert = await Deno.readTextFile(`${dir}/server.pem`);
   return {
     cert,
     key: await Deno.readTextFile(`${dir}/server.key`),
-    ca: cert,
-    caFile: `${dir}/server.pem`,
+    ca: await Deno.readTextFile(caFile),
+    caFile,
     dir,
     fingerprint: await pemFingerprint(cert),
   };
@@ -99,21 +119,7 @@ async function openssl(args: string[], cwd: string): Promise<void> {
 /** Makes a CA and a cert signed by it in a temporary directory. */
 export async function selfSignedCert(): Promise<SimTls> {
   const dir = await Deno.makeTempDir({ prefix: "pve-sim-tls-" });
-  await openssl([
-    "req",
-    "-x509",
-    "-newkey",
-    "rsa:2048",
-    "-nodes",
-    "-days",
-    "2",
-    "-keyout",
-    "ca.key",
-    "-out",
-    "ca.pem",
-    "-subj",
-    "/CN=PVE Sim Root CA",
-  ], dir);
+  await selfSigned(dir, { name: "ca", subject: "/CN=PVE Sim Root CA" });
   await Deno.writeTextFile(
     `${dir}/ext.cnf`,
     "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
@@ -147,13 +153,5 @@ export async function selfSignedCert(): Promise<SimTls> {
     "-extfile",
     "ext.cnf",
   ], dir);
-  const cert = await Deno.readTextFile(`${dir}/server.pem`);
-  return {
-    cert,
-    key: await Deno.readTextFile(`${dir}/server.key`),
-    ca: await Deno.readTextFile(`${dir}/ca.pem`),
-    caFile: `${dir}/ca.pem`,
-    dir,
-    fingerprint: await pemFingerprint(cert),
-  };
+  return await readTls(dir, `${dir}/ca.pem`);
 }

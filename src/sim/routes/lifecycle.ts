@@ -111,6 +111,21 @@ async function shutdown(
   powerOff(g);
 }
 
+/**
+ * What a power call reads first: skiplock and then the `rootOnly` flags
+ * (only root@pam may set them), the node and the vmid.
+ */
+function powerArgs(req: SimRequest, rootOnlyFlags: readonly string[] = []) {
+  const skiplock = rootOnly(req, "skiplock");
+  for (const flag of rootOnlyFlags) rootOnly(req, flag);
+  return {
+    skiplock,
+    c: req.cluster,
+    node: nodeOf(req),
+    vmid: int(req, "vmid")!,
+  };
+}
+
 function qemuPower(): Route[] {
   const base = "/nodes/{node}/qemu/{vmid}/status";
   return [
@@ -118,10 +133,7 @@ function qemuPower(): Route[] {
       method: "POST",
       path: `${base}/start`,
       handler: (req) => {
-        const skiplock = rootOnly(req, "skiplock");
-        const c = req.cluster;
-        const node = nodeOf(req);
-        const vmid = int(req, "vmid")!;
+        const { skiplock, c, node, vmid } = powerArgs(req);
         // Every precondition is checked inside the task (§4.5).
         return c.startTask(
           { node, type: "qmstart", id: vmid, user: req.user },
@@ -148,11 +160,7 @@ function qemuPower(): Route[] {
       method: "POST",
       path: `${base}/stop`,
       handler: (req) => {
-        const skiplock = rootOnly(req, "skiplock");
-        rootOnly(req, "keepActive");
-        const c = req.cluster;
-        const node = nodeOf(req);
-        const vmid = int(req, "vmid")!;
+        const { skiplock, c, node, vmid } = powerArgs(req, ["keepActive"]);
         return c.startTask(
           { node, type: "qmstop", id: vmid, user: req.user },
           () => {
@@ -168,11 +176,7 @@ function qemuPower(): Route[] {
       method: "POST",
       path: `${base}/shutdown`,
       handler: (req) => {
-        const skiplock = rootOnly(req, "skiplock");
-        rootOnly(req, "keepActive");
-        const c = req.cluster;
-        const node = nodeOf(req);
-        const vmid = int(req, "vmid")!;
+        const { skiplock, c, node, vmid } = powerArgs(req, ["keepActive"]);
         const g = c.guests.get(vmid);
         if (!g || g.node !== node || g.type !== "qemu") {
           throw new SimError(
@@ -258,10 +262,7 @@ function lxcPower(): Route[] {
       method: "POST",
       path: `${base}/start`,
       handler: (req) => {
-        const skiplock = rootOnly(req, "skiplock");
-        const c = req.cluster;
-        const node = nodeOf(req);
-        const vmid = int(req, "vmid")!;
+        const { skiplock, c, node, vmid } = powerArgs(req);
         if (running(req)) throw new SimError(500, `CT ${vmid} already running`);
         return c.startTask(
           { node, type: "vzstart", id: vmid, user: req.user },
@@ -280,10 +281,7 @@ function lxcPower(): Route[] {
       method: "POST",
       path: `${base}/stop`,
       handler: (req) => {
-        const skiplock = rootOnly(req, "skiplock");
-        const c = req.cluster;
-        const node = nodeOf(req);
-        const vmid = int(req, "vmid")!;
+        const { skiplock, c, node, vmid } = powerArgs(req);
         if (!running(req)) throw new SimError(500, `CT ${vmid} not running`);
         return c.startTask(
           { node, type: "vzstop", id: vmid, user: req.user },

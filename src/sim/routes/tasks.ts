@@ -21,8 +21,9 @@ function taskOf(req: SimRequest): Task {
   return t;
 }
 
-function listEntry(t: Task): Record<string, unknown> {
-  const e: Record<string, unknown> = {
+/** What a task's list entry and its status both start with. */
+function taskFields(t: Task, user: string): Record<string, unknown> {
+  return {
     upid: t.upid,
     node: t.node,
     pid: t.pid,
@@ -30,8 +31,12 @@ function listEntry(t: Task): Record<string, unknown> {
     starttime: t.starttime,
     type: t.type,
     id: t.id,
-    user: t.tokenid ? `${t.user}!${t.tokenid}` : t.user,
+    user,
   };
+}
+
+function listEntry(t: Task): Record<string, unknown> {
+  const e = taskFields(t, t.tokenid ? `${t.user}!${t.tokenid}` : t.user);
   if (t.status === "stopped") {
     e.endtime = t.endtime;
     e.status = t.exitstatus;
@@ -46,14 +51,7 @@ export const TASK_ROUTES: Route[] = [
     handler: (req) => {
       const t = taskOf(req);
       const e: Record<string, unknown> = {
-        upid: t.upid,
-        node: t.node,
-        pid: t.pid,
-        pstart: t.pstart,
-        starttime: t.starttime,
-        type: t.type,
-        id: t.id,
-        user: t.user,
+        ...taskFields(t, t.user),
         status: t.status,
       };
       if (t.tokenid) e.tokenid = t.tokenid;
