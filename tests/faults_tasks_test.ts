@@ -16,6 +16,7 @@ import {
   setup,
   STATUS_POLL,
   timed,
+  TIMEOUT_S,
   TOOLS,
   UPID,
   why,
@@ -136,7 +137,7 @@ for (const t of TOOLS.filter((t) => t.task)) {
 
 for (const t of TOOLS.filter((t) => t.task)) {
   Deno.test(`a write carried out whose answer never came: ${t.tool} names the task Proxmox started (UPID), sent once`, async () => {
-    await using env = await setup();
+    await using env = await setup({ timeoutS: TIMEOUT_S });
     const { sim, s } = env;
     sim.faults.inject({
       method: t.target.method,
@@ -155,7 +156,7 @@ for (const t of TOOLS.filter((t) => t.task)) {
 
 for (const t of TOOLS.filter((t) => t.task)) {
   Deno.test(`a task-status poll that hangs once: ${t.tool} retries after PROXMOX_TIMEOUT and reports the task's success`, async () => {
-    await using env = await setup();
+    await using env = await setup({ timeoutS: TIMEOUT_S });
     const { sim, s } = env;
     sim.faults.inject({
       method: "GET",

@@ -12,6 +12,7 @@ import {
   assertCleanError,
   assertNextCallSucceeds,
   BOUND_MS,
+  CALM_TIMEOUT_S,
   MAYBE_APPLIED,
   sent,
   setup,
@@ -87,6 +88,7 @@ for (const p of PATHS) {
   Deno.test(`${p.name}: a POST that hangs is sent once and reported as possibly applied within PROXMOX_TIMEOUT`, async () => {
     const tls = await simTls();
     await using env = await setup({
+      timeoutS: TIMEOUT_S,
       tls: p.https ? tls : undefined,
       env: p.env(tls),
     });
@@ -118,7 +120,10 @@ for (const p of PATHS) {
 Deno.test("401 with an API token: isError naming the token settings, nothing sent again, then works again", async () => {
   await using sim = await startSim();
   await using s = await connect({
-    env: { ...simEnv(sim, "token"), PROXMOX_TIMEOUT: String(TIMEOUT_S) },
+    env: {
+      ...simEnv(sim, "token"),
+      PROXMOX_TIMEOUT: String(CALM_TIMEOUT_S),
+    },
   });
   for (const t of [TOOLS[0], START]) {
     sim.faults.inject({
