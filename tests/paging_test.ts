@@ -443,6 +443,31 @@ Deno.test("list_backups with a PBS storage that is not online lists the other st
   assert.match(none.text, /local on pve1: got timeout/);
 });
 
+Deno.test("list_backups with a PBS that Proxmox reports down (status unknown in /cluster/resources) names it in unreachable with that status and lists the rest; asked for alone, it is an error saying so", async () => {
+  await using sim = await startSim({ pbs: true });
+  await using s = await connect({ env: simEnv(sim) });
+  const healthy = await callOk(s.client, "proxmox_list_backups", {});
+  const onPbs =
+    healthy.backups.filter((b: { storage: string }) => b.storage === "pbs")
+      .length;
+  assert.ok(onPbs >= 2, "the seeded PBS backups");
+  // Node pve3 is down: its local storage is the node's absence, not named.
+  assert.equal(healthy.unreachable, undefined);
+  sim.cluster.storages.find((x) => x.storage === "pbs")!.offline = true;
+  const r = await callOk(s.client, "proxmox_list_backups", {});
+  assert.equal(r.unreachable?.length, 1, JSON.stringify(r.unreachable));
+  assert.equal(r.unreachable[0].storage, "pbs");
+  assert.equal(r.unreachable[0].node, undefined, "shared: once, no node");
+  assert.match(r.unreachable[0].error, /status as 'unknown', not available/);
+  assert.equal(r.total, healthy.total - onPbs);
+  assert.ok(r.backups.every((b: { storage: string }) => b.storage !== "pbs"));
+  const only = await call(s.client, "proxmox_list_backups", {
+    storage: "pbs",
+  });
+  assert.equal(only.isError, true);
+  assert.match(only.text, /Storage 'pbs' is not available.*'unknown'/);
+});
+
 Deno.test("list_backups with a storage that never answers reports it unreachable after the request timeout and lists the rest", async () => {
   await using sim = await startSim({ pbs: true });
   await using s = await connect({

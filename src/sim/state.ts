@@ -97,6 +97,13 @@ export interface StorageDef {
   content: string[];
   shared: boolean;
   enabled: boolean;
+  /**
+   * Its backend cannot be reached (a PBS or NFS server that is down): PVE
+   * cannot activate it, so pvestatd reports it `unknown` in
+   * /cluster/resources, /nodes/{node}/storage shows it inactive, and its
+   * content answers `storage '<id>' is not online`.
+   */
+  offline?: boolean;
   /** Size in bytes (per node for local storage). */
   total: number;
   /** Bytes used by things that are not volumes we model. */

@@ -14,11 +14,13 @@ import { taskLogTail } from "../tasks.ts";
 import { freeVmid } from "./create.ts";
 import { type GuestRef, label, listGuests } from "./guests.ts";
 import {
+  downReason,
   guestVisibility,
   isoTime,
   type PveVolume,
   storageContent,
   storageLocations,
+  storagePlaces,
 } from "./storage.ts";
 
 /**
@@ -186,8 +188,8 @@ function reasonOf(e: unknown): string {
 
 /**
  * Backup archives on available storages, newest first. A storage that fails
- * (a PBS that is not online, a timeout) is named in `unreachable` and the
- * others are listed; only when every storage fails does this fail (with the
+ * (a PBS that is not online, a timeout) or that Proxmox reports down (not
+ * active) is named in `unreachable` and the others are listed; only when every storage fails does this fail (with the
  * storage's own error when there was one). `absentOk`: see storageLocations.
  */
 export async function readBackups(
@@ -195,7 +197,7 @@ export async function readBackups(
   filter: { vmid?: number; storage?: string; node?: string },
   options: { absentOk?: boolean } = {},
 ): Promise<{ backups: Backup[]; unreachable: StorageUnreachable[] }> {
-  const places = await storageLocations(pve, {
+  const { places, down } = await storagePlaces(pve, {
     node: filter.node,
     storage: filter.storage,
     content: "backup",
@@ -215,13 +217,22 @@ export async function readBackups(
       });
     }
   });
-  if (places.length && unreachable.length === places.length) {
+  const failed = unreachable.length === places.length;
+  // Storages Proxmox reports down (an offline PBS): named, not skipped.
+  for (const d of down) {
+    unreachable.push({
+      storage: d.storage,
+      node: d.node,
+      error: downReason(d),
+    });
+  }
+  if (places.length && failed) {
     const reasons = settled.map((s) => (s as PromiseRejectedResult).reason);
     const first = reasons[0];
     // One storage, or a refusal of them all: the error as Proxmox gave it
     // (a permission error then says which privilege to grant).
     if (
-      places.length === 1 ||
+      (places.length === 1 && !down.length) ||
       reasons.every((r) => r instanceof PveError && r.kind === "permission")
     ) throw first;
     throw new ToolError(

@@ -35,6 +35,96 @@ export interface StorageAt {
 }
 
 /**
+ * A storage that `/cluster/resources` does not report `available` on a node
+ * that is up: not active (its backend, a PBS or an NFS server, is offline,
+ * or the storage is disabled). PVE's status daemon reports only active
+ * storages; the others show as `unknown`.
+ */
+export interface StorageDown {
+  storage: string;
+  /** The node it is down on; absent for shared storage (down on every node). */
+  node?: string;
+  /** What `/cluster/resources` says instead of `available`. */
+  status: string;
+}
+
+/** Why a StorageDown cannot be read, for `unreachable[].error`. */
+export function downReason(d: StorageDown): string {
+  return `Proxmox reports its status as '${d.status}', not available (not active: its backend is offline, or the storage is disabled)`;
+}
+
+/**
+ * Where storages can be read, from one `/cluster/resources` call (see
+ * storageLocations), and the storages matching the filter that cannot be:
+ * down on a node that is up (a node whose every storage is unavailable is
+ * down itself, not its storages), a shared one only when no node has it.
+ */
+export async function storagePlaces(
+  pve: PveClient,
+  filter: { node?: string; storage?: string; content?: string },
+  options: { absentOk?: boolean } = {},
+): Promise<{ places: StorageAt[]; down: StorageDown[] }> {
+  const scope = scopeOf(pve);
+  if (filter.node && !options.absentOk) scope.checkNode(filter.node);
+  const all = await pve.get<Record<string, unknown>[]>(
+    pvePath`/cluster/resources`,
+    { type: "storage" },
+  );
+  const up = new Set(
+    all.filter((e) => e.status === "available").map((e) => String(e.node)),
+  );
+  const seen = new Set<string>();
+  const places: StorageAt[] = [];
+  const unavailable: StorageDown[] = [];
+  for (const e of all) {
+    const at: StorageAt = {
+      node: String(e.node),
+      storage: String(e.storage),
+      shared: Number(e.shared) === 1,
+      content: String(e.content ?? "").split(",").filter(Boolean),
+    };
+    if (!scope.hasNode(at.node)) continue;
+    if (filter.node && at.node !== filter.node) continue;
+    if (filter.storage && at.storage !== filter.storage) continue;
+    if (filter.content && !at.content.includes(filter.content)) continue;
+    if (e.status !== "available") {
+      if (up.has(at.node)) {
+        unavailable.push({
+          storage: at.storage,
+          node: at.shared ? undefined : at.node,
+          status: String(e.status ?? "unknown"),
+        });
+      }
+      continue;
+    }
+    if (at.shared && seen.has(at.storage)) continue;
+    seen.add(at.storage);
+    places.push(at);
+  }
+  // A shared storage is down once, and only when no node can read it.
+  const named = new Set<string>();
+  const down = unavailable.filter((d) => {
+    if (d.node !== undefined) return true;
+    if (seen.has(d.storage) || named.has(d.storage)) return false;
+    named.add(d.storage);
+    return true;
+  });
+  if (filter.storage && places.length === 0) {
+    // Present but down is a failure even where absence is not.
+    if (down.length || !options.absentOk) {
+      throw new ToolError(
+        `Storage '${filter.storage}' is not available${
+          filter.node ? ` on node '${filter.node}'` : " on any online node"
+        }${filter.content ? ` for ${filter.content}` : ""}${
+          down.length ? `: ${downReason(down[0])}` : ""
+        }: see proxmox_list_storage`,
+      );
+    }
+  }
+  return { places, down };
+}
+
+/**
  * Where storages can be read, from one `/cluster/resources` call: available
  * storages (optionally of one node, one id, holding a content type), with a
  * shared storage listed once. Naming a storage that is nowhere available is
@@ -49,40 +139,7 @@ export async function storageLocations(
   filter: { node?: string; storage?: string; content?: string },
   options: { absentOk?: boolean } = {},
 ): Promise<StorageAt[]> {
-  const scope = scopeOf(pve);
-  if (filter.node && !options.absentOk) scope.checkNode(filter.node);
-  const all = await pve.get<Record<string, unknown>[]>(
-    pvePath`/cluster/resources`,
-    { type: "storage" },
-  );
-  const seen = new Set<string>();
-  const out: StorageAt[] = [];
-  for (const e of all) {
-    const at: StorageAt = {
-      node: String(e.node),
-      storage: String(e.storage),
-      shared: Number(e.shared) === 1,
-      content: String(e.content ?? "").split(",").filter(Boolean),
-    };
-    if (e.status !== "available") continue;
-    if (!scope.hasNode(at.node)) continue;
-    if (filter.node && at.node !== filter.node) continue;
-    if (filter.storage && at.storage !== filter.storage) continue;
-    if (filter.content && !at.content.includes(filter.content)) continue;
-    if (at.shared && seen.has(at.storage)) continue;
-    seen.add(at.storage);
-    out.push(at);
-  }
-  if (filter.storage && out.length === 0 && !options.absentOk) {
-    throw new ToolError(
-      `Storage '${filter.storage}' is not available${
-        filter.node ? ` on node '${filter.node}'` : " on any online node"
-      }${
-        filter.content ? ` for ${filter.content}` : ""
-      }: see proxmox_list_storage`,
-    );
-  }
-  return out;
+  return (await storagePlaces(pve, filter, options)).places;
 }
 
 /** A volume as `GET .../storage/{storage}/content` returns it. */

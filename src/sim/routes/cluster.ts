@@ -132,17 +132,22 @@ export const CLUSTER_ROUTES: Route[] = [
         for (const n of c.nodes.values()) {
           for (const s of c.storages) {
             if (s.nodes && !s.nodes.includes(n.node)) continue;
+            // pvestatd reports active storages only (with their use): a
+            // disabled or unreachable one, or any on a node that is down,
+            // shows as unknown, without disk and maxdisk.
+            const active = n.online && s.enabled && !s.offline;
             out.push({
               id: `storage/${n.node}/${s.storage}`,
               type: "storage",
               storage: s.storage,
               node: n.node,
               plugintype: s.type,
-              status: n.online ? "available" : "unknown",
+              status: active ? "available" : "unknown",
               shared: s.shared ? 1 : 0,
               content: s.content.join(","),
-              disk: c.storageUsed(s, n.node),
-              maxdisk: s.total,
+              ...(active
+                ? { disk: c.storageUsed(s, n.node), maxdisk: s.total }
+                : {}),
             });
           }
         }

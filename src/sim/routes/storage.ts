@@ -25,11 +25,11 @@ export function storageStatus(
   const e: Record<string, unknown> = {
     type: s.type,
     content: s.content.join(","),
-    active: s.enabled ? 1 : 0,
+    active: s.enabled && !s.offline ? 1 : 0,
     enabled: s.enabled ? 1 : 0,
     shared: s.shared ? 1 : 0,
   };
-  if (s.enabled) {
+  if (s.enabled && !s.offline) {
     const used = c.storageUsed(s, node);
     e.total = s.total;
     e.used = used;
@@ -129,6 +129,10 @@ export const STORAGE_ROUTES: Route[] = [
       const { s, node } = storageOn(req);
       if (!s.enabled) {
         throw new SimError(500, `storage '${s.storage}' is not available`);
+      }
+      if (s.offline) {
+        // PVE::Storage::activate_storage, when the backend does not answer.
+        throw new SimError(500, `storage '${s.storage}' is not online`);
       }
       const content = str(req, "content");
       const vmid = int(req, "vmid");
