@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { closeAuditFiles } from "../src/safety/audit.ts";
 import { call, callOk, connect, simEnv, startSim } from "./helpers.ts";
+import type { TestSim } from "./sim_helpers.ts";
 
 // deno-lint-ignore no-explicit-any
 type Line = Record<string, any>;
@@ -26,11 +27,31 @@ function stderrAudit(log: string): Line[] {
   });
 }
 
-Deno.test("one audit line per changing call in the file and on stderr: tool, args with secrets masked, requests, UPIDs, result; none for reads", async () => {
+/**
+ * Runs `body` with an audit file path in a new temporary directory and a
+ * simulator; afterwards closes the audit files and removes the directory.
+ */
+async function withAuditFile(
+  body: (file: string, sim: TestSim) => Promise<void>,
+): Promise<void> {
   const dir = await Deno.makeTempDir();
-  const file = `${dir}/audit.jsonl`;
   try {
     await using sim = await startSim();
+    await body(`${dir}/audit.jsonl`, sim);
+  } finally {
+    closeAuditFiles();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** The lines of an audit file, once the server's handle on it is closed. */
+async function auditLines(file: string): Promise<Line[]> {
+  closeAuditFiles();
+  return linesOf(await Deno.readTextFile(file));
+}
+
+Deno.test("one audit line per changing call in the file and on stderr: tool, args with secrets masked, requests, UPIDs, result; none for reads", async () => {
+  await withAuditFile(async (file, sim) => {
     {
       await using s = await connect({
         env: { ...simEnv(sim), MCP_AUDIT_FILE: file, LOG_LEVEL: "INFO" },
@@ -92,17 +113,11 @@ Deno.test("one audit line per changing call in the file and on stderr: tool, arg
     assert.match(exec.requests[0].path, /\/agent\/exec$/);
     const mode = (await Deno.stat(file)).mode! & 0o777;
     assert.equal(mode, 0o600);
-  } finally {
-    closeAuditFiles();
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("declined confirmations are audited as refused, with the outcome; the question round is not a line", async () => {
-  const dir = await Deno.makeTempDir();
-  const file = `${dir}/audit.jsonl`;
-  try {
-    await using sim = await startSim();
+  await withAuditFile(async (file, sim) => {
     {
       await using s = await connect({
         env: { ...simEnv(sim), MCP_AUDIT_FILE: file },
@@ -111,23 +126,16 @@ Deno.test("declined confirmations are audited as refused, with the outcome; the 
       const r = await call(s.client, "proxmox_delete_vm", { vmid: 106 });
       assert.ok(r.isError);
     }
-    closeAuditFiles();
-    const lines = linesOf(await Deno.readTextFile(file));
+    const lines = await auditLines(file);
     assert.equal(lines.length, 1);
     assert.equal(lines[0].result, "refused");
     assert.equal(lines[0].confirmation, "declined");
     assert.deepEqual(lines[0].requests, []);
-  } finally {
-    closeAuditFiles();
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("real entry point: two server runs append to one audit file (0600), never truncating it", async () => {
-  const dir = await Deno.makeTempDir();
-  const file = `${dir}/audit.jsonl`;
-  try {
-    await using sim = await startSim();
+  await withAuditFile(async (file, sim) => {
     for (const vmid of [102, 106]) {
       await using s = await connect({
         env: { ...simEnv(sim), MCP_AUDIT_FILE: file, LOG_LEVEL: "INFO" },
@@ -140,16 +148,11 @@ Deno.test("real entry point: two server runs append to one audit file (0600), ne
     assert.deepEqual(lines.map((l) => l.args.vmid), [102, 106]);
     assert.ok(lines.every((l) => l.upids.length === 1 && l.result === "ok"));
     assert.equal((await Deno.stat(file)).mode! & 0o777, 0o600);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("real entry point: an audit file the process may not write stops it at start, naming the grant", async () => {
-  const dir = await Deno.makeTempDir();
-  const file = `${dir}/audit.jsonl`;
-  try {
-    await using sim = await startSim();
+  await withAuditFile(async (file, sim) => {
     const out = await new Deno.Command(Deno.execPath(), {
       args: [
         "run",
@@ -167,16 +170,11 @@ Deno.test("real entry point: an audit file the process may not write stops it at
     const err = new TextDecoder().decode(out.stderr);
     assert.match(err, /Cannot open MCP_AUDIT_FILE .*grant --allow-write=/);
     assert.equal(out.stdout.length, 0);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("a scope refusal is audited as refused; a 2026-07-28 stateless call names its client from the request envelope", async () => {
-  const dir = await Deno.makeTempDir();
-  const file = `${dir}/audit.jsonl`;
-  try {
-    await using sim = await startSim();
+  await withAuditFile(async (file, sim) => {
     {
       await using s = await connect({
         env: {
@@ -190,25 +188,18 @@ Deno.test("a scope refusal is audited as refused; a 2026-07-28 stateless call na
       assert.ok(r.isError);
       await callOk(s.client, "proxmox_start_vm", { vmid: 102 });
     }
-    closeAuditFiles();
-    const [refused, ok] = linesOf(await Deno.readTextFile(file));
+    const [refused, ok] = await auditLines(file);
     assert.equal(refused.result, "refused");
     assert.deepEqual(refused.requests, []);
     assert.match(refused.error, /106/);
     assert.equal(ok.result, "ok");
     assert.equal(ok.client, "proxmox-mcp-tests/1.0.0");
     assert.equal(ok.upids.length, 1);
-  } finally {
-    closeAuditFiles();
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("MCP_LOCKDOWN: the command's line records the exec and the question; the answer's line records the release", async () => {
-  const dir = await Deno.makeTempDir();
-  const file = `${dir}/audit.jsonl`;
-  try {
-    await using sim = await startSim();
+  await withAuditFile(async (file, sim) => {
     {
       await using s = await connect({
         env: {
@@ -224,25 +215,18 @@ Deno.test("MCP_LOCKDOWN: the command's line records the exec and the question; t
         command: "hostname",
       });
     }
-    closeAuditFiles();
-    const lines = linesOf(await Deno.readTextFile(file));
+    const lines = await auditLines(file);
     assert.deepEqual(
       lines.map((l) => [l.result, l.lockdown, l.requests.length]),
       [["ok", "asked", 1], ["ok", "released", 0]],
     );
-  } finally {
-    closeAuditFiles();
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("real entry point: an audit file that exists with a loose mode is appended to, kept, and the log says to chmod 600 it", async () => {
-  const dir = await Deno.makeTempDir();
-  const file = `${dir}/audit.jsonl`;
-  try {
+  await withAuditFile(async (file, sim) => {
     await Deno.writeTextFile(file, '{"earlier":true}\n', { mode: 0o644 });
     await Deno.chmod(file, 0o644);
-    await using sim = await startSim();
     {
       await using s = await connect({
         env: { ...simEnv(sim), MCP_AUDIT_FILE: file },
@@ -251,12 +235,8 @@ Deno.test("real entry point: an audit file that exists with a loose mode is appe
       await callOk(s.client, "proxmox_start_vm", { vmid: 102 });
       assert.match(s.stderr(), /readable by others \(mode 644\): chmod 600/);
     }
-    closeAuditFiles();
-    const lines = linesOf(await Deno.readTextFile(file));
+    const lines = await auditLines(file);
     assert.deepEqual(lines[0], { earlier: true });
     assert.equal(lines[1].tool, "proxmox_start_vm");
-  } finally {
-    closeAuditFiles();
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
