@@ -2,7 +2,15 @@
  * The human confirms destructive calls (MCP elicitation), bound to what was
  * shown. Driven by the SDK client's own `elicitation/create` handler.
  */
+import {
+  Client,
+  StreamableHTTPClientTransport,
+} from "@modelcontextprotocol/client";
 import assert from "node:assert/strict";
+import { boot } from "../src/app.ts";
+import { loadConfig } from "../src/config.ts";
+import { setLogWriter } from "../src/log.ts";
+import { createHttpApp } from "../src/transports/http/router.ts";
 import {
   call,
   connect,
@@ -176,4 +184,165 @@ Deno.test("through the real entry point over stdio: the question reaches the cli
   assert.match(h.asked[0].message, /VM 106 \(rocky-ci\)/);
   assert.deepEqual(writes(sim), []);
   assert.ok(sim.cluster.guests.has(106));
+});
+
+/**
+ * A 2026-07-28 client of an in-process HTTP app whose human accepts: the
+ * answer round's request is kept (`answer`), and `copies` of it are posted
+ * at once (1: as a client does).
+ */
+async function answeringApp(
+  sim: Awaited<ReturnType<typeof startSim>>,
+  copies = 1,
+  env: Record<string, string> = {},
+  content: Record<string, boolean> = { confirm: true },
+) {
+  setLogWriter(() => {});
+  const parsed = loadConfig([], {
+    ...simEnv(sim),
+    MCP_STATE_SECRET: "confirm-replay-secret-0123456789abcdef",
+    ...env,
+  });
+  if (parsed.kind !== "run") throw new TypeError("not a server run");
+  const app = createHttpApp(await boot(parsed.config));
+  const port = parsed.config.port;
+  const kept: { answer?: { url: string; init: RequestInit }; texts: string[] } =
+    { texts: [] };
+  const client = new Client({ name: "replay-test", version: "1.0.0" }, {
+    capabilities: { elicitation: { form: {} } },
+    versionNegotiation: { mode: { pin: "2026-07-28" } },
+  });
+  client.setRequestHandler(
+    "elicitation/create",
+    () => Promise.resolve({ action: "accept", content } as never),
+  );
+  await client.connect(
+    new StreamableHTTPClientTransport(
+      new URL(`http://127.0.0.1:${port}/mcp`),
+      {
+        fetch: async (url: string | URL, init?: RequestInit) => {
+          const headers = new Headers(init?.headers);
+          headers.set("host", `127.0.0.1:${port}`);
+          const req = () => new Request(url, { ...init, headers });
+          if (
+            typeof init?.body === "string" &&
+            init.body.includes("inputResponses")
+          ) {
+            kept.answer = { url: String(url), init: { ...init, headers } };
+            const all = await Promise.all(
+              Array.from({ length: copies }, () => app.fetch(req())),
+            );
+            // The client reads the first; the others are read here.
+            for (const r of all.slice(1)) kept.texts.push(await r.text());
+            return all[0];
+          }
+          return app.fetch(req());
+        },
+      },
+    ),
+  );
+  return {
+    client,
+    kept,
+    /** Posts the kept answer round again: the response's text. */
+    async replay(): Promise<string> {
+      const a = kept.answer!;
+      return await (await app.fetch(new Request(a.url, a.init))).text();
+    },
+    async [Symbol.asyncDispose]() {
+      await client.close();
+      await app.shutdown();
+      setLogWriter();
+    },
+  };
+}
+
+Deno.test("2026-07-28: the answer round posted again is refused as already used, nothing sent: execute_command, write_file_vm, add_firewall_rule, restore_backup without vmid", async () => {
+  const cases: [string, Record<string, unknown>][] = [
+    ["proxmox_execute_command", { vmid: 101, command: "echo once" }],
+    ["proxmox_write_file_vm", { vmid: 101, path: "/tmp/once", content: "x" }],
+    ["proxmox_add_firewall_rule", {
+      vmid: 100,
+      type: "in",
+      action: "ACCEPT",
+      proto: "tcp",
+      dport: "2222",
+    }],
+  ];
+  for (const [tool, args] of cases) {
+    await using sim = await startSim();
+    await using a = await answeringApp(sim);
+    const first = await call(a.client, tool, args);
+    assert.ok(!first.isError, `${tool}: ${first.text}`);
+    const done = writes(sim).length;
+    assert.ok(done >= 1, tool);
+    const again = await a.replay();
+    assert.match(again, /Not done: this confirmation was already used/, tool);
+    assert.match(again, /Nothing was sent to Proxmox/, tool);
+    assert.equal(writes(sim).length, done, `${tool}: no write on the replay`);
+  }
+  {
+    // restore_backup without vmid: no guest digest binds the answer.
+    await using sim = await startSim();
+    await using a = await answeringApp(sim);
+    const backups = await call(a.client, "proxmox_list_backups", {});
+    const volid = (backups.data as { backups: { volid: string }[] })
+      .backups[0].volid;
+    const first = await call(a.client, "proxmox_restore_backup", {
+      volid,
+      wait: false,
+    });
+    assert.ok(!first.isError, first.text);
+    const restores = () =>
+      writes(sim).filter((w) => w.method === "POST").length;
+    const done = restores();
+    const again = await a.replay();
+    assert.match(again, /Not done: this confirmation was already used/);
+    assert.equal(restores(), done, "restored once");
+  }
+});
+
+Deno.test("2026-07-28: two copies of one answer round racing: one runs, the other is refused as already used", async () => {
+  await using sim = await startSim();
+  await using a = await answeringApp(sim, 2);
+  const res = await call(a.client, "proxmox_execute_command", {
+    vmid: 101,
+    command: "echo race",
+  });
+  assert.equal(a.kept.texts.length, 1);
+  const refused = [res.text, a.kept.texts[0]].filter((t) =>
+    /Not done: this confirmation was already used/.test(t)
+  );
+  assert.equal(refused.length, 1, `${res.text}\n${a.kept.texts[0]}`);
+  assert.match(res.isError ? a.kept.texts[0] : res.text, /race/);
+  assert.equal(
+    sim.requests.filter((r) =>
+      r.method === "POST" && r.path.endsWith("/agent/exec")
+    ).length,
+    1,
+  );
+});
+
+Deno.test("2026-07-28 under MCP_LOCKDOWN: a release answer taken again shows the held output again and runs nothing", async () => {
+  await using sim = await startSim();
+  await using a = await answeringApp(
+    sim,
+    1,
+    { MCP_LOCKDOWN: "true", MCP_CONFIRM: "never" },
+    { release: true },
+  );
+  const res = await call(a.client, "proxmox_execute_command", {
+    vmid: 101,
+    command: "echo held-once",
+  });
+  assert.ok(!res.isError, res.text);
+  assert.match(res.text, /held-once/);
+  const again = await a.replay();
+  assert.match(again, /held-once/);
+  assert.equal(
+    sim.requests.filter((r) =>
+      r.method === "POST" && r.path.endsWith("/agent/exec")
+    ).length,
+    1,
+  );
 });

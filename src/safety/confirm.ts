@@ -2,7 +2,9 @@
  * The human confirms (MCP elicitation). Before a destructive tool acts on a
  * guest, the client is asked a form question that names the guest and what
  * the action would destroy; the answer is bound to the guest's config digest
- * as it was shown, so a guest that changed in between is refused.
+ * as it was shown, so a guest that changed in between is refused. An answer
+ * is acted on once: its question's id is spent before the action runs, and
+ * the same answer again is refused (per process: see spend() in state.ts).
  *
  * One mechanism serves every transport: the SDK's input-required results.
  * A 2026-07-28 client answers them by retrying the call with its responses;
@@ -26,7 +28,16 @@ import {
   named,
 } from "../proxmox/api/guests.ts";
 import { getSnapshots } from "../proxmox/api/snapshots.ts";
-import { callDigest, open, refusalText, seal, stateKeys } from "./state.ts";
+import {
+  callDigest,
+  isSpent,
+  open,
+  refusalText,
+  seal,
+  spend,
+  stateId,
+  stateKeys,
+} from "./state.ts";
 
 /** `auto`: ask when the client can; `always`: refuse when it cannot; `never`. */
 export type ConfirmMode = "auto" | "always" | "never";
@@ -46,6 +57,7 @@ export type ConfirmOutcome =
   | "cancelled"
   | "changed"
   | "unverified" // the answer's state was not this server's, or expired
+  | "used" // the answer's state was already acted on (a replay)
   | "unavailable"; // MCP_CONFIRM=always and the client cannot ask
 
 const KEY = "confirm";
@@ -70,6 +82,8 @@ interface State {
   c: string;
   /** the guest's config digest as shown */
   d: string;
+  /** this question's id: its answer is acted on once (spend()) */
+  j: string;
 }
 
 const PURPOSE = "confirm";
@@ -151,6 +165,15 @@ export async function confirmGate(input: GateInput): Promise<Gate> {
           }. Nothing was sent to Proxmox; call again to be asked anew`,
       };
     }
+    const used: Gate = {
+      kind: "refuse",
+      outcome: "used",
+      text:
+        `Not done: this confirmation was already used (${tool.name} ran when it was first answered; an answer is acted on once). Nothing was sent to Proxmox; call again to be asked anew`,
+    };
+    if (typeof opened.value.j !== "string" || isSpent(opened.value.j)) {
+      return used;
+    }
     if (opened.value.c !== await callDigest(tool.name, args)) {
       return {
         kind: "refuse",
@@ -169,6 +192,18 @@ export async function confirmGate(input: GateInput): Promise<Gate> {
             `Not done: guest ${vmid} changed after the human confirmed (its configuration digest is no longer the one shown). Nothing was sent to Proxmox; ask again to confirm the current state`,
         };
       }
+    }
+    // Spent before the action runs, in one step with the check: of two
+    // copies of the answer racing here, one proceeds.
+    const spent = spend(opened.value.j, STATE_TTL_MS);
+    if (spent === "again") return used;
+    if (spent === "full") {
+      return {
+        kind: "refuse",
+        outcome: "unverified",
+        text:
+          `Not done: too many confirmations were taken in the last 10 minutes to tell a new one from a replay. Nothing was sent to Proxmox; call again later`,
+      };
     }
     return { kind: "proceed", outcome: "confirmed" };
   }
@@ -256,7 +291,11 @@ async function ask(input: GateInput, vmid: number | undefined): Promise<Gate> {
   const requestState = await seal(
     await stateKeys(input.config),
     PURPOSE,
-    { c: await callDigest(tool.name, args), d: digest } satisfies State,
+    {
+      c: await callDigest(tool.name, args),
+      d: digest,
+      j: stateId(),
+    } satisfies State,
     STATE_TTL_MS,
   );
   return {

@@ -198,6 +198,50 @@ export async function open<T>(
   return { ok: true, value: sealed.p as T };
 }
 
+/**
+ * Ids of states already acted on in this process, each until its state has
+ * expired for sure (in spending order, which is expiry order: one lifetime
+ * per purpose). Per process: a replay that a load balancer sends to another
+ * replica is not seen here.
+ */
+const spent = new Map<string, number>();
+/**
+ * Spent ids kept at most. Each stands for an action a human confirmed in
+ * the last 10 minutes; past this, confirmations are refused (not forgotten).
+ */
+const SPENT_MAX = 100_000;
+
+/** A random id for a state that may be acted on once. */
+export function stateId(): string {
+  return encodeBase64Url(crypto.getRandomValues(new Uint8Array(16)));
+}
+
+/** Whether a state's id was already spent in this process. */
+export function isSpent(id: string): boolean {
+  const until = spent.get(id);
+  return until !== undefined && until > Date.now();
+}
+
+/**
+ * Spends a state's id for `lifetimeMs` (at least what is left of the
+ * state's own): `first` the first time, `again` after. Checked and recorded
+ * in one synchronous step, so that of two answers racing, one is first.
+ */
+export function spend(
+  id: string,
+  lifetimeMs: number,
+): "first" | "again" | "full" {
+  const now = Date.now();
+  for (const [old, until] of spent) {
+    if (until > now) break;
+    spent.delete(old);
+  }
+  if (isSpent(id)) return "again";
+  if (spent.size >= SPENT_MAX) return "full";
+  spent.set(id, now + lifetimeMs);
+  return "first";
+}
+
 /** Why a state was refused, in words for a tool result. */
 export function refusalText(why: Refusal): string {
   switch (why) {

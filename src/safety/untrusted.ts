@@ -13,6 +13,11 @@
  * confirmations), and the answer's round returns the held result; nothing
  * runs twice. A client that
  * cannot ask gets the result with that output withheld, and is told so.
+ *
+ * Unlike a confirmation's, a release answer may be taken more than once (a
+ * client whose answer round's response was lost can post it again): it only
+ * shows the output already held and runs nothing, and single use would add
+ * no protection, since the answer's content is the client's word anyway.
  */
 import type {
   InputRequiredResult,
