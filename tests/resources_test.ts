@@ -69,6 +69,67 @@ Deno.test("resources: the summary is listed, the three templates are, and capabi
   assert.equal(sim.requests.length, 0, "listing asks Proxmox nothing");
 });
 
+Deno.test("resources follow MCP_TOOLSETS: a resource whose toolset is off is neither listed nor read (guest config: vms, task log: tasks, node status and summary: nodes); initialize declares the same capabilities; completion is an error, not a missing method", async () => {
+  await using sim = await startSim();
+  const upid = (await (async () => {
+    await using s = await connect({ env: simEnv(sim) });
+    return await callOk(s.client, "proxmox_create_snapshot", {
+      vmid: 100,
+      name: "before",
+    });
+  })()).upid as string;
+  const cases: [string, string[], string[]][] = [
+    ["backups", [], []],
+    ["vms", [], [CONFIG]],
+    ["tasks", [], [TASK_LOG]],
+    ["nodes", [SUMMARY], [NODE]],
+    ["backups,vms,tasks,nodes", [SUMMARY], [CONFIG, NODE, TASK_LOG]],
+  ];
+  const reads: [string, string][] = [
+    [CONFIG, "proxmox://default/guests/101/config"],
+    [TASK_LOG, `proxmox://default/tasks/${upid}/log`],
+    [NODE, "proxmox://default/nodes/pve1/status"],
+    [SUMMARY, SUMMARY],
+  ];
+  for (const [toolsets, fixed, templates] of cases) {
+    await using s = await connect({
+      env: { ...simEnv(sim), MCP_TOOLSETS: toolsets },
+    });
+    const caps = s.client.getServerCapabilities()!;
+    assert.deepEqual(caps.resources, { listChanged: false }, toolsets);
+    assert.ok(caps.completions, toolsets);
+    const { resources } = await s.client.listResources();
+    assert.deepEqual(resources.map((r) => r.uri), fixed, toolsets);
+    const { resourceTemplates } = await s.client.listResourceTemplates();
+    assert.deepEqual(
+      resourceTemplates.map((t) => t.uriTemplate).sort(),
+      templates,
+      toolsets,
+    );
+    for (const [which, uri] of reads) {
+      if ([...fixed, ...templates].includes(which)) {
+        await readJson(s.client, uri);
+        continue;
+      }
+      const from = sim.requests.length;
+      const e = await readError(s.client, uri);
+      // Not found (the SDK's ResourceNotFoundError: -32602 with the uri).
+      assert.equal(e.code, -32602, `${toolsets}: ${uri}: ${e.message}`);
+      assert.match(e.message, /Resource not found/);
+      assert.equal(sim.requests.length, from, "Proxmox is not asked");
+    }
+    const completion = await s.client.complete({
+      ref: { type: "ref/resource", uri: CONFIG },
+      argument: { name: "vmid", value: "10" },
+    }).then((r) => r.completion.values, (e) => e as { code: number });
+    if (templates.includes(CONFIG)) {
+      assert.ok(Array.isArray(completion) && completion.includes("101"));
+    } else {
+      assert.equal((completion as { code: number }).code, -32602, toolsets);
+    }
+  }
+});
+
 Deno.test("resources: proxmox://cluster counts nodes, guests and storage in two Proxmox requests and stays small with 5000 extra guests", async () => {
   await using sim = await startSim({ extraGuests: 5000 });
   await using s = await connect({ env: simEnv(sim) });
