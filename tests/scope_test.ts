@@ -92,6 +92,19 @@ function acceptingHuman() {
   };
 }
 
+/** The VMIDs proxmox_list_vms lists, in order. */
+async function listedVmids(client: Client): Promise<unknown[]> {
+  const vms = await callOk(client, "proxmox_list_vms");
+  return vms.rows.map((r: unknown[]) => r[0]);
+}
+
+/** The INFO line that states the scope: there is exactly one. */
+function scopeLine(log: string): string {
+  const lines = log.split("\n").filter((l) => l.includes("Scope: "));
+  assert.equal(lines.length, 1, log);
+  return lines[0];
+}
+
 Deno.test("every tool that changes something has a case in this file's table", () => {
   for (const t of changingTools) {
     assert.ok(
@@ -144,9 +157,8 @@ Deno.test("listings leave out guests, nodes, volumes and backups outside the sco
       MCP_ALLOWED_NODES: "pve1,pve2",
     },
   });
-  const vms = await callOk(s.client, "proxmox_list_vms");
   assert.deepEqual(
-    vms.rows.map((r: unknown[]) => r[0]),
+    await listedVmids(s.client),
     [100, 102, 103, 104, 105, 106, 200],
     "101 and 201, 202, 300, 9000 are outside",
   );
@@ -453,8 +465,7 @@ Deno.test("read-only, scope and confirmation compose: read-only offers no changi
     const { tools } = await s.client.listTools();
     assert.ok(tools.length > 0);
     assert.ok(tools.every((t) => t.annotations?.readOnlyHint === true));
-    const vms = await callOk(s.client, "proxmox_list_vms");
-    assert.deepEqual(vms.rows.map((r: unknown[]) => r[0]), [
+    assert.deepEqual(await listedVmids(s.client), [
       100,
       101,
       102,
@@ -494,10 +505,8 @@ Deno.test("one INFO line at start states scope, protection, read-only, toolsets 
     },
   });
   await callOk(s.client, "proxmox_list_vms");
-  const lines = s.stderr().split("\n").filter((l) => l.includes("Scope: "));
-  assert.equal(lines.length, 1, s.stderr());
   assert.match(
-    lines[0],
+    scopeLine(s.stderr()),
     / INFO main: Scope: VMIDs 100-199,250; nodes pve1\. Protected \(read-only to this server\): guests with Proxmox's protection flag or the tag 'mcp-protected'\. Read-only: no\. Toolsets: vms,snapshots\. Confirmation: never$/,
   );
 });
@@ -513,8 +522,7 @@ Deno.test("the real entry point over stdio: scope filters and refuses with 0 wri
       MCP_ALLOWED_NODES: "pve1,pve2",
     },
   });
-  const vms = await callOk(s.client, "proxmox_list_vms");
-  assert.deepEqual(vms.rows.map((r: unknown[]) => r[0]), [
+  assert.deepEqual(await listedVmids(s.client), [
     100,
     101,
     102,
@@ -530,9 +538,10 @@ Deno.test("the real entry point over stdio: scope filters and refuses with 0 wri
   assert.match(prot.text, /carries the tag 'mcp-protected'/);
   assert.deepEqual(writes(sim), []);
   await callOk(s.client, "proxmox_get_vm_stats", { vmid: 104 });
-  const lines = s.stderr().split("\n").filter((l) => l.includes("Scope: "));
-  assert.equal(lines.length, 1, s.stderr());
-  assert.match(lines[0], /Scope: VMIDs 100-105; nodes pve1,pve2\./);
+  assert.match(
+    scopeLine(s.stderr()),
+    /Scope: VMIDs 100-105; nodes pve1,pve2\./,
+  );
 });
 
 Deno.test("the real entry point over HTTP: one INFO line for the process, however many clients and calls", async () => {
@@ -580,9 +589,7 @@ Deno.test("the real entry point over HTTP: one INFO line for the process, howeve
       assert.equal(vms.total, 6, era);
       await client.close();
     }
-    const lines = err.split("\n").filter((l) => l.includes("Scope: "));
-    assert.equal(lines.length, 1, err);
-    assert.match(lines[0], /INFO main: Scope: VMIDs 100-105\./);
+    assert.match(scopeLine(err), /INFO main: Scope: VMIDs 100-105\./);
   } finally {
     child.kill("SIGKILL");
     await child.status;
