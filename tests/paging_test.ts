@@ -392,6 +392,56 @@ Deno.test("firewall rules or snapshots changed between pages: the next page is r
   assert.match(after.text, /changed since that page/);
 });
 
+Deno.test("firewall rules changed between pages behind a proxy that drops PVE's digest: the next page is still refused, from the rules themselves", async () => {
+  await using sim = await startSim();
+  // Passes every request on; takes `digest` out of firewall rule lists.
+  await using proxy = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    async (req) => {
+      const url = new URL(req.url);
+      const res = await fetch(sim.url + url.pathname + url.search, {
+        method: req.method,
+        headers: req.headers,
+        body: req.body,
+        redirect: "manual",
+      });
+      if (!/\/firewall\/rules$/.test(url.pathname) || req.method !== "GET") {
+        return res;
+      }
+      const body = await res.json();
+      for (const r of body.data ?? []) delete r.digest;
+      return Response.json(body, { status: res.status });
+    },
+  );
+  const base = new URL(sim.url);
+  const proxied = `http://127.0.0.1:${proxy.addr.port}${base.pathname}`
+    .replace(/\/$/, "");
+  await using s = await connect({
+    env: { ...simEnv(sim), PROXMOX_URL: proxied },
+  });
+  const g = sim.cluster.guests.get(100)!;
+  for (let i = 0; i < 4; i++) {
+    g.firewall.rules.push({ type: "in", action: "DROP", enable: 1 });
+  }
+  const first = await callOk(s.client, "proxmox_list_firewall_rules", {
+    vmid: 100,
+    limit: 2,
+  });
+  assert.ok(first.next_cursor);
+  assert.ok(
+    sim.requests.some((r) => r.path.endsWith("/firewall/rules")),
+    "the rules came through the proxy",
+  );
+  g.firewall.rules.unshift({ type: "out", action: "ACCEPT", enable: 1 });
+  const next = await call(s.client, "proxmox_list_firewall_rules", {
+    vmid: 100,
+    limit: 2,
+    cursor: first.next_cursor,
+  });
+  assert.equal(next.isError, true, next.text);
+  assert.match(next.text, /changed since that page/);
+});
+
 /** PVE's answer when a storage's backend cannot be reached (PVE::Storage::activate_storage). */
 const NOT_ONLINE = (storage: string) => `storage '${storage}' is not online`;
 

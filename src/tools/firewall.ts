@@ -126,7 +126,8 @@ export const listFirewallRules = defineTool({
       policy_out: options.policy_out,
     };
     // Rules are known by position, which shifts when one is added or moved:
-    // a page made from another version of the list (PVE's digest) is refused.
+    // a page made from another version of the list (PVE's digest, else the
+    // rules themselves when an answer carries none) is refused.
     const p = page(rules, {
       tool: "proxmox_list_firewall_rules",
       order: [{ type: "number" }],
@@ -136,7 +137,7 @@ export const listFirewallRules = defineTool({
       cursor,
       limit,
       envelope: head,
-      version: digest,
+      version: digest ?? rules,
     });
     return {
       ...head,
