@@ -346,3 +346,36 @@ Deno.test("2026-07-28 under MCP_LOCKDOWN: a release answer taken again shows the
     1,
   );
 });
+
+Deno.test("the question says the backup count is unknown, naming the storage, when a backup storage cannot be read; never a bare 0", async () => {
+  await using sim = await startSim();
+  const h = human({ action: "decline" });
+  await using s = await connect({ env: simEnv(sim), elicit: h.elicit });
+  sim.faults.inject({
+    path: /\/storage\/nas-backup\/content$/,
+    times: Infinity,
+    fault: {
+      kind: "status",
+      status: 500,
+      message: "storage 'nas-backup' is not online",
+    },
+  });
+  await call(s.client, "proxmox_delete_vm", { vmid: 106 });
+  assert.match(
+    h.asked[0].message,
+    /Backups on record: \d+ on the storages that could be read; unknown on nas-backup \(could not be read\)/,
+  );
+  // Every backup storage down: unknown, not 0.
+  sim.faults.inject({
+    path: /\/storage\/[^/]+\/content$/,
+    times: Infinity,
+    fault: { kind: "status", status: 500, message: "storage is not online" },
+  });
+  await call(s.client, "proxmox_delete_vm", { vmid: 106 });
+  assert.match(
+    h.asked[1].message,
+    /Backups on record: unknown \(No backup storage could be read: .*nas-backup/,
+  );
+  assert.doesNotMatch(h.asked[1].message, /Backups on record: 0/);
+  assert.deepEqual(writes(sim), []);
+});

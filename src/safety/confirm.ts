@@ -18,7 +18,7 @@ import type {
 import { inputRequired, inputResponse } from "../sdk.ts";
 import { redact } from "../log.ts";
 import type { PveClient } from "../proxmox/client.ts";
-import { listBackups } from "../proxmox/api/backups.ts";
+import { readBackups } from "../proxmox/api/backups.ts";
 import {
   type ClusterGuest,
   getConfig,
@@ -227,6 +227,24 @@ async function guestOf(
   return { ref: await locate(pve, vmid), entry };
 }
 
+/**
+ * The question's count of the guest's backups. A storage that cannot be read
+ * is named: the human must not read "0" before a delete when it is unknown.
+ */
+async function backupsLine(pve: PveClient, vmid: number): Promise<string> {
+  try {
+    const { backups, unreachable } = await readBackups(pve, { vmid });
+    if (!unreachable.length) return `Backups on record: ${backups.length}`;
+    const where = unreachable.map((u) =>
+      `${u.storage}${u.node ? ` on ${u.node}` : ""}`
+    ).join(", ");
+    return `Backups on record: ${backups.length} on the storages that could be read; unknown on ${where} (could not be read)`;
+  } catch (e) {
+    const why = redact((e as Error)?.message ?? String(e));
+    return `Backups on record: unknown (${String(why).split("\n")[0]})`;
+  }
+}
+
 const DISK_KEY = /^(scsi|virtio|sata|ide|efidisk|tpmstate|rootfs|mp)\d*$/;
 
 /** The question: the guest, and what the action would touch or destroy. */
@@ -250,7 +268,7 @@ async function ask(input: GateInput, vmid: number | undefined): Promise<Gate> {
       const [cfg, snaps, backups] = await Promise.all([
         getConfig(pve, g),
         getSnapshots(pve, g).catch(() => []),
-        listBackups(pve, { vmid }).catch(() => []),
+        backupsLine(pve, vmid),
       ]);
       digest = String(cfg.digest ?? "");
       lines.push(
@@ -273,7 +291,7 @@ async function ask(input: GateInput, vmid: number | undefined): Promise<Gate> {
           real.length ? real.map((s) => s.name).join(", ") : "none"
         }`,
       );
-      lines.push(`Backups on record: ${backups.length}`);
+      lines.push(backups);
       if (e.hastate) lines.push(`HA: managed (${e.hastate})`);
       if (Number(cfg.protection ?? 0) === 1) {
         lines.push("Protection: on (Proxmox refuses to remove this guest)");
