@@ -14,15 +14,7 @@ import { startSim, type TestSim } from "./helpers.ts";
 
 Deno.test("a ticket is renewed with itself before it expires, without the password", async () => {
   await using sim = await startSim();
-  const pve = new PveClient({
-    baseUrl: sim.url,
-    auth: {
-      kind: "password",
-      user: sim.credentials.user,
-      password: sim.credentials.password,
-    },
-    ticketRenewMs: 150,
-  });
+  const pve = clientFor(sim, "http", undefined, { ticketRenewMs: 150 });
   await pve.get("/version");
   await delay(200);
   await pve.get("/version");
@@ -48,14 +40,7 @@ Deno.test("writes carry the CSRF token; form encoding sends booleans as 1/0 and 
     "a=1&b=0&command=ls&command=-l&s=a%20b%26c",
   );
   await using sim = await startSim();
-  const pve = new PveClient({
-    baseUrl: sim.url,
-    auth: {
-      kind: "password",
-      user: sim.credentials.user,
-      password: sim.credentials.password,
-    },
-  });
+  const pve = clientFor(sim, "http", undefined);
   // The simulator answers 401 to a write without the CSRF token, so success shows it was sent.
   const upid = await pve.post<string>("/nodes/pve2/qemu/102/status/start");
   assert.equal(parseUpid(upid)?.node, "pve2");
