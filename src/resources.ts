@@ -38,7 +38,7 @@ import {
 } from "./clusters.ts";
 import { logger } from "./log.ts";
 import { callSignal, type PveClient } from "./proxmox/client.ts";
-import { advised, PveError, ToolError } from "./proxmox/errors.ts";
+import { advised, PveError, reasonOf, ToolError } from "./proxmox/errors.ts";
 import { FORMATS, hasFormat, seg } from "./proxmox/path.ts";
 import { getConfig, listGuests, locate } from "./proxmox/api/guests.ts";
 import { readTask } from "./proxmox/api/tasks.ts";
@@ -250,11 +250,9 @@ async function summaries(deps: ResourceDeps): Promise<Record<string, unknown>> {
     if (s.status === "fulfilled") {
       out.push({ cluster: clusters[i].name, ...s.value });
     } else {
-      const e = s.reason;
       unreachable.push({
         cluster: clusters[i].name,
-        error: (e instanceof PveError ? advised(e) : String(e?.message ?? e))
-          .split("\n")[0],
+        error: reasonOf(s.reason),
       });
     }
   });

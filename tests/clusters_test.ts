@@ -463,6 +463,37 @@ Deno.test("list_backups and list_content over two clusters with a storage or nod
   assert.match(lab.text, /Storage 'pbs' is not available/);
 });
 
+Deno.test("unreachable[].error reads the same everywhere: Proxmox's words, one line, for a cluster list_vms, list_backups or the summary resource could not read and for a storage list_backups could not", async () => {
+  await using a = await startSim({ pbs: true });
+  await using b = await startSim();
+  await using f = await configFile({
+    clusters: { home: entry(a), lab: entry(b) },
+  });
+  const words = "pveproxy exploded";
+  b.faults.inject({
+    path: "/cluster/resources",
+    times: Infinity,
+    fault: { kind: "status", status: 500, message: `${words}\nat line 2` },
+  });
+  a.faults.inject({
+    method: "GET",
+    path: /^\/nodes\/[^/]+\/storage\/pbs\/content$/,
+    times: Infinity,
+    fault: { kind: "status", status: 500, message: words },
+  });
+  await using s = await connect({ env: { PROXMOX_CONFIG: f.path } });
+  const vms = await callOk(s.client, "proxmox_list_vms");
+  assert.deepEqual(vms.unreachable, [{ cluster: "lab", error: words }]);
+  const backups = await callOk(s.client, "proxmox_list_backups");
+  assert.deepEqual(backups.unreachable, [
+    { cluster: "lab", error: words },
+    { cluster: "home", storage: "pbs", error: words },
+  ]);
+  const r = await s.client.readResource({ uri: "proxmox://cluster" });
+  const summary = JSON.parse((r.contents[0] as { text: string }).text);
+  assert.deepEqual(summary.unreachable, [{ cluster: "lab", error: words }]);
+});
+
 Deno.test("a cluster that is down or failing is named in unreachable; the other cluster's rows are still there", async () => {
   await using a = await startSim();
   await using b = await startSim();

@@ -202,6 +202,22 @@ export class ToolError extends Error {
   }
 }
 
+/**
+ * Why a read failed, as every `unreachable[].error` says it (a cluster a
+ * listing or the summary could not read, a storage list_backups could not):
+ * Proxmox's own words when it answered, the client's account when it did
+ * not (no answer in time, no connection), else the error's message; the
+ * first line only, so no stack or detail. None of these holds a secret.
+ */
+export function reasonOf(e: unknown): string {
+  const text = e instanceof PveError
+    ? e.pveMessage || e.message
+    : e instanceof Error
+    ? e.message
+    : String(e ?? "");
+  return text.split("\n")[0].trim();
+}
+
 /** The Proxmox error behind an error (itself, or a ToolError's cause). */
 export function pveErrorOf(e: unknown): PveError | undefined {
   if (e instanceof PveError) return e;

@@ -5,7 +5,7 @@
 import { z } from "zod";
 import type { Config } from "../config.ts";
 import { callRecord, type PveClient } from "../proxmox/client.ts";
-import { ToolError } from "../proxmox/errors.ts";
+import { reasonOf, ToolError } from "../proxmox/errors.ts";
 import { type Format, FORMATS } from "../proxmox/path.ts";
 import { type TaskResult, waitForTask } from "../proxmox/tasks.ts";
 import type { ToolsetId } from "./toolsets.ts";
@@ -237,10 +237,7 @@ export async function across<T extends object>(
     if (s.status === "fulfilled") {
       for (const r of s.value) rows.push({ cluster, ...r });
     } else {
-      unreachable.push({
-        cluster,
-        error: String((s.reason as Error)?.message ?? s.reason).split("\n")[0],
-      });
+      unreachable.push({ cluster, error: reasonOf(s.reason) });
     }
   });
   if (!rows.length && unreachable.length === settled.length) {

@@ -7,7 +7,7 @@
  * `local`, which rarely holds containers.
  */
 import type { PveClient } from "../client.ts";
-import { PveError, ToolError } from "../errors.ts";
+import { PveError, reasonOf, ToolError } from "../errors.ts";
 import { pvePath, seg } from "../path.ts";
 import { scopeOf } from "../../safety/scope.ts";
 import { taskLogTail } from "../tasks.ts";
@@ -174,16 +174,6 @@ export interface StorageUnreachable {
   /** The node it was read on; absent for shared storage. */
   node?: string;
   error: string;
-}
-
-/** The first line of what went wrong: PVE's own message when it answered. */
-function reasonOf(e: unknown): string {
-  const text = e instanceof PveError
-    ? e.pveMessage || e.message
-    : e instanceof Error
-    ? e.message
-    : String(e);
-  return text.split("\n")[0];
 }
 
 /**
