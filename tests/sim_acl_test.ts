@@ -4,7 +4,7 @@
  * listings filtered by what the caller may see, and GET /access/permissions.
  */
 import assert from "node:assert/strict";
-import { startSim, type TestSim } from "./sim_helpers.ts";
+import { startCli, startSim, type TestSim } from "./sim_helpers.ts";
 
 /** Calls the simulator's API with a token; returns status, message and data. */
 async function api(
@@ -159,31 +159,12 @@ Deno.test("a restricted user logs in with a ticket; creating a guest needs VM.Al
 });
 
 Deno.test("deno task sim --token adds a restricted, privilege-separated token and prints its secret", async () => {
-  const root = new URL("..", import.meta.url).pathname;
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "task",
-      "--cwd",
-      root,
-      "sim",
-      "--port",
-      "0",
-      "--no-validate",
-      "--token",
-      "ops@pve!mcp:PVEAuditor@/,PVEVMUser@/vms/105",
-    ],
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let buf = "";
-  while (!buf.includes("\n")) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    buf += value;
-  }
+  const { info, stop } = await startCli([
+    "--no-validate",
+    "--token",
+    "ops@pve!mcp:PVEAuditor@/,PVEVMUser@/vms/105",
+  ]);
   try {
-    const info = JSON.parse(buf.split("\n")[0]);
     assert.equal(info.tokens[0].tokenId, "ops@pve!mcp");
     const t = {
       tokenId: info.tokens[0].tokenId,
@@ -198,8 +179,6 @@ Deno.test("deno task sim --token adds a restricted, privilege-separated token an
       "Permission check failed (/vms/100, VM.PowerMgmt)",
     );
   } finally {
-    child.kill("SIGTERM");
-    await reader.cancel();
-    await child.status;
+    await stop();
   }
 });

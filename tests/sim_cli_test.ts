@@ -1,32 +1,8 @@
 /** `deno task sim`: one JSON line with the url and the credentials it accepts. */
 import assert from "node:assert/strict";
+import { startCli } from "./sim_helpers.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
-
-async function startCli(
-  args: string[],
-): Promise<{ info: Record<string, string>; stop: () => Promise<void> }> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["task", "--cwd", ROOT, "sim", "--port", "0", ...args],
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let buf = "";
-  while (!buf.includes("\n")) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    buf += value;
-  }
-  return {
-    info: JSON.parse(buf.split("\n")[0]),
-    stop: async () => {
-      child.kill("SIGTERM");
-      await reader.cancel();
-      await child.status;
-    },
-  };
-}
 
 Deno.test("deno task sim prints its url and credentials, which log in", async () => {
   const { info, stop } = await startCli([]);

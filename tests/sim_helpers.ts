@@ -95,3 +95,36 @@ export async function startSim(options: SimOptions = {}): Promise<TestSim> {
   };
   return { ...sim, close, assertNoViolations, [Symbol.asyncDispose]: close };
 }
+
+/** What `deno task sim` prints first: url, credentials, tokens. */
+// deno-lint-ignore no-explicit-any
+type CliInfo = Record<string, any>;
+
+/**
+ * Starts `deno task sim` on a free port with `args` and reads the JSON line
+ * it prints first (url, credentials, tokens); `stop` ends it.
+ */
+export async function startCli(
+  args: string[],
+): Promise<{ info: CliInfo; stop: () => Promise<void> }> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["task", "--cwd", ROOT, "sim", "--port", "0", ...args],
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = "";
+  while (!buf.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buf += value;
+  }
+  return {
+    info: JSON.parse(buf.split("\n")[0]),
+    stop: async () => {
+      child.kill("SIGTERM");
+      await reader.cancel();
+      await child.status;
+    },
+  };
+}
