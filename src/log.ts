@@ -20,31 +20,39 @@ const REDACTED = "[redacted]";
 /** The process's own secrets (credentials, tokens, keys): kept for good. */
 const pinned = new Set<string>();
 /**
- * Secrets of one event (login tickets, CSRF tokens, guest passwords): the
- * most recent RECENT_MAX, oldest dropped first. A ticket lives two hours and
- * a password is shown once; by the time a thousand newer ones came, neither
- * is in any log line's way (and fields named like secrets stay masked by
- * name). Unbounded, every guest created grew the set, and every log line
- * scanned it whole.
+ * Secrets that stay valid while something holds them (each client's current
+ * login ticket and CSRF token): kept until replaced (replaceSecret), however
+ * many recent ones come meanwhile.
+ */
+const held = new Set<string>();
+/**
+ * Secrets of one event (guest passwords, a replaced ticket's last minutes):
+ * the most recent RECENT_MAX, oldest dropped first. A password is shown
+ * once; by the time a thousand newer ones came, it is in no log line's way
+ * (and fields named like secrets stay masked by name). Unbounded, every
+ * guest created grew the set, and every log line scanned it whole.
  */
 const recent = new Map<string, true>();
 export const RECENT_MAX = 1024;
 const encoder = new TextEncoder();
 
+/** A secret value and its URL-encoded form, when that differs. */
+function forms(value: string): string[] {
+  const enc = encodeURIComponent(value);
+  return enc !== value ? [value, enc] : [value];
+}
+
 /**
  * Registers a secret value so that it never appears in a log line:
  * `process` (the default: configured credentials) for as long as the process
- * runs, `recent` (a ticket, a guest's password) among the latest RECENT_MAX.
+ * runs, `recent` (a guest's password) among the latest RECENT_MAX.
  */
 export function addSecret(
   value: string | undefined,
   lifetime: "process" | "recent" = "process",
 ): void {
   if (!value || value.length < 4) return;
-  const values = [value];
-  const enc = encodeURIComponent(value);
-  if (enc !== value) values.push(enc);
-  for (const v of values) {
+  for (const v of forms(value)) {
     if (lifetime === "process") {
       pinned.add(v);
       recent.delete(v);
@@ -58,14 +66,39 @@ export function addSecret(
   }
 }
 
-/** How many secret values the log masks now (pinned and recent). */
+/**
+ * Masks `next` until it is itself replaced, and lets `old` go (a login
+ * ticket and its renewal): `old` joins the recent secrets, as a replaced
+ * ticket stays valid a little longer.
+ */
+export function replaceSecret(
+  old: string | undefined,
+  next: string | undefined,
+): void {
+  if (old === next) return;
+  if (old) {
+    for (const v of forms(old)) held.delete(v);
+    addSecret(old, "recent");
+  }
+  if (next && next.length >= 4) {
+    for (const v of forms(next)) {
+      held.add(v);
+      recent.delete(v);
+    }
+  }
+}
+
+/** How many secret values the log masks now (pinned, held and recent). */
 export function knownSecrets(): number {
-  return pinned.size + recent.size;
+  return pinned.size + held.size + recent.size;
 }
 
 /** Replaces every known secret value in a string. */
 export function scrub(text: string): string {
   for (const s of pinned) {
+    if (text.includes(s)) text = text.replaceAll(s, REDACTED);
+  }
+  for (const s of held) {
     if (text.includes(s)) text = text.replaceAll(s, REDACTED);
   }
   for (const s of recent.keys()) {

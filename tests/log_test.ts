@@ -1,11 +1,14 @@
 /**
  * The log's known secrets stay bounded: the process's own are kept for good,
- * per-event ones (tickets, CSRF tokens, guest passwords) among the latest
- * RECENT_MAX, so a long-running server that creates many guests neither
- * grows without end nor scans an ever longer list on every log line.
+ * per-event ones (guest passwords) among the latest RECENT_MAX, so a
+ * long-running server that creates many guests neither grows without end
+ * nor scans an ever longer list on every log line; a client's live ticket
+ * and CSRF token are held until its next login replaces them.
  */
 import assert from "node:assert/strict";
 import { addSecret, knownSecrets, RECENT_MAX, scrub } from "../src/log.ts";
+import { PveClient } from "../src/proxmox/client.ts";
+import { startSim } from "./helpers.ts";
 
 Deno.test("100 000 guest passwords later: the known secrets stay bounded, the latest and the process's own are still masked", () => {
   const own = "configured-password-0123456789";
@@ -36,4 +39,43 @@ Deno.test("a process secret registered again as recent stays pinned", () => {
     addSecret(`ticket-${i}-PVE:root@pam:ABCDEF`, "recent");
   }
   assert.equal(scrub(own), "[redacted]");
+});
+
+Deno.test("a client's live login ticket and CSRF token stay masked after 2 000 newer guest passwords, and its renewed ones too", async () => {
+  await using sim = await startSim();
+  const pve = new PveClient({
+    baseUrl: sim.url,
+    auth: {
+      kind: "password",
+      user: sim.credentials.user,
+      password: sim.credentials.password,
+    },
+    // Renewed on every call: the second call holds a new ticket.
+    ticketRenewMs: 0,
+  });
+  const issued = () => sim.secrets().filter((s) => s.startsWith("PVE:"));
+  const csrfOf = (ticket: string) => {
+    const all = sim.secrets();
+    return all[all.indexOf(ticket) + 1];
+  };
+  for (const round of [1, 2]) {
+    await pve.get("/version");
+    const ticket = issued().at(-1)!;
+    assert.equal(issued().length, round);
+    const csrf = csrfOf(ticket);
+    for (let i = 0; i < 2_000; i++) {
+      addSecret(`guest-pw-${round}-${i.toString(36)}-x9Q`, "recent");
+    }
+    assert.equal(
+      scrub(`Cookie: PVEAuthCookie=${ticket}`),
+      "Cookie: PVEAuthCookie=[redacted]",
+      `round ${round}: the live ticket`,
+    );
+    assert.equal(
+      scrub(`cookie=${encodeURIComponent(ticket)}`),
+      "cookie=[redacted]",
+      `round ${round}: the live ticket, URL-encoded`,
+    );
+    assert.equal(scrub(`csrf ${csrf}`), "csrf [redacted]", `round ${round}`);
+  }
 });

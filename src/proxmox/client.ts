@@ -10,7 +10,7 @@
  * `uncertain`: it may have been applied.
  */
 import { AsyncLocalStorage } from "node:async_hooks";
-import { addSecret, logger } from "../log.ts";
+import { logger, replaceSecret } from "../log.ts";
 import { PveError } from "./errors.ts";
 import { assertSafePath } from "./path.ts";
 
@@ -117,6 +117,8 @@ export class PveClient {
   #send: Sender;
   #options: PveClientOptions;
   #ticket?: { ticket: string; csrf: string; at: number };
+  /** The ticket and CSRF token the log masks for this client (held). */
+  #masked?: { ticket: string; csrf: string };
   #login?: Promise<void>;
   #resources?: { at: number; data: Promise<Record<string, unknown>[]> };
 
@@ -286,9 +288,11 @@ export class PveClient {
           csrf: data.CSRFPreventionToken,
           at: Date.now(),
         };
-        // Masked by value in log lines while among the latest (src/log.ts).
-        addSecret(data.ticket, "recent");
-        addSecret(data.CSRFPreventionToken, "recent");
+        // Masked by value in log lines while this client holds them; the
+        // replaced ones join the recent secrets (src/log.ts).
+        replaceSecret(this.#masked?.ticket, data.ticket);
+        replaceSecret(this.#masked?.csrf, data.CSRFPreventionToken);
+        this.#masked = { ticket: data.ticket, csrf: data.CSRFPreventionToken };
         log.debug("Logged in", {
           user: auth.user,
           renewed: password !== auth.password,
