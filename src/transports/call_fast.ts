@@ -16,7 +16,6 @@
 import type { ServerContext } from "@modelcontextprotocol/server";
 import type { Config } from "../config.ts";
 import type { ServerDeps } from "../server.ts";
-import type { ToolDef } from "../tools/define.ts";
 
 type RequestId = string | number;
 
@@ -211,10 +210,7 @@ export class FastCalls {
         error: { code: -32602, message: `Tool ${params.name} not found` },
       };
     }
-    const registration = (server.registration as (
-      tool: ToolDef,
-      clusters?: readonly string[],
-    ) => ReturnType<typeof server.registration>)(
+    const registration = server.registration(
       tool,
       clustersOf(deps).map((c) => c.name),
     );
