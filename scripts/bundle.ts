@@ -2,8 +2,9 @@
  * `deno task bundle`: src/main.ts as plain JavaScript in dist/bundle/ —
  * main.js and the chunks it imports when it needs them (the SDK only after a
  * session's first answers) — what the container image and the compiled
- * binaries run. A fresh process starts it in about half the time of the
- * sources (bench/cold_start.ts measures both): one file per chunk instead of
+ * binaries run. A fresh process answers its first tool call in about 70 % of
+ * the time the sources take (bench/cold_start.ts measures both; 2.9× a bare
+ * Deno responder instead of 4×): one file per chunk instead of
  * ~200 modules resolved and read one import level at a time, and no
  * deno.json, lock file or npm resolution at start.
  *
