@@ -461,6 +461,15 @@ Deno.test("list_backups and list_content over two clusters with a storage or nod
   });
   assert.equal(lab.isError, true);
   assert.match(lab.text, /Storage 'pbs' is not available/);
+  // A storage no cluster has is an error over every cluster too.
+  for (const tool of ["proxmox_list_backups", "proxmox_list_content"]) {
+    const none = await call(s.client, tool, { storage: "pbs-typo" });
+    assert.equal(none.isError, true, `${tool}: ${none.text}`);
+    assert.match(
+      none.text,
+      /Storage 'pbs-typo' is not available on any online node of any cluster/,
+    );
+  }
 });
 
 Deno.test("unreachable[].error reads the same everywhere: Proxmox's words, one line, for a cluster list_vms, list_backups or the summary resource could not read and for a storage list_backups could not", async () => {

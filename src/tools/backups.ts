@@ -3,6 +3,7 @@ import { z } from "zod";
 import * as backups from "../proxmox/api/backups.ts";
 import { label, locate } from "../proxmox/api/guests.ts";
 import { failureKind } from "../proxmox/api/tasks.ts";
+import { storageMissing } from "../proxmox/api/storage.ts";
 import {
   across,
   CREATES,
@@ -158,17 +159,25 @@ export const listBackups = defineTool({
   listing: true,
   async run({ cursor, limit, ...filter }, ctx) {
     const storages: (backups.StorageUnreachable & { cluster?: string })[] = [];
+    let found = false;
     const read = await across(ctx, async (pve) => {
       // Over several clusters, one without that storage or node has none.
       const r = await backups.readBackups(pve, filter, {
         absentOk: ctx.clusters !== undefined,
       });
+      if (r.found) found = true;
       const cluster = ctx.clusters?.find((c) => c.pve === pve)?.name;
       for (const u of r.unreachable) {
         storages.push(cluster ? { cluster, ...u } : u);
       }
       return r.backups;
     });
+    // A storage no cluster has (every one answered): as with one cluster.
+    if (filter.storage && !found && !read.unreachable) {
+      throw storageMissing({ ...filter, content: "backup" }, {
+        everyCluster: true,
+      });
+    }
     const unreachable = [...read.unreachable ?? [], ...storages];
     const rows = read.rows.map(({ size, ...b }) => ({
       cluster: b.cluster,

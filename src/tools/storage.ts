@@ -7,6 +7,7 @@ import {
   onlineNodes,
   storageContent,
   storageLocations,
+  storageMissing,
 } from "../proxmox/api/storage.ts";
 import {
   across,
@@ -116,11 +117,13 @@ export const listContent = defineTool({
   async run({ cursor, limit, ...filter }, ctx) {
     const { storage, node, content } = filter;
     const want: string[] = content ? [content] : ["iso", "vztmpl"];
+    let found = false;
     const { rows, unreachable } = await across(ctx, async (pve) => {
       // Over several clusters, one without that storage or node has none.
       const places = await storageLocations(pve, { node, storage }, {
         absentOk: ctx.clusters !== undefined,
       });
+      if (places.length) found = true;
       const lists = await Promise.all(
         places.map((at) => storageContent(pve, at, { content })),
       );
@@ -138,6 +141,10 @@ export const listContent = defineTool({
         }))
       );
     });
+    // A storage no cluster has (every one answered): as with one cluster.
+    if (!found && !unreachable) {
+      throw storageMissing({ node, storage }, { everyCluster: true });
+    }
     // By volid; the same volid on local storage of two nodes is two volumes.
     const p = page(rows, {
       tool: "proxmox_list_content",

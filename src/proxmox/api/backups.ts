@@ -186,7 +186,14 @@ export async function readBackups(
   pve: PveClient,
   filter: { vmid?: number; storage?: string; node?: string },
   options: { absentOk?: boolean } = {},
-): Promise<{ backups: Backup[]; unreachable: StorageUnreachable[] }> {
+): Promise<
+  {
+    backups: Backup[];
+    unreachable: StorageUnreachable[];
+    /** Whether any storage matched the filter (see `absentOk`). */
+    found: boolean;
+  }
+> {
   const { places, down } = await storagePlaces(pve, {
     node: filter.node,
     storage: filter.storage,
@@ -247,7 +254,7 @@ export async function readBackups(
     )
   ).filter((b) => b.vmid === undefined || visible(b.vmid));
   backups.sort((x, y) => (y.time ?? "").localeCompare(x.time ?? ""));
-  return { backups, unreachable };
+  return { backups, unreachable, found: places.length > 0 };
 }
 
 /** Backup archives on the storages that can be read, newest first. */

@@ -112,16 +112,27 @@ export async function storagePlaces(
   if (filter.storage && places.length === 0) {
     // Present but down is a failure even where absence is not.
     if (down.length || !options.absentOk) {
-      throw new ToolError(
-        `Storage '${filter.storage}' is not available${
-          filter.node ? ` on node '${filter.node}'` : " on any online node"
-        }${filter.content ? ` for ${filter.content}` : ""}${
-          down.length ? `: ${downReason(down[0])}` : ""
-        }: see proxmox_list_storage`,
-      );
+      throw storageMissing(filter, { down: down[0] });
     }
   }
   return { places, down };
+}
+
+/**
+ * The error for a storage a filter names that cannot be read: down (with
+ * what Proxmox reports), or in no cluster a listing covers.
+ */
+export function storageMissing(
+  filter: { node?: string; storage?: string; content?: string },
+  o: { down?: StorageDown; everyCluster?: boolean } = {},
+): ToolError {
+  return new ToolError(
+    `Storage '${filter.storage}' is not available${
+      filter.node ? ` on node '${filter.node}'` : " on any online node"
+    }${o.everyCluster ? " of any cluster" : ""}${
+      filter.content ? ` for ${filter.content}` : ""
+    }${o.down ? `: ${downReason(o.down)}` : ""}: see proxmox_list_storage`,
+  );
 }
 
 /**
