@@ -20,6 +20,13 @@ import { ENV_VARS } from "../../src/config.ts";
 import { selfSignedCert } from "../../src/sim/tls.ts";
 import { callOk, simEnv, startSim, type TestSim } from "../helpers.ts";
 import { bundleRunFlags } from "../../scripts/bundle.ts";
+import {
+  dockerEnv,
+  freePort,
+  run,
+  trustingFetch,
+  waitFor,
+} from "./deploy_helpers.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 const IMAGE = "proxmox-mcp:deploy-test";
@@ -30,57 +37,6 @@ const decoder = new TextDecoder();
 const TESTBED = Deno.env.get("TESTBED_DIR");
 const SSHD = Deno.env.get("TESTBED_SSHD");
 const ready = !!(TESTBED && SSHD && Deno.env.get("DOCKER_HOST"));
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs a command to its end; throws with its output when it fails and `check` is set. */
-async function run(
-  cmd: string,
-  args: string[],
-  options: { cwd?: string; env?: Record<string, string>; check?: boolean } = {},
-): Promise<Run> {
-  const out = await new Deno.Command(cmd, {
-    args,
-    cwd: options.cwd ?? ROOT,
-    env: options.env,
-    stdin: "null",
-  }).output();
-  const r = {
-    code: out.code,
-    stdout: decoder.decode(out.stdout),
-    stderr: decoder.decode(out.stderr),
-  };
-  if (options.check !== false && r.code !== 0) {
-    throw new Error(
-      `${cmd} ${args.join(" ")} exited ${r.code}\n${r.stdout}\n${r.stderr}`,
-    );
-  }
-  return r;
-}
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
-
-async function waitFor(
-  what: string,
-  probe: () => Promise<boolean>,
-  ms = 30_000,
-): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await probe().catch(() => false)) return;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`Timed out waiting for ${what}`);
-}
 
 async function healthy(url: string, init?: RequestInit): Promise<boolean> {
   const r = await fetch(url, init);
@@ -389,18 +345,6 @@ async function catalogEntry(work: string): Promise<void> {
   assertNoSecrets(err, sim);
 }
 
-/** What the docker CLI needs to reach the testbed's podman. */
-function dockerEnv(): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (
-    const k of ["DOCKER_HOST", "CONTAINERS_CONF", "CONTAINERS_STORAGE_CONF"]
-  ) {
-    const v = Deno.env.get(k);
-    if (v) env[k] = v;
-  }
-  return env;
-}
-
 /** Installs the conformance suite with npm into the testbed (not a project dependency). */
 async function conformanceSuite(work: string): Promise<string> {
   const dir = `${work}/conformance-suite`;
@@ -421,13 +365,6 @@ async function conformanceSuite(work: string): Promise<string> {
     ]);
   }
   return main;
-}
-
-/** An HTTP client that trusts Caddy's internal CA, as a fetch for the SDK transports. */
-function trustingFetch(caPem: string): typeof fetch {
-  const client = Deno.createHttpClient({ caCerts: [caPem] });
-  return ((input: RequestInfo | URL, init?: RequestInit) =>
-    fetch(input, { ...init, client })) as typeof fetch;
 }
 
 async function composeWithCaddy(work: string, sim: TestSim): Promise<void> {

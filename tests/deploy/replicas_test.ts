@@ -24,6 +24,14 @@ import {
 import assert from "node:assert/strict";
 import { setTimeout as delay } from "node:timers/promises";
 import { callOk, simEnv, startSim, type TestSim } from "../helpers.ts";
+import {
+  dockerEnv,
+  freePort,
+  type Run,
+  run,
+  trustingFetch,
+  waitFor,
+} from "./deploy_helpers.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 /** The image deploy_test.ts builds (built here when missing); MCP_TEST_IMAGE for another. */
@@ -32,78 +40,9 @@ const TOKEN = "replicas-token-0123456789abcdef";
 const PROJECT = "proxmox-mcp-replicas-test";
 const REPLICAS = ["proxmox-mcp", "proxmox-mcp-2"] as const;
 type Replica = typeof REPLICAS[number];
-const decoder = new TextDecoder();
 
 const TESTBED = Deno.env.get("TESTBED_DIR");
 const ready = !!(TESTBED && Deno.env.get("DOCKER_HOST"));
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function run(
-  cmd: string,
-  args: string[],
-  options: { cwd?: string; env?: Record<string, string>; check?: boolean } = {},
-): Promise<Run> {
-  const out = await new Deno.Command(cmd, {
-    args,
-    cwd: options.cwd ?? ROOT,
-    env: options.env,
-    stdin: "null",
-  }).output();
-  const r = {
-    code: out.code,
-    stdout: decoder.decode(out.stdout),
-    stderr: decoder.decode(out.stderr),
-  };
-  if (options.check !== false && r.code !== 0) {
-    throw new Error(
-      `${cmd} ${args.join(" ")} exited ${r.code}\n${r.stdout}\n${r.stderr}`,
-    );
-  }
-  return r;
-}
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
-
-async function waitFor(
-  what: string,
-  probe: () => Promise<boolean>,
-  ms = 30_000,
-): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await probe().catch(() => false)) return;
-    await delay(200);
-  }
-  throw new Error(`Timed out waiting for ${what}`);
-}
-
-function dockerEnv(): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (
-    const k of ["DOCKER_HOST", "CONTAINERS_CONF", "CONTAINERS_STORAGE_CONF"]
-  ) {
-    const v = Deno.env.get(k);
-    if (v) env[k] = v;
-  }
-  return env;
-}
-
-/** A fetch that trusts Caddy's CA, from a loopback address of its own if given. */
-function trustingFetch(caPem: string, localAddress?: string): typeof fetch {
-  const client = Deno.createHttpClient({ caCerts: [caPem], localAddress });
-  return ((input: RequestInfo | URL, init?: RequestInit) =>
-    fetch(input, { ...init, client })) as typeof fetch;
-}
 
 /** The compose project: both replicas and Caddy, as the shipped files describe them. */
 class Deployment {
