@@ -2,6 +2,7 @@
 import { setTimeout as delay } from "node:timers/promises";
 import assert from "node:assert/strict";
 import {
+  callSignal,
   encodeParams,
   PveClient,
   type PveClientOptions,
@@ -334,4 +335,17 @@ Deno.test("a CA that is not a valid PEM certificate is a tls PveError naming PRO
     /^PROXMOX_CA_FILE \(\/etc\/proxmox-mcp\/ca\.pem\) holds no valid PEM certificate \(.*BadEncoding\); nothing was sent/,
   );
   assert.equal(sim.requests.length, 0);
+});
+
+Deno.test("the shared guest lookup outlives a cancelled first caller: a fresh client's login and request run without its signal", async () => {
+  await using sim = await startSim();
+  const pve = clientFor(sim, "http", undefined);
+  const first = new AbortController();
+  // The first caller starts the shared lookup (a login, then the request)
+  // and is cancelled at once; a second caller in the same window shares it.
+  const mine = callSignal.run(first.signal, () => pve.guests());
+  first.abort();
+  const theirs = await pve.guests();
+  assert.ok(theirs.length > 0, "the second caller got the guests");
+  await mine.catch(() => {});
 });

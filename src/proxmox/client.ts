@@ -217,11 +217,14 @@ export class PveClient {
     if (!this.#resources || now - this.#resources.at > RESOURCE_CACHE_MS) {
       // Shared by every call in the window: made outside any one caller's
       // cancel signal (its own timeout applies), so one cancelled call does
-      // not fail the others.
-      const data = callSignal.exit(() =>
-        this.get<Record<string, unknown>[]>("/cluster/resources", {
-          type: "vm",
-        })
+      // not fail the others. run(undefined), not exit(): under Deno, exit()
+      // does not last past the first await (the login), run() does.
+      const data = callSignal.run(
+        undefined as unknown as AbortSignal,
+        () =>
+          this.get<Record<string, unknown>[]>("/cluster/resources", {
+            type: "vm",
+          }),
       );
       this.#resources = { at: now, data };
       data.catch(() => {
