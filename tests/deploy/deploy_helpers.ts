@@ -84,3 +84,27 @@ export function trustingFetch(
   return ((input: RequestInfo | URL, init?: RequestInit) =>
     fetch(input, { ...init, client })) as typeof fetch;
 }
+
+/**
+ * A fresh compose directory: the shipped `files` unchanged, beside a .env
+ * like the one users write from .env.example (the simulator's login from
+ * `env`, `token`, INFO logs), and an empty caddy-data.
+ */
+export async function composeDir(
+  dir: string,
+  o: { files: string[]; env: Record<string, string>; token: string },
+): Promise<void> {
+  await Deno.remove(dir, { recursive: true }).catch(() => {});
+  await Deno.mkdir(`${dir}/caddy-data`, { recursive: true });
+  for (const f of o.files) await Deno.copyFile(`${ROOT}${f}`, `${dir}/${f}`);
+  await Deno.writeTextFile(
+    `${dir}/.env`,
+    [
+      `PROXMOX_URL=${o.env.PROXMOX_URL}`,
+      `PROXMOX_USER=${o.env.PROXMOX_USER}`,
+      `PROXMOX_PASSWORD=${o.env.PROXMOX_PASSWORD}`,
+      `MCP_AUTH_TOKEN=${o.token}`,
+      "LOG_LEVEL=INFO",
+    ].join("\n") + "\n",
+  );
+}

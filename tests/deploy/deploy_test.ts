@@ -21,6 +21,7 @@ import { selfSignedCert } from "../../src/sim/tls.ts";
 import { callOk, simEnv, startSim, type TestSim } from "../helpers.ts";
 import { bundleRunFlags } from "../../scripts/bundle.ts";
 import {
+  composeDir,
   dockerEnv,
   freePort,
   run,
@@ -369,29 +370,12 @@ async function conformanceSuite(work: string): Promise<string> {
 
 async function composeWithCaddy(work: string, sim: TestSim): Promise<void> {
   const dir = `${work}/compose`;
-  await Deno.remove(dir, { recursive: true }).catch(() => {});
-  await Deno.mkdir(`${dir}/caddy-data`, { recursive: true });
   // The unchanged files, next to a .env like the one users write from .env.example.
-  for (
-    const f of [
-      "docker-compose.yaml",
-      "docker-compose.testbed.yaml",
-      "Caddyfile",
-    ]
-  ) {
-    await Deno.copyFile(`${ROOT}${f}`, `${dir}/${f}`);
-  }
-  const env = simEnv(sim);
-  await Deno.writeTextFile(
-    `${dir}/.env`,
-    [
-      `PROXMOX_URL=${env.PROXMOX_URL}`,
-      `PROXMOX_USER=${env.PROXMOX_USER}`,
-      `PROXMOX_PASSWORD=${env.PROXMOX_PASSWORD}`,
-      `MCP_AUTH_TOKEN=${TOKEN}`,
-      "LOG_LEVEL=INFO",
-    ].join("\n") + "\n",
-  );
+  await composeDir(dir, {
+    files: ["docker-compose.yaml", "docker-compose.testbed.yaml", "Caddyfile"],
+    env: simEnv(sim),
+    token: TOKEN,
+  });
   // As shipped: only Caddy is published; the server is on the compose network alone.
   const shipped = JSON.parse(
     (await run("python3", [

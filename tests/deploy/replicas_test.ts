@@ -25,6 +25,7 @@ import assert from "node:assert/strict";
 import { setTimeout as delay } from "node:timers/promises";
 import { callOk, simEnv, startSim, type TestSim } from "../helpers.ts";
 import {
+  composeDir,
   dockerEnv,
   freePort,
   type Run,
@@ -33,7 +34,6 @@ import {
   waitFor,
 } from "./deploy_helpers.ts";
 
-const ROOT = new URL("../..", import.meta.url).pathname;
 /** The image deploy_test.ts builds (built here when missing); MCP_TEST_IMAGE for another. */
 const IMAGE = Deno.env.get("MCP_TEST_IMAGE") ?? "proxmox-mcp:deploy-test";
 const TOKEN = "replicas-token-0123456789abcdef";
@@ -64,29 +64,16 @@ class Deployment {
 
   static async up(work: string, sim: TestSim): Promise<Deployment> {
     const dir = `${work}/replicas`;
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
-    await Deno.mkdir(`${dir}/caddy-data`, { recursive: true });
-    for (
-      const f of [
+    await composeDir(dir, {
+      files: [
         "docker-compose.yaml",
         "docker-compose.testbed.yaml",
         "docker-compose.replicas.yaml",
         "Caddyfile",
-      ]
-    ) {
-      await Deno.copyFile(`${ROOT}${f}`, `${dir}/${f}`);
-    }
-    const env = simEnv(sim);
-    await Deno.writeTextFile(
-      `${dir}/.env`,
-      [
-        `PROXMOX_URL=${env.PROXMOX_URL}`,
-        `PROXMOX_USER=${env.PROXMOX_USER}`,
-        `PROXMOX_PASSWORD=${env.PROXMOX_PASSWORD}`,
-        `MCP_AUTH_TOKEN=${TOKEN}`,
-        "LOG_LEVEL=INFO",
-      ].join("\n") + "\n",
-    );
+      ],
+      env: simEnv(sim),
+      token: TOKEN,
+    });
     // Host networking only on the testbed: the second replica gets a port of its own, and
     // Caddy reaches both on loopback (with compose's network: proxmox-mcp-2:8000).
     const [port1, port2, httpsPort] = [freePort(), freePort(), freePort()];
