@@ -72,3 +72,66 @@ Deno.test("SIGINT (Ctrl-C) stops at once, without the MCP_DRAIN_S wait", async (
   assert.doesNotMatch(srv.stderr(), /answers 503/);
   assert.match(srv.stderr(), /SIGINT: shutting down[\s\S]*Stopped/);
 });
+
+Deno.test("a POST whose body is still arriving when shutdown starts is counted in flight: shutdown waits and it is answered", async () => {
+  const { boot } = await import("../src/app.ts");
+  const { loadConfig } = await import("../src/config.ts");
+  const { setLogWriter } = await import("../src/log.ts");
+  const { createHttpApp } = await import("../src/transports/http/router.ts");
+  setLogWriter(() => {});
+  await using sim = await startSim();
+  const parsed = loadConfig([], simEnv(sim));
+  if (parsed.kind !== "run") throw new TypeError("not a server run");
+  const app = createHttpApp(await boot(parsed.config), { drainMs: 20_000 });
+  const body = new TextEncoder().encode(JSON.stringify({
+    jsonrpc: "2.0",
+    id: 1,
+    method: "tools/call",
+    params: { name: "proxmox_list_nodes", arguments: {} },
+  }));
+  const half = Math.floor(body.length / 2);
+  const { promise: reading, resolve: isReading } = Promise.withResolvers<
+    void
+  >();
+  const { promise: rest, resolve: sendRest } = Promise.withResolvers<void>();
+  const stream = new ReadableStream<Uint8Array>({
+    start(c) {
+      c.enqueue(body.slice(0, half));
+    },
+    async pull(c) {
+      // The server has taken the first half and waits for more.
+      isReading();
+      await rest;
+      c.enqueue(body.slice(half));
+      c.close();
+    },
+  });
+  const port = parsed.config.port;
+  const answered = app.fetch(
+    new Request(`http://127.0.0.1:${port}/mcp`, {
+      method: "POST",
+      headers: {
+        host: `127.0.0.1:${port}`,
+        "content-type": "application/json",
+        accept: "application/json, text/event-stream",
+        "mcp-protocol-version": "2025-11-25",
+      },
+      body: stream,
+    }),
+  );
+  await reading;
+  assert.equal(app.busy(), 1, "counted while its body arrives");
+  const order: string[] = [];
+  const stopped = app.shutdown().then(() => order.push("stopped"));
+  const response = answered.then(async (r) => {
+    order.push("answered");
+    return { status: r.status, text: await r.text() };
+  });
+  sendRest();
+  const r = await response;
+  await stopped;
+  setLogWriter();
+  assert.equal(r.status, 200, r.text);
+  assert.match(r.text, /pve1/);
+  assert.deepEqual(order, ["answered", "stopped"]);
+});

@@ -171,17 +171,12 @@ export function createHttpApp(
     );
   }
 
-  /** Counts a POST as in flight until its response has been sent. */
-  async function track(
-    request: Request,
-    session: Session | undefined,
-    serve: () => Promise<Response>,
-  ): Promise<Response> {
-    if (request.method !== "POST") return serve();
+  /** Counts a request as in flight from now; the call ends it (once). */
+  function begin(session?: Session): () => void {
     inflight++;
     if (session) session.busy++;
     let finished = false;
-    const done = () => {
+    return () => {
       if (finished) return;
       finished = true;
       inflight--;
@@ -190,6 +185,21 @@ export function createHttpApp(
         session.lastSeen = Date.now();
       }
     };
+  }
+
+  /**
+   * Counts a POST as in flight until its response has been sent; `counted`
+   * ends the count its body was read under, once this one has begun.
+   */
+  async function track(
+    request: Request,
+    session: Session | undefined,
+    serve: () => Promise<Response>,
+    counted?: () => void,
+  ): Promise<Response> {
+    if (request.method !== "POST") return serve();
+    const done = begin(session);
+    counted?.();
     try {
       return whenSent(await serve(), done);
     } catch (e) {
@@ -211,6 +221,7 @@ export function createHttpApp(
   async function openSession(
     request: Request,
     parsedBody: unknown,
+    reading: () => void,
   ): Promise<Response> {
     if (!store.reserve()) return full();
     const server = reserved(factory);
@@ -242,6 +253,7 @@ export function createHttpApp(
         request,
         session,
         () => transport.handleRequest(request, { parsedBody }),
+        reading,
       );
     } finally {
       if (!opened) {
@@ -267,6 +279,24 @@ export function createHttpApp(
       return track(request, s, () => transport.handleRequest(request));
     }
     if (request.method !== "POST") return either.fetch(request); // 405
+    // In flight from its first byte: a body still arriving when shutdown
+    // starts is waited for, and answered (track() counts it on from there).
+    const reading = begin();
+    try {
+      return await sessionless(request, reading);
+    } finally {
+      reading();
+    }
+  }
+
+  /**
+   * A POST without a session (one stateless request, or an initialize),
+   * counted as `reading` until track() counts it.
+   */
+  async function sessionless(
+    request: Request,
+    reading: () => void,
+  ): Promise<Response> {
     // Read (counting while it streams) and parse the body once; the SDK's
     // entries take it pre-parsed.
     const body = await readBody(request, opts.maxBodyBytes);
@@ -295,12 +325,13 @@ export function createHttpApp(
         maxRequestBodySize: opts.maxBodyBytes,
       })
     ) {
-      return openSession(request, parsedBody);
+      return openSession(request, parsedBody, reading);
     }
     return track(
       request,
       undefined,
       () => either.fetch(request, { parsedBody }),
+      reading,
     );
   }
 
