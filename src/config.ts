@@ -7,6 +7,8 @@
 import { z } from "zod/mini";
 
 export const VERSION = "0.1.0";
+/** The longest MCP_DRAIN_S: ample for a load balancer's health checks. */
+const MAX_DRAIN_S = 300;
 
 /** Every environment variable the server reads (the `--allow-env` list). */
 export const ENV_VARS = [
@@ -151,9 +153,13 @@ const EnvSchema = z.object({
   ),
   MCP_DRAIN_S: z._default(
     z.coerce.number({ error: "MCP_DRAIN_S must be a number of seconds" })
-      .check(z.minimum(0, {
-        error: "MCP_DRAIN_S must be 0 or more seconds",
-      })),
+      .check(
+        z.minimum(0, { error: "MCP_DRAIN_S must be 0 or more seconds" }),
+        // A timer longer than 2^31-1 ms would fire at once: no drain at all.
+        z.maximum(MAX_DRAIN_S, {
+          error: `MCP_DRAIN_S must be at most ${MAX_DRAIN_S} seconds`,
+        }),
+      ),
     5,
   ),
   LOG_LEVEL: z._default(

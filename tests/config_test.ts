@@ -292,3 +292,21 @@ Deno.test("a PROXMOX_CA_FILE that holds no PEM certificate stops the start with 
     await Deno.remove(file);
   }
 });
+
+Deno.test("MCP_DRAIN_S above 300 s (where the timer would overflow and skip the drain) is refused by name; 300 and 0 are taken", () => {
+  for (const [v, ms] of [["0", 0], ["300", 300_000], ["2.5", 2_500]] as const) {
+    const r = loadConfig([], { ...BASE, MCP_DRAIN_S: v });
+    assert.ok(r.kind === "run" && r.config.drainMs === ms, v);
+  }
+  assert.throws(
+    () => loadConfig([], { ...BASE, MCP_DRAIN_S: "Infinity" }),
+    /MCP_DRAIN_S must be/,
+  );
+  for (const v of ["301", "2147484", "1e12"]) {
+    assert.throws(
+      () => loadConfig([], { ...BASE, MCP_DRAIN_S: v }),
+      /MCP_DRAIN_S must be at most 300 seconds/,
+      v,
+    );
+  }
+});
