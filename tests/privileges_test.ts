@@ -11,10 +11,14 @@ import { PveError } from "../src/proxmox/errors.ts";
 import { quirksFor } from "../src/proxmox/quirks.ts";
 import {
   AGENT,
+  type Hideable,
+  hideUnpermitted,
   privilegeTable,
   reach,
   standing,
+  waitingServers,
 } from "../src/safety/privileges.ts";
+import { PveClient } from "../src/proxmox/client.ts";
 import { ALL_TOOLS } from "../src/tools/mod.ts";
 import { call, callOk, connect, simEnv, startSim } from "./helpers.ts";
 import type { TestSim } from "./sim_helpers.ts";
@@ -530,4 +534,79 @@ Deno.test("PveError reads PVE's 403: one privilege, any of several, or none name
     bare.message,
     /^Proxmox answered 403 to POST .*: Permission check failed$/,
   );
+});
+
+/** What hideUnpermitted takes as the registered tools: every tool, enabled. */
+function registeredAll() {
+  return ALL_TOOLS.map((t) =>
+    [t, { enabled: true }] as [
+      typeof t,
+      { enabled: boolean },
+    ]
+  );
+}
+
+Deno.test("MCP_HIDE_UNPERMITTED with Proxmox down: servers closed while the permissions read waits are let go as the next one comes, not kept until the next failure", async () => {
+  await using sim = await startSim();
+  sim.faults.inject({
+    path: "/access/permissions",
+    times: Infinity,
+    fault: { kind: "status", status: 503, message: "Service Unavailable" },
+  });
+  const t = operatorOf105(sim);
+  const pve = new PveClient({
+    baseUrl: sim.url,
+    auth: { kind: "token", tokenId: t.tokenId, secret: t.secret },
+  });
+  let open = true;
+  const session: Hideable = {
+    isConnected: () => open,
+    sendToolListChanged() {},
+  };
+  hideUnpermitted(session, pve, registeredAll());
+  // A stateless request's server each: answered and closed at once.
+  const closed: Hideable[] = [];
+  for (let i = 0; i < 500; i++) {
+    const s: Hideable = { isConnected: () => false, sendToolListChanged() {} };
+    closed.push(s);
+    hideUnpermitted(s, pve, registeredAll());
+  }
+  assert.ok(
+    waitingServers(pve) <= 2,
+    `${waitingServers(pve)} servers waiting after 500 closed ones`,
+  );
+  // The same server twice waits once.
+  hideUnpermitted(session, pve, registeredAll());
+  hideUnpermitted(session, pve, registeredAll());
+  assert.ok(waitingServers(pve) <= 2, `${waitingServers(pve)} waiting`);
+  open = false;
+});
+
+Deno.test("MCP_HIDE_UNPERMITTED: a server that throws when told about the permissions does not keep the others from being told", async () => {
+  await using sim = await startSim();
+  const t = operatorOf105(sim);
+  const pve = new PveClient({
+    baseUrl: sim.url,
+    auth: { kind: "token", tokenId: t.tokenId, secret: t.secret },
+  });
+  const failing: Hideable = {
+    isConnected: () => true,
+    sendToolListChanged() {
+      throw new Error("Not connected");
+    },
+  };
+  const { promise: told, resolve } = Promise.withResolvers<void>();
+  const other: Hideable = {
+    isConnected: () => true,
+    sendToolListChanged: () => resolve(),
+  };
+  const first = registeredAll();
+  const second = registeredAll();
+  hideUnpermitted(failing, pve, first);
+  hideUnpermitted(other, pve, second);
+  await told;
+  const hidden = (r: ReturnType<typeof registeredAll>) =>
+    r.filter(([, rt]) => !rt.enabled).map(([tool]) => tool.name);
+  assert.ok(hidden(second).includes("proxmox_delete_vm"));
+  assert.deepEqual(hidden(first), hidden(second));
 });

@@ -327,6 +327,12 @@ function whenKnown(
     w = { waiting: new Set(), failures: 0, retryAt: 0, busy: false };
     watches.set(pve, w);
   }
+  // Servers closed meanwhile go now, not at the next failed read: while a
+  // retry waits, each stateless request adds one.
+  for (const ref of w.waiting) {
+    const s = ref.deref();
+    if (!s || s === server || !s.isConnected()) w.waiting.delete(ref);
+  }
   w.waiting.add(new WeakRef(server));
   if (w.busy) return;
   w.busy = true;
@@ -345,7 +351,16 @@ function whenKnown(
       }
       for (const ref of watch.waiting) {
         const s = ref.deref();
-        if (s) onKnown.get(s)?.(k);
+        if (!s) continue;
+        try {
+          onKnown.get(s)?.(k);
+        } catch (e) {
+          // One server's failure (a transport closing as it is told) is
+          // no reason to leave the others untold, or to reject unhandled.
+          log.error("Could not apply the Proxmox permissions to a server", {
+            error: (e as Error)?.message ?? String(e),
+          });
+        }
       }
     }, (e) => {
       watch.failures++;
@@ -372,6 +387,11 @@ function whenKnown(
     });
   if (w.retryAt > Date.now()) later(w.retryAt);
   else attempt();
+}
+
+/** How many servers wait for the permissions behind `pve` (for tests). */
+export function waitingServers(pve: PveClient): number {
+  return watches.get(pve)?.waiting.size ?? 0;
 }
 
 /**
