@@ -468,48 +468,47 @@ export function restoreQemu(req: SimRequest): string {
         }
         existing.lock = "create";
       }
-      try {
-        if (archive.backup!.type !== "qemu") {
-          throw new Error(
-            `${emsg} archive '${archiveId}' is not a QEMU backup`,
-          );
-        }
-        // Overwriting: the old VM's disks go first (PVE destroys it).
-        if (existing) dropDisks(c, existing);
-        const file = archiveId.slice(archiveId.indexOf(":backup/") + 8);
-        t.log(
-          c.storage(archive.storage).type === "pbs"
-            ? `restore proxmox backup image: /usr/bin/pbs-restore --repository root@pam@pbs:store ${file} drive-scsi0.img.fidx --verbose --format raw --skip-zero`
-            : `restore vma archive: zstd -q -d -c ${
-              storagePath(c.storage(archive.storage))
-            }/dump/${file} | vma extract -v -r /var/tmp/vzdumptmp${vmid}.fifo - /var/tmp/vzdumptmp${vmid}`,
-        );
-        const config = {
-          ...restoredConfig(c, node, vmid, archive, target, t),
-          ...over,
-        };
-        if (bool(req, "unique")) {
-          for (
-            const k of Object.keys(config).filter((k) => /^net\d+$/.test(k))
-          ) {
-            config[k] = String(config[k]).replace(
-              /([a-z0-9]+)=([0-9A-F:]{17})/i,
-              (_, model: string) => `${model}=${newMacLike(vmid, k)}`,
+      await restoring(
+        c,
+        { guest: holder, placeholder: !existing },
+        async () => {
+          if (archive.backup!.type !== "qemu") {
+            throw new Error(
+              `${emsg} archive '${archiveId}' is not a QEMU backup`,
             );
           }
-        }
-        t.log("rescan volumes...");
-        await finishRestore(
-          c,
-          t,
-          { vmid, type: "qemu", node, config, start },
-        );
-      } catch (e) {
-        if (!existing && c.guests.get(vmid) === holder) c.guests.delete(vmid);
-        throw e;
-      } finally {
-        delete holder.lock;
-      }
+          // Overwriting: the old VM's disks go first (PVE destroys it).
+          if (existing) dropDisks(c, existing);
+          const file = archiveId.slice(archiveId.indexOf(":backup/") + 8);
+          t.log(
+            c.storage(archive.storage).type === "pbs"
+              ? `restore proxmox backup image: /usr/bin/pbs-restore --repository root@pam@pbs:store ${file} drive-scsi0.img.fidx --verbose --format raw --skip-zero`
+              : `restore vma archive: zstd -q -d -c ${
+                storagePath(c.storage(archive.storage))
+              }/dump/${file} | vma extract -v -r /var/tmp/vzdumptmp${vmid}.fifo - /var/tmp/vzdumptmp${vmid}`,
+          );
+          const config = {
+            ...restoredConfig(c, node, vmid, archive, target, t),
+            ...over,
+          };
+          if (bool(req, "unique")) {
+            for (
+              const k of Object.keys(config).filter((k) => /^net\d+$/.test(k))
+            ) {
+              config[k] = String(config[k]).replace(
+                /([a-z0-9]+)=([0-9A-F:]{17})/i,
+                (_, model: string) => `${model}=${newMacLike(vmid, k)}`,
+              );
+            }
+          }
+          t.log("rescan volumes...");
+          await finishRestore(
+            c,
+            t,
+            { vmid, type: "qemu", node, config, start },
+          );
+        },
+      );
     },
   );
 }
@@ -556,34 +555,56 @@ export function restoreLxc(req: SimRequest): string {
   return c.startTask(
     { node, type: "vzrestore", id: vmid, user: req.user },
     async (t) => {
-      try {
-        if (archive.backup!.type !== "lxc") {
-          throw new Error(
-            `unable to restore CT ${vmid} - archive '${archiveId}' is not a container backup`,
+      await restoring(
+        c,
+        { guest: holder, placeholder: !existing },
+        async () => {
+          if (archive.backup!.type !== "lxc") {
+            throw new Error(
+              `unable to restore CT ${vmid} - archive '${archiveId}' is not a container backup`,
+            );
+          }
+          t.log(`recovering backed-up configuration from '${archiveId}'`);
+          if (existing) dropDisks(c, existing);
+          const config = {
+            ...restoredConfig(c, node, vmid, archive, target, t),
+            ...over,
+          };
+          t.log(`restoring '${archiveId}' now..`);
+          t.log("Detected container architecture: amd64");
+          t.log("merging backed-up and given configuration..");
+          await finishRestore(
+            c,
+            t,
+            { vmid, type: "lxc", node, config, start },
           );
-        }
-        t.log(`recovering backed-up configuration from '${archiveId}'`);
-        if (existing) dropDisks(c, existing);
-        const config = {
-          ...restoredConfig(c, node, vmid, archive, target, t),
-          ...over,
-        };
-        t.log(`restoring '${archiveId}' now..`);
-        t.log("Detected container architecture: amd64");
-        t.log("merging backed-up and given configuration..");
-        await finishRestore(
-          c,
-          t,
-          { vmid, type: "lxc", node, config, start },
-        );
-      } catch (e) {
-        if (!existing && c.guests.get(vmid) === holder) c.guests.delete(vmid);
-        throw e;
-      } finally {
-        delete holder.lock;
-      }
+        },
+      );
     },
   );
+}
+
+/**
+ * A restore task's work on `holder.guest` (the guest restored over, or a
+ * placeholder): a placeholder still in place when the work fails is removed,
+ * and the `create` lock goes either way.
+ */
+async function restoring(
+  c: Cluster,
+  holder: { guest: Guest; placeholder: boolean },
+  work: () => Promise<void>,
+): Promise<void> {
+  const { guest } = holder;
+  try {
+    await work();
+  } catch (e) {
+    if (holder.placeholder && c.guests.get(guest.vmid) === guest) {
+      c.guests.delete(guest.vmid);
+    }
+    throw e;
+  } finally {
+    delete guest.lock;
+  }
 }
 
 /** A MAC with PVE's prefix, derived from vmid and interface (for unique=1). */
