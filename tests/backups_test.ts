@@ -6,6 +6,7 @@ import type { ConfigValue } from "../src/sim/state.ts";
 import { createBackup, restoreBackup } from "../src/tools/backups.ts";
 import type { TestSim } from "./helpers.ts";
 import { call, callOk, connect, simEnv, startSim } from "./helpers.ts";
+import { HOSTILE_SEGMENTS } from "./path_strings.ts";
 
 /** The config minus disks (renamed on restore) and the snapshot parent. */
 function comparable(
@@ -461,21 +462,10 @@ Deno.test("backups on Proxmox Backup Server: volids with ':' and '/' in the snap
 Deno.test("backup tools refuse storage ids, node names and volids that could change a path before any request", async () => {
   await using sim = await startSim();
   await using s = await connect({ env: simEnv(sim) });
-  const hostile = [
-    "..",
-    ".",
-    "a/..",
-    "%2e%2e",
-    "/",
-    "?x=",
-    "#",
-    "a\0b",
-    "a\nb",
-  ];
   const guests = [...sim.cluster.guests.keys()];
   sim.requests.length = 0;
   const volid = "local:backup/vzdump-qemu-101-2026_11_20-03_00_00.vma.zst";
-  for (const bad of hostile) {
+  for (const bad of HOSTILE_SEGMENTS) {
     for (
       const [tool, args] of [
         ["proxmox_create_backup", { vmid: 100, storage: bad }],

@@ -1,6 +1,7 @@
 /** e2e: storage and content listings over stdio, and what they feed. */
 import assert from "node:assert/strict";
 import { call, callOk, connect, simEnv, startSim } from "./helpers.ts";
+import { HOSTILE_SEGMENTS } from "./path_strings.ts";
 
 interface Storage {
   node: string;
@@ -178,19 +179,8 @@ Deno.test("storage and content listings feed proxmox_create_lxc", async () => {
 Deno.test("storage ids and node names that could change a path are refused before any request", async () => {
   await using sim = await startSim();
   await using s = await connect({ env: simEnv(sim) });
-  const hostile = [
-    "..",
-    ".",
-    "a/..",
-    "%2e%2e",
-    "/",
-    "?x=",
-    "#",
-    "a\0b",
-    "a\nb",
-  ];
   sim.requests.length = 0;
-  for (const bad of hostile) {
+  for (const bad of HOSTILE_SEGMENTS) {
     const content = await call(s.client, "proxmox_list_content", {
       storage: bad,
       node: "pve1",
