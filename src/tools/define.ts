@@ -17,7 +17,7 @@ export type { Cluster, Unreachable } from "../clusters.ts";
 export { PveError, ToolError } from "../proxmox/errors.ts";
 export type { PveErrorKind } from "../proxmox/errors.ts";
 export { Toolset } from "./toolsets.ts";
-export { Cursor, Limit, page, pagedOutput } from "./paging.ts";
+export { page, pagedOutput, Paging } from "./paging.ts";
 export {
   AGENT,
   newVm,

@@ -23,12 +23,11 @@ import {
 } from "../proxmox/api/firewall.ts";
 import { type GuestRef, locate } from "../proxmox/api/guests.ts";
 import {
-  Cursor,
   defineTool,
   IDEMPOTENT_DESTRUCTIVE,
-  Limit,
   page,
   pagedOutput,
+  Paging,
   PveError,
   READ_ONLY,
   type ToolContext,
@@ -101,7 +100,7 @@ export const listFirewallRules = defineTool({
   toolset: Toolset.firewall,
   title: "List guest firewall rules",
   description: "A guest's firewall rules, in order, and firewall state.",
-  input: { vmid: Vmid, cursor: Cursor, limit: Limit },
+  input: { vmid: Vmid, ...Paging },
   output: pagedOutput("rules", Rule, {
     head: {
       vmid: z.number(),

@@ -39,12 +39,14 @@ const MAX_CURSOR = 2048;
  * `cursor` and `limit`: taken by every paged listing, explained once in the
  * server's instructions instead of in each tool's schema.
  */
-export const Cursor = z.string().max(MAX_CURSOR).optional().meta({
+const Cursor = z.string().max(MAX_CURSOR).optional().meta({
   advertise: false,
 });
-export const Limit = z.number().int().min(1).max(MAX_LIMIT).optional().meta({
+const Limit = z.number().int().min(1).max(MAX_LIMIT).optional().meta({
   advertise: false,
 });
+/** `cursor` and `limit` as every paged listing takes them, after its filters. */
+export const Paging = { cursor: Cursor, limit: Limit };
 
 /**
  * A paged listing's output: what the answer says besides its rows (`head`),

@@ -10,14 +10,13 @@ import * as snapshots from "../proxmox/api/snapshots.ts";
 import { failureKind } from "../proxmox/api/tasks.ts";
 import {
   CREATES,
-  Cursor,
   defineTool,
   DESTRUCTIVE,
   GuestNode,
-  Limit,
   messageOf,
   page,
   pagedOutput,
+  Paging,
   READ_ONLY,
   SnapName,
   startTask,
@@ -103,7 +102,7 @@ export const listSnapshots = defineTool({
   toolset: "snapshots",
   title: "List snapshots",
   description: "A guest's snapshots as a tree; marks current.",
-  input: { vmid: Vmid, node: GuestNode, cursor: Cursor, limit: Limit },
+  input: { vmid: Vmid, node: GuestNode, ...Paging },
   // `total` does not count the `current` entry.
   output: pagedOutput(
     "snapshots",

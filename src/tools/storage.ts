@@ -11,14 +11,13 @@ import {
 } from "../proxmox/api/storage.ts";
 import {
   across,
-  Cursor,
   defineTool,
   gib,
-  Limit,
   MIB,
   NodeName,
   page,
   pagedOutput,
+  Paging,
   READ_ONLY,
   round,
   storage,
@@ -93,8 +92,7 @@ export const listContent = defineTool({
     storage: StorageId,
     node: NodeName.optional(),
     content: z.enum(CONTENT_TYPES).optional(),
-    cursor: Cursor,
-    limit: Limit,
+    ...Paging,
   },
   output: pagedOutput(
     "items",
