@@ -230,6 +230,8 @@ Deno.test({
                 "http-header-validation",
                 "dns-rebinding-protection",
                 "tools-list",
+                "resources-list",
+                "sep-2164-resource-not-found",
               ]
               : [
                 "server-initialize",
@@ -237,6 +239,7 @@ Deno.test({
                 "ping",
                 "dns-rebinding-protection",
                 "tools-list",
+                "resources-list",
               ];
             for (const s of passing) {
               assert.match(
