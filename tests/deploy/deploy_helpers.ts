@@ -88,11 +88,16 @@ export function trustingFetch(
 /**
  * A fresh compose directory: the shipped `files` unchanged, beside a .env
  * like the one users write from .env.example (the simulator's login from
- * `env`, `token`, INFO logs), and an empty caddy-data.
+ * `env`, `token`, INFO logs, then `extra`), and an empty caddy-data.
  */
 export async function composeDir(
   dir: string,
-  o: { files: string[]; env: Record<string, string>; token: string },
+  o: {
+    files: string[];
+    env: Record<string, string>;
+    token: string;
+    extra?: Record<string, string>;
+  },
 ): Promise<void> {
   await Deno.remove(dir, { recursive: true }).catch(() => {});
   await Deno.mkdir(`${dir}/caddy-data`, { recursive: true });
@@ -105,6 +110,7 @@ export async function composeDir(
       `PROXMOX_PASSWORD=${o.env.PROXMOX_PASSWORD}`,
       `MCP_AUTH_TOKEN=${o.token}`,
       "LOG_LEVEL=INFO",
+      ...Object.entries(o.extra ?? {}).map(([k, v]) => `${k}=${v}`),
     ].join("\n") + "\n",
   );
 }

@@ -37,6 +37,8 @@ import {
 /** The image deploy_test.ts builds (built here when missing); MCP_TEST_IMAGE for another. */
 const IMAGE = Deno.env.get("MCP_TEST_IMAGE") ?? "proxmox-mcp:deploy-test";
 const TOKEN = "replicas-token-0123456789abcdef";
+/** MCP_STATE_SECRET in .env, shared by the replicas (docker-compose.replicas.yaml requires it). */
+const STATE_SECRET = "replicas-state-secret-0123456789abcdef0123456789";
 const PROJECT = "proxmox-mcp-replicas-test";
 const REPLICAS = ["proxmox-mcp", "proxmox-mcp-2"] as const;
 type Replica = typeof REPLICAS[number];
@@ -73,6 +75,7 @@ class Deployment {
       ],
       env: simEnv(sim),
       token: TOKEN,
+      extra: { MCP_STATE_SECRET: STATE_SECRET },
     });
     // Host networking only on the testbed: the second replica gets a port of its own, and
     // Caddy reaches both on loopback (with compose's network: proxmox-mcp-2:8000).
@@ -120,6 +123,8 @@ class Deployment {
       `import yaml
 d = yaml.safe_load(open("merged.yaml"))
 assert d["services"]["caddy"]["environment"]["MCP_UPSTREAM"].count(" ") == 1
+for r in ("proxmox-mcp", "proxmox-mcp-2"):
+    assert d["services"][r]["environment"]["MCP_STATE_SECRET"] == "${STATE_SECRET}", r
 for s in d["services"].values():
     if s.get("network_mode") == "host": s.pop("ports", None)
 yaml.safe_dump(d, open("merged.yaml", "w"))`,
@@ -150,11 +155,51 @@ yaml.safe_dump(d, open("merged.yaml", "w"))`,
       await r.body?.cancel();
       return r.ok;
     });
+    // Caddy probes every replica as it starts, which is often before a replica listens
+    // (depends_on orders the starts, not readiness); one found down gets requests again from
+    // its next passing probe. So Caddy sends to both only one probe interval after both listen:
+    // the steady state the steps measure.
+    const interval = /\bhealth_interval (\d+)s\b/.exec(
+      await Deno.readTextFile(`${dir}/Caddyfile`),
+    );
+    assert.ok(interval, "the Caddyfile's health_interval");
+    await delay(Number(interval[1]) * 1_000 + 1_000);
+    for (const r of REPLICAS) {
+      assert.doesNotMatch(
+        await d.logs(r),
+        /MCP_STATE_SECRET is not set/,
+        `${r} has the shared MCP_STATE_SECRET`,
+      );
+    }
     return d;
   }
 
-  container(replica: Replica): string {
+  container(replica: Replica | "caddy"): string {
     return `${PROJECT}_${replica}_1`;
+  }
+
+  /** A container's log so far (stdout and stderr). */
+  async logs(container: Replica | "caddy"): Promise<string> {
+    const logs = await run("docker", ["logs", this.container(container)], {
+      env: { PATH: Deno.env.get("PATH")!, ...dockerEnv() },
+    });
+    return logs.stdout + logs.stderr;
+  }
+
+  /** Caddy's health checker's lines (a probe failed, a replica is up again), shortened. */
+  async probes(): Promise<string> {
+    return (await this.logs("caddy")).split("\n")
+      .filter((l) => l.includes("health_checker"))
+      .map((l) => {
+        try {
+          const e = JSON.parse(l);
+          return `${new Date(e.ts * 1000).toISOString()} ${e.host} ${e.msg}${
+            e.status_code ? ` ${e.status_code}` : ""
+          }`;
+        } catch {
+          return l;
+        }
+      }).join("\n");
   }
 
   /** Tool calls each replica has logged so far ("<tool> ok <ms>ms" or "<tool> error ..."). */
@@ -162,10 +207,7 @@ yaml.safe_dump(d, open("merged.yaml", "w"))`,
     const counts = {} as Record<Replica, number>;
     const line = new RegExp(`\\b${tool} (ok|error) `, "g");
     for (const r of REPLICAS) {
-      const logs = await run("docker", ["logs", this.container(r)], {
-        env: { PATH: Deno.env.get("PATH")!, ...dockerEnv() },
-      });
-      counts[r] = (logs.stdout + logs.stderr).match(line)?.length ?? 0;
+      counts[r] = (await this.logs(r)).match(line)?.length ?? 0;
     }
     return counts;
   }
@@ -175,10 +217,7 @@ yaml.safe_dump(d, open("merged.yaml", "w"))`,
     await run("docker", ["stop", "-t", "20", this.container(replica)], {
       env: { PATH: Deno.env.get("PATH")!, ...dockerEnv() },
     });
-    const logs = await run("docker", ["logs", this.container(replica)], {
-      env: { PATH: Deno.env.get("PATH")!, ...dockerEnv() },
-    });
-    return logs.stdout + logs.stderr;
+    return await this.logs(replica);
   }
 
   /** A client's transport; `from` is its own loopback address (Caddy hashes it). */
@@ -297,8 +336,10 @@ Deno.test({
         const moved = delta(await d.served("proxmox_list_nodes"), before);
         assert.equal(moved["proxmox-mcp"] + moved["proxmox-mcp-2"], 24);
         // At random: both get some (all 24 on one has odds of 2^-23).
-        for (const r of REPLICAS) {
-          assert.ok(moved[r] > 0, JSON.stringify(moved));
+        if (REPLICAS.some((r) => moved[r] === 0)) {
+          assert.fail(
+            `${JSON.stringify(moved)}; Caddy's probes:\n${await d.probes()}`,
+          );
         }
       });
 
