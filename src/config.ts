@@ -761,6 +761,20 @@ function parseClusterFile(
       `Cannot parse ${where}: not JSON${at ? ` (${at})` : ""}`,
     );
   }
+  // Names first, on the file's own keys: parsed, a cluster named __proto__
+  // would vanish (its object becomes the prototype) instead of being refused.
+  const named = (raw as { clusters?: unknown } | null)?.clusters;
+  if (named && typeof named === "object" && !Array.isArray(named)) {
+    for (const name of Object.keys(named)) {
+      if (!CLUSTER_NAME.test(name)) {
+        throw new ConfigError(
+          `${where}: cluster name ${
+            quoted(name)
+          } must be 1-32 lower-case letters, digits, '-' or '_', starting with a letter`,
+        );
+      }
+    }
+  }
   const parsed = ClusterFileSchema.safeParse(raw);
   if (!parsed.success) {
     throw new ConfigError(
@@ -774,13 +788,6 @@ function parseClusterFile(
     );
   }
   return entries.map(([name, c]) => {
-    if (!CLUSTER_NAME.test(name)) {
-      throw new ConfigError(
-        `${where}: cluster name '${
-          name.slice(0, 40)
-        }' must be 1-32 lower-case letters, digits, '-' or '_', starting with a letter`,
-      );
-    }
     const of = (key: string) => `${key} of cluster '${name}' in ${where}`;
     const secret = (key: "password" | "tokenSecret"): string | undefined => {
       const s = c[key];
@@ -790,10 +797,12 @@ function parseClusterFile(
         return s;
       }
       if (!SECRET_ENV.test(s.env)) {
+        // Not quoted: what stands there may be the secret itself, put in
+        // place of the variable's name.
         throw new ConfigError(
-          `${of(key)} names the variable '${
-            s.env.slice(0, 64)
-          }': only PROXMOX_* and MCP_* variables may hold secrets (the ones the server may read)`,
+          `${
+            of(key)
+          } names a variable the server may not read: only PROXMOX_* and MCP_* variables (upper case) may hold secrets`,
         );
       }
       let value: string | undefined;
@@ -864,6 +873,12 @@ function parseClusterFile(
   });
 }
 
+/** A key of PROXMOX_CONFIG as an error shows it: quoted, one line, cut short. */
+function quoted(key: string): string {
+  // deno-lint-ignore no-control-regex
+  return `'${key.slice(0, 40).replace(/[\x00-\x1f\x7f]/g, "?")}'`;
+}
+
 /** One schema issue of PROXMOX_CONFIG, by path, with no value quoted. */
 function fileIssue(
   issue: { code: string; path: PropertyKey[]; keys?: string[] },
@@ -880,16 +895,16 @@ function fileIssue(
   const at = path.length === 0
     ? "the file"
     : path.length === 1
-    ? `'${path[0]}'`
+    ? quoted(path[0])
     : path.length === 2
-    ? `cluster '${name}'`
-    : `${key} of cluster '${name}'`;
+    ? `cluster ${quoted(name)}`
+    : `${key} of cluster ${quoted(name)}`;
   if (issue.code === "unrecognized_keys") {
-    const keys = (issue.keys ?? []).map((k) => `'${k.slice(0, 40)}'`).join(
-      ", ",
-    );
+    const keys = (issue.keys ?? []).map(quoted).join(", ");
     return path.length === 0
       ? `unknown key ${keys}: the file holds {"clusters": {…}}`
+      : path.length > 2
+      ? `unknown key ${keys} in ${at} (a secret is a string or {"env": "NAME"})`
       : `unknown key ${keys} in ${at} (known: ${CLUSTER_KEYS.join(", ")})`;
   }
   if (value === undefined) return `${at} is missing`;

@@ -116,7 +116,7 @@ Deno.test("PROXMOX_CONFIG errors name the file, the cluster and the key, and nev
           home: { url, user: "root@pam", password: { env: "HOME" } },
         },
       },
-      /password of cluster 'home' .*names the variable 'HOME': only PROXMOX_\* and MCP_\* variables may hold secrets/,
+      /password of cluster 'home' .*names a variable the server may not read: only PROXMOX_\* and MCP_\* variables \(upper case\) may hold secrets$/,
     ],
     [
       { clusters: { home: { url, user: "root@pam", password: 42 } } },
