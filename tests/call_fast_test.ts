@@ -7,7 +7,10 @@
  */
 import assert from "node:assert/strict";
 import * as sdk from "@modelcontextprotocol/server";
+import type { Config } from "../src/config.ts";
 import * as local from "../src/sdk.ts";
+import type { ServerDeps } from "../src/server.ts";
+import { FastCalls } from "../src/transports/call_fast.ts";
 import { simEnv, startSim } from "./helpers.ts";
 import {
   answeredFast,
@@ -137,4 +140,44 @@ Deno.test("the SDK values src/sdk.ts copies are the SDK's", () => {
     );
   }
   assert.equal(local.McpServer, sdk.McpServer, "bound once loaded");
+});
+
+Deno.test("a call cancelled (or cancelled at shutdown) while the server loads gets no answer when the load then fails; one still wanted is refused to the caller", async () => {
+  const loading = () => Promise.withResolvers<ServerDeps>();
+  const written: unknown[] = [];
+  const fastCalls = (load: PromiseWithResolvers<ServerDeps>) =>
+    new FastCalls({
+      config: {} as Config,
+      readOnlyTools: new Set(["proxmox_list_nodes"]),
+      deps: () => load.promise,
+      client: () => undefined,
+      write: (msg) => {
+        written.push(msg);
+        return Promise.resolve();
+      },
+    });
+  const nodes = call("gone", { name: "proxmox_list_nodes", arguments: {} });
+  // Cancelled by the client.
+  let load = loading();
+  let calls = fastCalls(load);
+  let answered = calls.call(nodes as never);
+  assert.ok(calls.cancel("gone"));
+  load.reject(new Error("Cannot read the CA"));
+  await answered;
+  // Cancelled at shutdown (stdio.ts has answered it already).
+  load = loading();
+  calls = fastCalls(load);
+  answered = calls.call(nodes as never);
+  calls.abortAll();
+  load.reject(new Error("Cannot read the CA"));
+  await answered;
+  assert.deepEqual(written, [], "a cancelled call answered");
+  assert.equal(calls.size, 0);
+  // Still wanted: the caller hears of it (and answers the request).
+  load = loading();
+  calls = fastCalls(load);
+  answered = calls.call(nodes as never);
+  load.reject(new Error("Cannot read the CA"));
+  await assert.rejects(answered, /Cannot read the CA/);
+  assert.deepEqual(written, []);
 });

@@ -132,7 +132,8 @@ export class FastCalls {
 
   /**
    * Answers an accepted call (nothing when it is cancelled first, as the SDK
-   * does); resolves once the answer is written.
+   * does); resolves once the answer is written. Rejects when the server
+   * cannot be loaded for a call still wanted (the caller answers it).
    */
   async call(m: CallMessage & { id: RequestId }): Promise<void> {
     const abort = new AbortController();
@@ -140,7 +141,15 @@ export class FastCalls {
     if (list) list.push(abort);
     else this.#running.set(m.id, [abort]);
     try {
-      const answer = await this.#run(m, abort.signal);
+      let answer;
+      try {
+        answer = await this.#run(m, abort.signal);
+      } catch (e) {
+        // Loading failed: a call cancelled meanwhile (by the client, or at
+        // shutdown, which answered it) gets no answer, as one that ran.
+        if (abort.signal.aborted) return;
+        throw e;
+      }
       if (abort.signal.aborted) return;
       await this.#options.write(
         "error" in answer
