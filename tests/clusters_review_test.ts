@@ -1,10 +1,12 @@
 /**
  * Several clusters, as a review found them: PROXMOX_CONFIG errors that
- * quoted what may be a secret or broke the one-line rule, and a cluster the
- * file names that vanished without a word.
+ * quoted what may be a secret or broke the one-line rule, a cluster the file
+ * names that vanished without a word, a listing over clusters that all fail,
+ * and a refusal that named the wrong setting.
  */
 import assert from "node:assert/strict";
 import { ConfigError, loadConfig } from "../src/config.ts";
+import { call, connect, startSim, type TestSim } from "./helpers.ts";
 
 /** loadConfig's outcome for a PROXMOX_CONFIG file holding `text`. */
 async function loadFile(text: string): Promise<string> {
@@ -82,4 +84,83 @@ Deno.test("PROXMOX_CONFIG: an unknown key beside env in a secret is named as suc
     message,
     /unknown key 'value' in password of cluster 'home' \(a secret is a string or \{"env": "NAME"\}\)$/,
   );
+});
+
+/** A PROXMOX_CONFIG file holding `doc`, removed on dispose. */
+async function configFile(
+  doc: unknown,
+): Promise<{ path: string } & AsyncDisposable> {
+  const path = await Deno.makeTempFile({ suffix: ".json" });
+  await Deno.writeTextFile(path, JSON.stringify(doc));
+  return { path, [Symbol.asyncDispose]: () => Deno.remove(path) };
+}
+
+/** A URL nothing listens on: a cluster that is down. */
+function downUrl(): string {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const url = `http://127.0.0.1:${(l.addr as Deno.NetAddr).port}`;
+  l.close();
+  return url;
+}
+
+function entry(sim: TestSim, extra: Record<string, unknown> = {}) {
+  return {
+    url: sim.url,
+    user: sim.credentials.user,
+    password: sim.credentials.password,
+    ...extra,
+  };
+}
+
+Deno.test("a listing over two clusters that both fail is an error naming each cluster with its reason, not the first one's error alone", async () => {
+  await using b = await startSim();
+  b.faults.inject({
+    path: "/cluster/resources",
+    times: Infinity,
+    fault: { kind: "status", status: 500, message: "pveproxy exploded" },
+  });
+  b.faults.inject({
+    path: "/nodes",
+    times: Infinity,
+    fault: { kind: "status", status: 500, message: "pveproxy exploded" },
+  });
+  await using f = await configFile({
+    clusters: {
+      home: { url: downUrl(), user: "root@pam", password: "unused-pw" },
+      lab: entry(b),
+    },
+  });
+  await using s = await connect({ env: { PROXMOX_CONFIG: f.path } });
+  for (const tool of ["proxmox_list_vms", "proxmox_list_nodes"]) {
+    const r = await call(s.client, tool, {});
+    assert.ok(r.isError, r.text);
+    assert.match(
+      r.text,
+      /^No cluster could be read: home: .*Cannot reach Proxmox.*; lab: .*pveproxy exploded/,
+      `${tool}: ${r.text}`,
+    );
+    assert.equal(r.text.split("\n").length, 1, r.text);
+  }
+});
+
+Deno.test("a guest carrying a cluster's protectedTag is refused naming that cluster's setting, not MCP_PROTECTED_TAG alone", async () => {
+  await using a = await startSim();
+  await using b = await startSim();
+  b.cluster.guests.get(102)!.config.tags = "keep";
+  await using f = await configFile({
+    clusters: { home: entry(a), lab: entry(b, { protectedTag: "keep" }) },
+  });
+  await using s = await connect({ env: { PROXMOX_CONFIG: f.path } });
+  const r = await call(s.client, "proxmox_start_vm", {
+    cluster: "lab",
+    vmid: 102,
+  });
+  assert.ok(r.isError);
+  assert.match(
+    r.text,
+    /carries the tag 'keep' \(protectedTag of cluster 'lab', else MCP_PROTECTED_TAG\): this server only reads it/,
+  );
+  // The cluster is named once, by the setting.
+  assert.equal(r.text.split("cluster 'lab'").length, 2, r.text);
+  assert.equal(b.cluster.guests.get(102)!.status, "stopped");
 });

@@ -84,9 +84,11 @@ async function checkUnprotected(
   }
   if (scope.tagged(config.tags ?? entry?.tags)) {
     throw new ToolError(
-      `${
-        named(g)
-      } carries the tag '${scope.protectedTag}' (MCP_PROTECTED_TAG): this server only reads it. To allow changes, remove that tag in Proxmox (the guest's Tags, or '${cli} --tags' with the others)`,
+      `${named(g)} carries the tag '${scope.protectedTag}' (${
+        scope.cluster === undefined
+          ? "MCP_PROTECTED_TAG"
+          : `protectedTag of cluster '${scope.cluster}', else MCP_PROTECTED_TAG`
+      }): this server only reads it. To allow changes, remove that tag in Proxmox (the guest's Tags, or '${cli} --tags' with the others)`,
     );
   }
 }

@@ -218,7 +218,8 @@ export const TaskWait = { wait: Wait, timeout_s: TimeoutS(45) };
  * a call that names one) this is `read(ctx.pve)` and rows carry no
  * `cluster`; otherwise each row gets its cluster's name, the clusters are
  * read at once, and one that fails is named in `unreachable` instead of
- * failing the others (only when every cluster fails does the call fail).
+ * failing the others (only when every cluster fails does the call fail,
+ * naming each with its reason).
  */
 export async function across<T extends object>(
   ctx: Pick<ToolContext, "pve" | "clusters">,
@@ -241,7 +242,18 @@ export async function across<T extends object>(
     }
   });
   if (!rows.length && unreachable.length === settled.length) {
-    throw settled.find((s) => s.status === "rejected")!.reason;
+    // One cluster's error alone would hide the others' and not say whose.
+    throw new ToolError(
+      `No cluster could be read: ${
+        unreachable.map((u) => `${u.cluster}: ${u.error}`).join("; ")
+      }. Name one with cluster for its whole answer`,
+      undefined,
+      {
+        cause: (settled.find((s) => s.status === "rejected") as
+          | PromiseRejectedResult
+          | undefined)?.reason,
+      },
+    );
   }
   return unreachable.length ? { rows, unreachable } : { rows };
 }
