@@ -2,11 +2,19 @@
  * Several clusters, as a review found them: PROXMOX_CONFIG errors that
  * quoted what may be a secret or broke the one-line rule, a cluster the file
  * names that vanished without a word, a listing over clusters that all fail,
- * and a refusal that named the wrong setting.
+ * a refusal that named the wrong setting, and a lockdown question that did
+ * not say which cluster's guest the output came from.
  */
 import assert from "node:assert/strict";
 import { ConfigError, loadConfig } from "../src/config.ts";
-import { call, connect, startSim, type TestSim } from "./helpers.ts";
+import {
+  call,
+  callOk,
+  connect,
+  type ElicitParams,
+  startSim,
+  type TestSim,
+} from "./helpers.ts";
 
 /** loadConfig's outcome for a PROXMOX_CONFIG file holding `text`. */
 async function loadFile(text: string): Promise<string> {
@@ -163,4 +171,31 @@ Deno.test("a guest carrying a cluster's protectedTag is refused naming that clus
   // The cluster is named once, by the setting.
   assert.equal(r.text.split("cluster 'lab'").length, 2, r.text);
   assert.equal(b.cluster.guests.get(102)!.status, "stopped");
+});
+
+Deno.test("MCP_LOCKDOWN with two clusters: the release question names the cluster the guest output came from", async () => {
+  await using a = await startSim();
+  await using b = await startSim();
+  await using f = await configFile({
+    clusters: { home: entry(a), lab: entry(b) },
+  });
+  const asked: ElicitParams[] = [];
+  await using s = await connect({
+    env: { PROXMOX_CONFIG: f.path, MCP_LOCKDOWN: "true" },
+    elicit: (p) => {
+      asked.push(p);
+      return { action: "accept", content: { release: true } };
+    },
+  });
+  const file = await callOk(s.client, "proxmox_read_file_vm", {
+    cluster: "lab",
+    vmid: 101,
+    path: "/etc/hostname",
+  });
+  assert.notEqual(file.content, "[withheld: MCP_LOCKDOWN]");
+  assert.equal(asked.length, 1);
+  assert.match(
+    asked[0].message,
+    /proxmox_read_file_vm in VM 101 on cluster 'lab' is done\. Show the contents of \/etc\/hostname/,
+  );
 });

@@ -201,7 +201,10 @@ export async function lockdownGate(
       ),
     };
   }
-  const where = typeof args.vmid === "number" ? ` in VM ${args.vmid}` : "";
+  // With several clusters the call names one (as the confirmation does).
+  const where = `${typeof args.vmid === "number" ? ` in VM ${args.vmid}` : ""}${
+    typeof args.cluster === "string" ? ` on cluster '${args.cluster}'` : ""
+  }`;
   const what = typeof args.path === "string"
     ? `the contents of ${args.path}`
     : "the output";
