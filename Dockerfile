@@ -5,7 +5,8 @@
 # It runs the bundle (`deno task bundle`: dist/bundle/main.js, a first tool answer in about 70 %
 # of the time the sources take). Narrow the network grant by replacing the command:
 #   docker run -i --rm --read-only --env-file proxmox.env proxmox-mcp \
-#     --no-config --unstable-no-legacy-abort --allow-net=pve.example.com:8006 dist/bundle/main.js
+#     --no-config --unstable-no-legacy-abort --v8-flags=--min-semi-space-size=16 \
+#     --allow-net=pve.example.com:8006 dist/bundle/main.js
 # (`--allow-net=... src/main.ts` runs the sources, as before.)
 ARG DENO_VERSION=2.9.6
 

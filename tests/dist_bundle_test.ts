@@ -105,3 +105,23 @@ Deno.test("the bundle is built minified with code splitting for the deno platfor
     assert.ok(flags.includes(`--unstable-${f}`), f);
   }
 });
+
+Deno.test("every command the README and the Dockerfile show for the bundle (the image's, its code cache warm-up, the narrowed ones) carries the flags it runs with", async () => {
+  const flags = await bundleRunFlags();
+  const text = (await Promise.all(
+    ["../README.md", "../Dockerfile"].map((f) =>
+      Deno.readTextFile(new URL(f, import.meta.url))
+    ),
+  )).join("\n");
+  // A Dockerfile instruction (or a comment) continued over several lines is one.
+  const commands = text.replace(/\\\n#?/g, " ").split("\n").filter((l) =>
+    l.includes("dist/bundle/main.js") && /--allow-|\s-A\s/.test(l)
+  );
+  assert.ok(commands.length >= 4, commands.join("\n"));
+  for (const command of commands) {
+    const words = command.split(/[\s",`[\]]+/);
+    for (const flag of flags) {
+      assert.ok(words.includes(flag), `${flag} missing in: ${command}`);
+    }
+  }
+});
