@@ -2,8 +2,9 @@
  * Several clusters, as a review found them: PROXMOX_CONFIG errors that
  * quoted what may be a secret or broke the one-line rule, a cluster the file
  * names that vanished without a word, a listing over clusters that all fail,
- * a refusal that named the wrong setting, and a lockdown question that did
- * not say which cluster's guest the output came from.
+ * a refusal that named the wrong setting, a lockdown question that did not
+ * say which cluster's guest the output came from, and a node filter no
+ * cluster matches.
  */
 import assert from "node:assert/strict";
 import { ConfigError, loadConfig } from "../src/config.ts";
@@ -197,5 +198,32 @@ Deno.test("MCP_LOCKDOWN with two clusters: the release question names the cluste
   assert.match(
     asked[0].message,
     /proxmox_read_file_vm in VM 101 on cluster 'lab' is done\. Show the contents of \/etc\/hostname/,
+  );
+});
+
+Deno.test("list_storage over two clusters with a node no cluster has is an error, as with one cluster, instead of an empty listing", async () => {
+  await using a = await startSim();
+  await using b = await startSim();
+  await using f = await configFile({
+    clusters: { home: entry(a), lab: entry(b) },
+  });
+  await using s = await connect({ env: { PROXMOX_CONFIG: f.path } });
+  const r = await call(s.client, "proxmox_list_storage", { node: "pve9" });
+  assert.ok(r.isError, r.text);
+  assert.match(
+    r.text,
+    /^Node 'pve9' is in no cluster \(home, lab\), or outside this server's scope: see proxmox_list_nodes$/,
+  );
+  // A node both have: rows from both, each with its cluster.
+  const both = await callOk(s.client, "proxmox_list_storage", {
+    node: "pve1",
+  });
+  assert.deepEqual(
+    [...new Set(both.storages.map((x: { cluster: string }) => x.cluster))]
+      .sort(),
+    ["home", "lab"],
+  );
+  assert.ok(
+    both.storages.every((x: { node: string }) => x.node === "pve1"),
   );
 });

@@ -9,6 +9,8 @@ import {
   storageLocations,
   storageMissing,
 } from "../proxmox/api/storage.ts";
+import { listNodes } from "../proxmox/api/nodes.ts";
+import { ToolError } from "../proxmox/errors.ts";
 import {
   across,
   defineTool,
@@ -53,11 +55,16 @@ export const listStorage = defineTool({
   privileges: [storage(["Datastore.Audit", "Datastore.AllocateSpace"])],
   listing: true,
   async run({ node, content }, ctx) {
+    let found = false;
     const { rows: storages, unreachable } = await across(ctx, async (pve) => {
-      // Over several clusters a node filter picks the clusters that have it.
-      const nodes = node && !ctx.clusters
+      // Over several clusters a node filter picks the clusters that have it
+      // (online or not: an offline one fails as with one cluster).
+      const nodes = !node
+        ? await onlineNodes(pve)
+        : !ctx.clusters || (await listNodes(pve)).some((n) => n.node === node)
         ? [node]
-        : (await onlineNodes(pve)).filter((n) => !node || n === node);
+        : [];
+      if (nodes.length) found = true;
       const lists = await Promise.all(
         nodes.map((n) => nodeStorages(pve, n, { content })),
       );
@@ -79,6 +86,14 @@ export const listStorage = defineTool({
         }))
       );
     });
+    // A node no cluster has (every one answered): an error, as with one.
+    if (node && ctx.clusters && !found && !unreachable) {
+      throw new ToolError(
+        `Node '${node}' is in no cluster (${
+          ctx.clusters.map((c) => c.name).join(", ")
+        }), or outside this server's scope: see proxmox_list_nodes`,
+      );
+    }
     return unreachable ? { storages, unreachable } : { storages };
   },
 });
