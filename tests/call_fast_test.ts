@@ -181,3 +181,45 @@ Deno.test("a call cancelled (or cancelled at shutdown) while the server loads ge
   await assert.rejects(answered, /Cannot read the CA/);
   assert.deepEqual(written, []);
 });
+
+Deno.test("the fast path answers only what the SDK would serve: a toolset left out is not found, MCP_HIDE_UNPERMITTED, MCP_LOCKDOWN and a 2026-07-28 envelope wait for the SDK", async () => {
+  await using sim = await startSim();
+  const nodes = { name: "proxmox_list_nodes", arguments: {} };
+  const vms = { name: "proxmox_list_vms", arguments: {} };
+  const envelope = {
+    ...nodes,
+    _meta: {
+      "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+      "io.modelcontextprotocol/clientInfo": { name: "t", version: "1" },
+    },
+  };
+  const cases = [
+    { env: { MCP_TOOLSETS: "vms" }, fast: ["vms"] },
+    { env: { MCP_HIDE_UNPERMITTED: "true" }, fast: [] },
+    { env: { MCP_LOCKDOWN: "true" }, fast: [] },
+    { env: {}, fast: ["vms"] },
+  ];
+  for (const { env, fast } of cases) {
+    const session = new Session({ ...simEnv(sim), ...env });
+    await session.send(
+      INIT,
+      INITIALIZED,
+      // First (a call that needs the SDK hands every later one to it).
+      call("vms", vms),
+      call("nodes", env.MCP_TOOLSETS ? nodes : envelope),
+    );
+    await session.until(["nodes", "vms"]);
+    assert.equal(await session.close(), 0, session.stderr);
+    const label = JSON.stringify(env);
+    assert.deepEqual([...answeredFast(session.stderr)], fast, label);
+    if (env.MCP_TOOLSETS) {
+      assert.deepEqual(JSON.parse(session.reply("nodes")!).error, {
+        code: -32602,
+        message: "Tool proxmox_list_nodes not found",
+      });
+    } else {
+      assert.match(session.reply("nodes")!, /"node":"pve1"/, label);
+    }
+    assert.match(session.reply("vms")!, /"web-01"/, label);
+  }
+});
