@@ -193,7 +193,7 @@ Deno.test("the fast path answers only what the SDK would serve: a toolset left o
       "io.modelcontextprotocol/clientInfo": { name: "t", version: "1" },
     },
   };
-  const cases = [
+  const cases: { env: Record<string, string>; fast: string[] }[] = [
     { env: { MCP_TOOLSETS: "vms" }, fast: ["vms"] },
     { env: { MCP_HIDE_UNPERMITTED: "true" }, fast: [] },
     { env: { MCP_LOCKDOWN: "true" }, fast: [] },
