@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import * as net from "node:net";
+import { ipSpec } from "../src/proxmox/api/create.ts";
 import { isIPv4, isIPv6 } from "../src/proxmox/ip.ts";
 import { prng } from "./helpers.ts";
 
@@ -56,4 +57,39 @@ Deno.test("isIPv4 and isIPv6 answer as node:net's on edge cases and 300 000 rand
   }
   // The random strings reach both answers.
   assert.ok(v4 >= 1000 && v6 >= 1000, `${v4} IPv4, ${v6} IPv6`);
+});
+
+Deno.test("a new guest's ip and gateway are checked as PVE's CIDRv4 and ipv4 formats check them (no leading zeros, prefix 8-32) before anything is sent", () => {
+  const taken: [string, string?][] = [
+    ["192.168.1.50/24"],
+    ["10.0.0.5/8"],
+    ["10.0.0.5/32"],
+    ["10.0.0.0/08"],
+    ["0.0.0.0/8"],
+    ["192.168.1.50/24", "192.168.1.1"],
+  ];
+  for (const [ip, gw] of taken) {
+    const spec = ipSpec(ip, gw);
+    assert.equal(spec, gw ? `ip=${ip},gw=${gw}` : `ip=${ip}`);
+  }
+  const refused: [string, string?][] = [
+    ["010.0.0.5/24"],
+    ["10.0.0.05/24"],
+    ["10.0.0.5/7"],
+    ["10.0.0.5/0"],
+    ["10.0.0.5/33"],
+    ["10.0.0.5"],
+    ["10.0.0.5/24/1"],
+    ["10.0.0.5/24,gw=10.0.0.1"],
+    ["::1/64"],
+    ["192.168.1.50/24", "192.168.001.1"],
+    ["192.168.1.50/24", ""],
+  ];
+  for (const [ip, gw] of refused) {
+    assert.throws(
+      () => ipSpec(ip, gw),
+      /ip must be 'dhcp' or an IPv4 CIDR|gateway must be an IPv4 address/,
+      JSON.stringify([ip, gw]),
+    );
+  }
 });

@@ -7,6 +7,7 @@
 import { addSecret } from "../../log.ts";
 import type { PveClient } from "../client.ts";
 import { PveError, ToolError } from "../errors.ts";
+import { isIPv4 } from "../ip.ts";
 import { hasFormat, pvePath, seg } from "../path.ts";
 import { rangesText, scopeOf } from "../../safety/scope.ts";
 import type { GuestRef } from "./guests.ts";
@@ -69,10 +70,15 @@ export function wholeGib(bytes: number): number {
   return Math.ceil(bytes / GIB);
 }
 
-const IPV4 = String
-  .raw`(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}`;
-const CIDR4 = new RegExp(`^${IPV4}/([0-9]|[12]\\d|3[0-2])$`);
-const ADDR4 = new RegExp(`^${IPV4}$`);
+/**
+ * PVE's CIDRv4 (pve_verify_cidrv4): an IPv4 address (no leading zeros, as
+ * PVE's $IPV4RE and node:net) and a prefix of 8 to 32.
+ */
+function isCidrV4(s: string): boolean {
+  const m = /^([^/]*)\/(\d+)$/.exec(s);
+  return m !== null && isIPv4(m[1]) && Number(m[2]) >= 8 &&
+    Number(m[2]) <= 32;
+}
 
 /** `ip=dhcp` or `ip=<cidr>[,gw=<gateway>]` (QEMU ipconfigN and LXC netN). */
 export function ipSpec(ip: string, gateway?: string): string {
@@ -82,12 +88,12 @@ export function ipSpec(ip: string, gateway?: string): string {
     }
     return "ip=dhcp";
   }
-  if (!CIDR4.test(ip)) {
+  if (!isCidrV4(ip)) {
     throw new ToolError(
-      `ip must be 'dhcp' or an IPv4 CIDR like 192.168.1.50/24, not '${ip}'`,
+      `ip must be 'dhcp' or an IPv4 CIDR like 192.168.1.50/24 (prefix 8-32), not '${ip}'`,
     );
   }
-  if (gateway !== undefined && !ADDR4.test(gateway)) {
+  if (gateway !== undefined && !isIPv4(gateway)) {
     throw new ToolError(`gateway must be an IPv4 address, not '${gateway}'`);
   }
   return gateway ? `ip=${ip},gw=${gateway}` : `ip=${ip}`;
