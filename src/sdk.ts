@@ -58,9 +58,4 @@ export function loadSdk(): Promise<void> {
   })();
 }
 
-/** Whether the SDK's values are bound. */
-export function sdkLoaded(): boolean {
-  return McpServer !== undefined;
-}
-
 if (!sdkLoad.deferred) await loadSdk();
