@@ -20,6 +20,7 @@ import {
   prng,
   simEnv,
   startSim,
+  type TestSim,
 } from "./helpers.ts";
 
 const KIB16 = 16 * 1024;
@@ -352,9 +353,8 @@ Deno.test("list_content, list_backups, list_snapshots and list_firewall_rules pa
   assert.deepEqual(times, [...times].sort().reverse(), "newest first");
 });
 
-Deno.test("firewall rules or snapshots changed between pages: the next page is refused (they are known by position), not listed with repeats or gaps", async () => {
-  await using sim = await startSim();
-  await using s = await connect({ env: simEnv(sim) });
+/** Four more firewall rules on guest 100, then their first page of two (it has a next one). */
+async function firstRulesPage(sim: TestSim, s: Connected) {
   const g = sim.cluster.guests.get(100)!;
   for (let i = 0; i < 4; i++) {
     g.firewall.rules.push({ type: "in", action: "DROP", enable: 1 });
@@ -364,15 +364,31 @@ Deno.test("firewall rules or snapshots changed between pages: the next page is r
     limit: 2,
   });
   assert.ok(first.next_cursor);
-  // A rule added at the top shifts every position.
+  return first;
+}
+
+/** A rule added at the top of guest 100's shifts every position: the page at `cursor` is refused. */
+async function assertShiftedRulesRefused(
+  sim: TestSim,
+  s: Connected,
+  cursor: string,
+): Promise<void> {
+  const g = sim.cluster.guests.get(100)!;
   g.firewall.rules.unshift({ type: "out", action: "ACCEPT", enable: 1 });
   const next = await call(s.client, "proxmox_list_firewall_rules", {
     vmid: 100,
     limit: 2,
-    cursor: first.next_cursor,
+    cursor,
   });
-  assert.equal(next.isError, true);
+  assert.equal(next.isError, true, next.text);
   assert.match(next.text, /changed since that page/);
+}
+
+Deno.test("firewall rules or snapshots changed between pages: the next page is refused (they are known by position), not listed with repeats or gaps", async () => {
+  await using sim = await startSim();
+  await using s = await connect({ env: simEnv(sim) });
+  const first = await firstRulesPage(sim, s);
+  await assertShiftedRulesRefused(sim, s, first.next_cursor);
 
   for (const name of ["a1", "a2", "a3"]) {
     await callOk(s.client, "proxmox_create_snapshot", { vmid: 100, name });
@@ -419,27 +435,12 @@ Deno.test("firewall rules changed between pages behind a proxy that drops PVE's 
   await using s = await connect({
     env: { ...simEnv(sim), PROXMOX_URL: proxied },
   });
-  const g = sim.cluster.guests.get(100)!;
-  for (let i = 0; i < 4; i++) {
-    g.firewall.rules.push({ type: "in", action: "DROP", enable: 1 });
-  }
-  const first = await callOk(s.client, "proxmox_list_firewall_rules", {
-    vmid: 100,
-    limit: 2,
-  });
-  assert.ok(first.next_cursor);
+  const first = await firstRulesPage(sim, s);
   assert.ok(
     sim.requests.some((r) => r.path.endsWith("/firewall/rules")),
     "the rules came through the proxy",
   );
-  g.firewall.rules.unshift({ type: "out", action: "ACCEPT", enable: 1 });
-  const next = await call(s.client, "proxmox_list_firewall_rules", {
-    vmid: 100,
-    limit: 2,
-    cursor: first.next_cursor,
-  });
-  assert.equal(next.isError, true, next.text);
-  assert.match(next.text, /changed since that page/);
+  await assertShiftedRulesRefused(sim, s, first.next_cursor);
 });
 
 /** PVE's answer when a storage's backend cannot be reached (PVE::Storage::activate_storage). */
