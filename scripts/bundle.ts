@@ -62,11 +62,44 @@ export async function bundleRunFlags(): Promise<string[]> {
 /** Imports in the output that only a config could resolve. */
 const UNRESOLVED = /(?:from|import)\s*\(?\s*["'](?:npm:|jsr:|@[a-z]|zod)/;
 
-/** Builds the bundle into `outdir` (emptied first); returns its entry. */
+/**
+ * Why `dir` must not be emptied for a bundle, or undefined when it may: it
+ * is missing, empty, or an earlier bundle (main.js and only other .js files,
+ * no directories). Anything else (dist/ itself, the sources, a directory
+ * given by mistake) is refused rather than deleted.
+ */
+async function notOwnBundle(dir: URL): Promise<string | undefined> {
+  const names: string[] = [];
+  try {
+    for await (const f of Deno.readDir(dir)) {
+      if (!f.isFile || !f.name.endsWith(".js")) {
+        return `it holds ${f.name}, which a bundle does not`;
+      }
+      names.push(f.name);
+    }
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return undefined;
+    throw e;
+  }
+  return names.length === 0 || names.includes("main.js")
+    ? undefined
+    : "it holds .js files but no main.js, so it is no earlier bundle";
+}
+
+/**
+ * Builds the bundle into `outdir` (emptied first, only when it is missing,
+ * empty or an earlier bundle); returns its entry.
+ */
 export async function buildBundle(
   outdir: string = BUNDLE_DIR,
 ): Promise<string> {
   const dir = new URL(`${outdir}/`, ROOT);
+  const refused = await notOwnBundle(dir);
+  if (refused) {
+    throw new Error(
+      `Cannot bundle into ${outdir}: ${refused}; give a new directory or an earlier bundle's, such as ${BUNDLE_DIR}`,
+    );
+  }
   await Deno.remove(dir, { recursive: true }).catch((e) => {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
   });

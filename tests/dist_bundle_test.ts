@@ -125,3 +125,31 @@ Deno.test("every command the README and the Dockerfile show for the bundle (the 
     }
   }
 });
+
+Deno.test("buildBundle refuses an outdir that is not missing, empty or an earlier bundle, and deletes nothing in it", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "proxmox-mcp-bundle-" });
+  try {
+    await Deno.writeTextFile(`${dir}/notes.txt`, "keep");
+    await Deno.mkdir(`${dir}/src`);
+    await Deno.writeTextFile(`${dir}/src/main.ts`, "keep");
+    await assert.rejects(
+      buildBundle(dir),
+      (e: Error) =>
+        e.message.startsWith(`Cannot bundle into ${dir}: it holds `) &&
+        e.message.includes("a bundle does not"),
+    );
+    assert.equal(await Deno.readTextFile(`${dir}/notes.txt`), "keep");
+    assert.equal(await Deno.readTextFile(`${dir}/src/main.ts`), "keep");
+    // .js files without a main.js are no earlier bundle either.
+    const js = `${dir}/js`;
+    await Deno.mkdir(js);
+    await Deno.writeTextFile(`${js}/tool.js`, "keep");
+    await assert.rejects(
+      buildBundle(js),
+      /Cannot bundle into .*: it holds \.js files but no main\.js/,
+    );
+    assert.equal(await Deno.readTextFile(`${js}/tool.js`), "keep");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
