@@ -24,7 +24,15 @@ import {
   UPID,
   why,
 } from "./faults_helpers.ts";
-import { call, connect, simEnv, startSim } from "./helpers.ts";
+import type { Fault } from "../src/sim/mod.ts";
+import {
+  call,
+  connect,
+  type Connected,
+  simEnv,
+  startSim,
+  type TestSim,
+} from "./helpers.ts";
 
 /** The ways the client reaches Proxmox: fetch (http, https with a CA) or node:tls. */
 const PATHS: {
@@ -50,23 +58,37 @@ const PATHS: {
   },
 ];
 
+/** `setup` reaching Proxmox the way `p` does (https with a fresh CA where it is https). */
+async function setupPath(
+  p: (typeof PATHS)[number],
+  options: { rawSockets?: boolean; timeoutS?: number },
+): ReturnType<typeof setup> {
+  const tls = await simTls();
+  return await setup({
+    ...options,
+    tls: p.https ? tls : undefined,
+    env: p.env(tls),
+  });
+}
+
+/**
+ * One GET answered first, so the POST can go out on a reused connection;
+ * then `fault` on start_vm's POST.
+ */
+async function warmThenFaultStart(
+  { sim, s }: { sim: TestSim; s: Connected },
+  fault: Fault,
+): Promise<void> {
+  const warm = await call(s.client, "proxmox_list_nodes");
+  assert.ok(!warm.isError, warm.text);
+  sim.faults.inject({ method: "POST", path: START.target.path, fault });
+}
+
 for (const p of PATHS) {
   Deno.test(`${p.name}: a POST whose reused keep-alive connection closes without an answer reaches Proxmox exactly once`, async () => {
-    const tls = await simTls();
-    await using env = await setup({
-      rawSockets: true,
-      tls: p.https ? tls : undefined,
-      env: p.env(tls),
-    });
+    await using env = await setupPath(p, { rawSockets: true });
     const { sim, s } = env;
-    // One GET first, so the POST can go out on a reused connection.
-    const warm = await call(s.client, "proxmox_list_nodes");
-    assert.ok(!warm.isError, warm.text);
-    sim.faults.inject({
-      method: "POST",
-      path: START.target.path,
-      fault: { kind: "reset", apply: true },
-    });
+    await warmThenFaultStart(env, { kind: "reset", apply: true });
     const { r } = await timed(s, START, 1);
     assert.equal(
       sent(sim, START),
@@ -86,20 +108,9 @@ for (const p of PATHS) {
   });
 
   Deno.test(`${p.name}: a POST that hangs is sent once and reported as possibly applied within PROXMOX_TIMEOUT`, async () => {
-    const tls = await simTls();
-    await using env = await setup({
-      timeoutS: TIMEOUT_S,
-      tls: p.https ? tls : undefined,
-      env: p.env(tls),
-    });
+    await using env = await setupPath(p, { timeoutS: TIMEOUT_S });
     const { sim, s } = env;
-    const warm = await call(s.client, "proxmox_list_nodes");
-    assert.ok(!warm.isError, warm.text);
-    sim.faults.inject({
-      method: "POST",
-      path: START.target.path,
-      fault: { kind: "hang" },
-    });
+    await warmThenFaultStart(env, { kind: "hang" });
     const { r, ms } = await timed(s, START, 1);
     assert.equal(
       sent(sim, START),
