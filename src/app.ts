@@ -62,6 +62,9 @@ export async function boot(
       caFile: view.caFile,
       fingerprints: view.tlsFingerprints,
       timeoutMs: view.timeoutMs,
+      ...(c
+        ? { urlSetting: `the url of cluster '${name}' in PROXMOX_CONFIG` }
+        : {}),
     });
     // The API layer keeps every tool inside the scope bound to this client.
     const scope = Scope.of(view, many ? name : undefined);

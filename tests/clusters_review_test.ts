@@ -227,3 +227,30 @@ Deno.test("list_storage over two clusters with a node no cluster has is an error
     both.storages.every((x: { node: string }) => x.node === "pve1"),
   );
 });
+
+Deno.test("an unreachable cluster from PROXMOX_CONFIG is advised by its url in PROXMOX_CONFIG, not PROXMOX_URL, with one cluster and with two", async () => {
+  await using b = await startSim();
+  await using one = await configFile({
+    clusters: {
+      lab: { url: downUrl(), user: "root@pam", password: "unused-pw" },
+    },
+  });
+  await using two = await configFile({
+    clusters: {
+      lab: { url: downUrl(), user: "root@pam", password: "unused-pw" },
+      home: entry(b),
+    },
+  });
+  for (const [f, args] of [[one, {}], [two, { cluster: "lab" }]] as const) {
+    await using s = await connect({ env: { PROXMOX_CONFIG: f.path } });
+    const r = await call(s.client, "proxmox_list_nodes", args);
+    assert.ok(r.isError, r.text);
+    assert.match(r.text, /Cannot reach Proxmox/, r.text);
+    assert.match(
+      r.text,
+      /Check the url of cluster 'lab' in PROXMOX_CONFIG and that the host is up/,
+      r.text,
+    );
+    assert.doesNotMatch(r.text, /PROXMOX_URL/, r.text);
+  }
+});

@@ -88,6 +88,12 @@ export interface PveClientOptions {
   timeoutMs?: number;
   /** Renew a ticket once it is this old (default 1 h 45 min). */
   ticketRenewMs?: number;
+  /**
+   * The setting baseUrl came from, named in hints: `PROXMOX_URL` (the
+   * default), or with PROXMOX_CONFIG e.g. `the url of cluster 'lab' in
+   * PROXMOX_CONFIG`.
+   */
+  urlSetting?: string;
 }
 
 interface RawResponse {
@@ -116,6 +122,7 @@ export class PveClient {
   #renewMs: number;
   #send: Sender;
   #options: PveClientOptions;
+  #urlSetting: string;
   #ticket?: { ticket: string; csrf: string; at: number };
   /** The ticket and CSRF token the log masks for this client (held). */
   #masked?: { ticket: string; csrf: string };
@@ -128,6 +135,7 @@ export class PveClient {
     this.#timeoutMs = options.timeoutMs ?? 30_000;
     this.#renewMs = options.ticketRenewMs ?? 105 * 60_000;
     this.#options = options;
+    this.#urlSetting = options.urlSetting ?? "PROXMOX_URL";
     this.#send = makeSender(options);
   }
 
@@ -283,7 +291,7 @@ export class PveClient {
             method: "POST",
             path: "/access/ticket",
             pveMessage:
-              "The login answer holds no ticket (is PROXMOX_URL a Proxmox VE API?)",
+              `The login answer holds no ticket (is ${this.#urlSetting} a Proxmox VE API?)`,
           });
         }
         this.#ticket = {
@@ -506,8 +514,8 @@ export class PveClient {
           write ? "; nothing was sent" : ""
         }`,
         hint: usesNodeTls(this.#options)
-          ? "Check PROXMOX_URL and that the host is up"
-          : "Check PROXMOX_URL and that the host is up; with HTTPS_PROXY or HTTP_PROXY set, NO_PROXY must list the Proxmox host",
+          ? `Check ${this.#urlSetting} and that the host is up`
+          : `Check ${this.#urlSetting} and that the host is up; with HTTPS_PROXY or HTTP_PROXY set, NO_PROXY must list the Proxmox host`,
       });
     }
     // Connected, then the answer never came whole (reset, closed early).
@@ -578,7 +586,7 @@ export class PveClient {
               res.body ? "cut short or garbled" : "empty"
             })${write ? "; the request was accepted" : ""}`,
           hint: html
-            ? "Is PROXMOX_URL the Proxmox API (https://host:8006), not a web page or a proxy's login?"
+            ? `Is ${this.#urlSetting} the Proxmox API (https://host:8006), not a web page or a proxy's login?`
             : write
             ? "Check the guest's state or its recent tasks: it was carried out, but its answer was lost"
             : "Try again; if it persists, check a proxy between this server and Proxmox",
@@ -607,7 +615,7 @@ export class PveClient {
         : "Proxmox (pveproxy) is restarting or overloaded: try again shortly";
     } else if (html) {
       hint =
-        "Something other than the Proxmox API answered with an HTML page: check PROXMOX_URL (https://host:8006) and any proxy in between";
+        `Something other than the Proxmox API answered with an HTML page: check ${this.#urlSetting} (https://host:8006) and any proxy in between`;
     }
     return (() => {
       throw new PveError({
