@@ -16,8 +16,12 @@ import { createServer, INSTRUCTIONS } from "../src/server.ts";
 import {
   call,
   callOk,
+  childBaseEnv,
   connect,
+  eachLine,
+  initializeParams,
   MAIN,
+  openingRequests,
   simEnv,
   startSim,
   type TestSim,
@@ -241,11 +245,7 @@ async function sdkOpening(
       mine.send({ jsonrpc: "2.0", id, method, params } as never);
       return p.promise as Promise<Record<string, unknown>>;
     };
-    const initialize = await ask(1, "initialize", {
-      protocolVersion: "2025-06-18",
-      capabilities: {},
-      clientInfo: { name: "t", version: "1" },
-    });
+    const initialize = await ask(1, "initialize", initializeParams());
     await mine.send(
       { jsonrpc: "2.0", method: "notifications/initialized" } as never,
     );
@@ -660,20 +660,9 @@ async function stdioOpening(
   env: Record<string, string>,
   permissions: string[],
 ): Promise<Map<number, string>> {
-  const lines = [
-    {
-      jsonrpc: "2.0",
-      id: 1,
-      method: "initialize",
-      params: {
-        protocolVersion: "2025-06-18",
-        capabilities: {},
-        clientInfo: { name: "t", version: "1" },
-      },
-    },
-    { jsonrpc: "2.0", method: "notifications/initialized" },
-    { jsonrpc: "2.0", id: 2, method: "tools/list" },
-  ].map((m) => JSON.stringify(m) + "\n").join("");
+  const lines = openingRequests().map((m) => JSON.stringify(m) + "\n").join(
+    "",
+  );
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -684,15 +673,7 @@ async function stdioOpening(
       MAIN,
     ],
     clearEnv: true,
-    env: {
-      PATH: Deno.env.get("PATH") ?? "",
-      HOME: Deno.env.get("HOME") ?? "",
-      ...(Deno.env.get("DENO_DIR")
-        ? { DENO_DIR: Deno.env.get("DENO_DIR")! }
-        : {}),
-      LOG_LEVEL: "ERROR",
-      ...env,
-    },
+    env: { ...childBaseEnv(), LOG_LEVEL: "ERROR", ...env },
     stdin: "piped",
     stdout: "piped",
     stderr: "piped",
@@ -700,19 +681,12 @@ async function stdioOpening(
   const writer = child.stdin.getWriter();
   await writer.write(new TextEncoder().encode(lines));
   const answers = new Map<number, string>();
-  let buffer = "";
-  const decoder = new TextDecoder();
-  for await (const chunk of child.stdout) {
-    buffer += decoder.decode(chunk, { stream: true });
-    let nl;
-    while ((nl = buffer.indexOf("\n")) >= 0) {
-      const line = buffer.slice(0, nl);
-      buffer = buffer.slice(nl + 1);
-      const id = JSON.parse(line).id;
-      if (typeof id === "number") answers.set(id, line);
-    }
-    if (answers.has(2)) await writer.close();
-  }
+  await eachLine(child.stdout, async (line) => {
+    const id = JSON.parse(line).id;
+    if (typeof id === "number") answers.set(id, line);
+    // tools/list answered: the client is done, stdin closes.
+    if (id === 2) await writer.close();
+  });
   const [status, err] = await Promise.all([
     child.status,
     new Response(child.stderr).text(),
@@ -791,6 +765,33 @@ Deno.test("the real entry point: PROXMOX_CONFIG with an {env} secret serves both
   assert.ok(!s.stderr().includes("lab-pw-9876543210"));
 });
 
+/**
+ * Starts the real entry point (our variables and `read` granted; PATH and
+ * `env` its whole environment), which must stop with code 2: its stderr.
+ */
+async function refusedStart(
+  read: string[],
+  env: Record<string, string>,
+): Promise<string> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--no-prompt",
+      `--allow-env=${ENV_VARS.join(",")}`,
+      `--allow-read=${read.join(",")}`,
+      MAIN,
+    ],
+    clearEnv: true,
+    env: { PATH: Deno.env.get("PATH") ?? "", ...env },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const err = new TextDecoder().decode(out.stderr).trim();
+  assert.equal(out.code, 2, err);
+  return err;
+}
+
 Deno.test("the real entry point: an {env} secret the process may not read stops the start with one line naming the grant", async () => {
   await using f = await configFile({
     clusters: {
@@ -801,26 +802,10 @@ Deno.test("the real entry point: an {env} secret the process may not read stops 
       },
     },
   });
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--no-prompt",
-      `--allow-env=${ENV_VARS.join(",")}`,
-      `--allow-read=${f.path}`,
-      MAIN,
-    ],
-    clearEnv: true,
-    env: {
-      PATH: Deno.env.get("PATH") ?? "",
-      PROXMOX_CONFIG: f.path,
-      PROXMOX_LAB_PASSWORD: "never-printed-secret",
-    },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const err = new TextDecoder().decode(out.stderr).trim();
-  assert.equal(out.code, 2, err);
+  const err = await refusedStart([f.path], {
+    PROXMOX_CONFIG: f.path,
+    PROXMOX_LAB_PASSWORD: "never-printed-secret",
+  });
   assert.match(
     err,
     /^proxmox-mcp: password of cluster 'lab' in PROXMOX_CONFIG \S+: cannot read PROXMOX_LAB_PASSWORD: .*\(grant --allow-env=PROXMOX_LAB_PASSWORD; the shipped tasks grant PROXMOX_\* and MCP_\*\)$/,
@@ -860,22 +845,9 @@ Deno.test("the real entry point: TLS per cluster (one trusts its caFile, read at
       lab: entry(b, { caFile: notPem.path }),
     },
   });
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--no-prompt",
-      `--allow-env=${ENV_VARS.join(",")}`,
-      `--allow-read=${bad.path},${tls.caFile},${notPem.path}`,
-      MAIN,
-    ],
-    clearEnv: true,
-    env: { PATH: Deno.env.get("PATH") ?? "", PROXMOX_CONFIG: bad.path },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const err = new TextDecoder().decode(out.stderr).trim();
-  assert.equal(out.code, 2, err);
+  const err = await refusedStart([bad.path, tls.caFile, notPem.path], {
+    PROXMOX_CONFIG: bad.path,
+  });
   assert.equal(
     err,
     `proxmox-mcp: caFile ${notPem.path} of cluster 'lab' in PROXMOX_CONFIG holds no PEM certificate (-----BEGIN CERTIFICATE-----): use the cluster's CA, /etc/pve/pve-root-ca.pem on a node`,

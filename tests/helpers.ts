@@ -29,6 +29,64 @@ export {
   type TestSim,
 } from "./sim_helpers.ts";
 
+/** An MCP client's initialize parameters (protocol 2025-06-18), as client `name`. */
+export function initializeParams(name = "t") {
+  return {
+    protocolVersion: "2025-06-18",
+    capabilities: {},
+    clientInfo: { name, version: "1" },
+  };
+}
+
+/** A JSON-RPC initialize request with `id`, as client `name`. */
+export function initializeRequest(id: number | string = 1, name = "t") {
+  return {
+    jsonrpc: "2.0",
+    id,
+    method: "initialize",
+    params: initializeParams(name),
+  };
+}
+
+/** A client's opening: initialize (id 1), initialized, tools/list (id 2). */
+export function openingRequests(name = "t"): Record<string, unknown>[] {
+  return [
+    initializeRequest(1, name),
+    { jsonrpc: "2.0", method: "notifications/initialized" },
+    { jsonrpc: "2.0", id: 2, method: "tools/list" },
+  ];
+}
+
+/**
+ * What a child `deno` needs of this process's environment when it starts
+ * with clearEnv: PATH, HOME and DENO_DIR (where set).
+ */
+export function childBaseEnv(): Record<string, string> {
+  const dir = Deno.env.get("DENO_DIR");
+  return {
+    PATH: Deno.env.get("PATH") ?? "",
+    HOME: Deno.env.get("HOME") ?? "",
+    ...(dir ? { DENO_DIR: dir } : {}),
+  };
+}
+
+/** Calls `onLine` with each whole line `stream` writes, in order, until it ends. */
+export async function eachLine(
+  stream: ReadableStream<Uint8Array>,
+  onLine: (line: string) => void | Promise<void>,
+): Promise<void> {
+  let buffer = "";
+  for await (const text of stream.pipeThrough(new TextDecoderStream())) {
+    buffer += text;
+    let nl;
+    while ((nl = buffer.indexOf("\n")) >= 0) {
+      const line = buffer.slice(0, nl);
+      buffer = buffer.slice(nl + 1);
+      await onLine(line);
+    }
+  }
+}
+
 /**
  * Asserts that a server's log holds none of the secrets in play: its own
  * environment's and every live simulator's (passwords, token secrets, tickets,

@@ -21,7 +21,13 @@ import {
   listen,
   type ListenOptions,
 } from "../src/transports/http/mod.ts";
-import { callOk, simEnv, startSim, type TestSim } from "./helpers.ts";
+import {
+  callOk,
+  initializeRequest,
+  simEnv,
+  startSim,
+  type TestSim,
+} from "./helpers.ts";
 import { spawnHttp } from "./http_server.ts";
 import { serverArgs } from "./server_args.ts";
 
@@ -103,16 +109,7 @@ async function rawStatus(
   );
 }
 
-const INIT = {
-  jsonrpc: "2.0",
-  id: 1,
-  method: "initialize",
-  params: {
-    protocolVersion: "2025-06-18",
-    capabilities: {},
-    clientInfo: { name: "raw", version: "1" },
-  },
-};
+const INIT = initializeRequest(1, "raw");
 
 function assertNoSecrets(log: string, sim: TestSim): void {
   for (const s of [TOKEN, ...sim.secrets()]) {
