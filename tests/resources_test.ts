@@ -679,3 +679,40 @@ Deno.test("resources: a node's status, an offline node without asking it, nodes 
   });
   assert.deepEqual(inScope.completion.values, ["pve1"]);
 });
+
+Deno.test("resources: the guest config template's description names the clusters {cluster} takes: default with PROXMOX_URL, the one name of a single PROXMOX_CONFIG cluster, each name with several", async () => {
+  await using home = await startSim();
+  await using lab = await startSim();
+  const login = (sim: TestSim) => ({
+    url: sim.url,
+    user: sim.credentials.user,
+    password: sim.credentials.password,
+  });
+  const file = await Deno.makeTempFile({ suffix: ".json" });
+  const description = async (env: Record<string, string>) => {
+    await using s = await connect({ env });
+    const { resourceTemplates } = await s.client.listResourceTemplates();
+    return resourceTemplates.find((t) => t.uriTemplate === CONFIG)!
+      .description!;
+  };
+  try {
+    assert.match(await description(simEnv(home)), /\(`cluster`: `default`\)/);
+    await Deno.writeTextFile(
+      file,
+      JSON.stringify({ clusters: { lab: login(lab) } }),
+    );
+    const one = await description({ PROXMOX_CONFIG: file });
+    assert.match(one, /\(`cluster`: `lab`\)/);
+    assert.doesNotMatch(one, /default/);
+    await Deno.writeTextFile(
+      file,
+      JSON.stringify({ clusters: { home: login(home), lab: login(lab) } }),
+    );
+    assert.match(
+      await description({ PROXMOX_CONFIG: file }),
+      /\(`cluster`: one of `home`, `lab`\)/,
+    );
+  } finally {
+    await Deno.remove(file);
+  }
+});
