@@ -201,6 +201,9 @@ export async function assertNextCallSucceeds(
   assert.ok(!r.isError, why(`${t.tool}: the call after the fault: ${r.text}`));
 }
 
+/** A simulator and a server connected to it; both stop on dispose. */
+export type Setup = { sim: TestSim; s: Connected } & AsyncDisposable;
+
 /**
  * A fresh simulator and an in-process server; PROXMOX_TIMEOUT is `timeoutS`
  * (TIMEOUT_S where a request hangs), else CALM_TIMEOUT_S.
@@ -212,7 +215,7 @@ export async function setup(
     env?: Record<string, string>;
     timeoutS?: number;
   } = {},
-): Promise<{ sim: TestSim; s: Connected } & AsyncDisposable> {
+): Promise<Setup> {
   const sim = await startSim({
     rawSockets: options.rawSockets,
     tls: options.tls,

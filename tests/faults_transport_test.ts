@@ -15,6 +15,7 @@ import {
   CALM_TIMEOUT_S,
   MAYBE_APPLIED,
   sent,
+  type Setup,
   setup,
   START,
   startTasks,
@@ -25,14 +26,7 @@ import {
   why,
 } from "./faults_helpers.ts";
 import type { Fault } from "../src/sim/mod.ts";
-import {
-  call,
-  connect,
-  type Connected,
-  simEnv,
-  startSim,
-  type TestSim,
-} from "./helpers.ts";
+import { call, connect, simEnv, startSim } from "./helpers.ts";
 
 /** The ways the client reaches Proxmox: fetch (http, https with a CA) or node:tls. */
 const PATHS: {
@@ -62,7 +56,7 @@ const PATHS: {
 async function setupPath(
   p: (typeof PATHS)[number],
   options: { rawSockets?: boolean; timeoutS?: number },
-): ReturnType<typeof setup> {
+): Promise<Setup> {
   const tls = await simTls();
   return await setup({
     ...options,
@@ -76,7 +70,7 @@ async function setupPath(
  * then `fault` on start_vm's POST.
  */
 async function warmThenFaultStart(
-  { sim, s }: { sim: TestSim; s: Connected },
+  { sim, s }: Setup,
   fault: Fault,
 ): Promise<void> {
   const warm = await call(s.client, "proxmox_list_nodes");

@@ -9,6 +9,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import assert from "node:assert/strict";
 import { newGuest } from "../src/sim/seed.ts";
 import type { Simulator } from "../src/sim/mod.ts";
+import type { Guest } from "../src/sim/state.ts";
 import { PveClient } from "../src/proxmox/client.ts";
 import { listVms } from "../src/tools/vms.ts";
 import type { ToolContext } from "../src/tools/define.ts";
@@ -20,7 +21,6 @@ import {
   prng,
   simEnv,
   startSim,
-  type TestSim,
 } from "./helpers.ts";
 
 const KIB16 = 16 * 1024;
@@ -353,9 +353,8 @@ Deno.test("list_content, list_backups, list_snapshots and list_firewall_rules pa
   assert.deepEqual(times, [...times].sort().reverse(), "newest first");
 });
 
-/** Four more firewall rules on guest 100, then their first page of two (it has a next one). */
-async function firstRulesPage(sim: TestSim, s: Connected) {
-  const g = sim.cluster.guests.get(100)!;
+/** Four more firewall rules on guest 100 (`g`), then their first page of two (it has a next one). */
+async function firstRulesPage(g: Guest, s: Connected) {
   for (let i = 0; i < 4; i++) {
     g.firewall.rules.push({ type: "in", action: "DROP", enable: 1 });
   }
@@ -367,13 +366,12 @@ async function firstRulesPage(sim: TestSim, s: Connected) {
   return first;
 }
 
-/** A rule added at the top of guest 100's shifts every position: the page at `cursor` is refused. */
+/** A rule added at the top of guest 100's (`g`) rules shifts every position: the page at `cursor` is refused. */
 async function assertShiftedRulesRefused(
-  sim: TestSim,
+  g: Guest,
   s: Connected,
   cursor: string,
 ): Promise<void> {
-  const g = sim.cluster.guests.get(100)!;
   g.firewall.rules.unshift({ type: "out", action: "ACCEPT", enable: 1 });
   const next = await call(s.client, "proxmox_list_firewall_rules", {
     vmid: 100,
@@ -387,8 +385,9 @@ async function assertShiftedRulesRefused(
 Deno.test("firewall rules or snapshots changed between pages: the next page is refused (they are known by position), not listed with repeats or gaps", async () => {
   await using sim = await startSim();
   await using s = await connect({ env: simEnv(sim) });
-  const first = await firstRulesPage(sim, s);
-  await assertShiftedRulesRefused(sim, s, first.next_cursor);
+  const g = sim.cluster.guests.get(100)!;
+  const first = await firstRulesPage(g, s);
+  await assertShiftedRulesRefused(g, s, first.next_cursor);
 
   for (const name of ["a1", "a2", "a3"]) {
     await callOk(s.client, "proxmox_create_snapshot", { vmid: 100, name });
@@ -435,12 +434,13 @@ Deno.test("firewall rules changed between pages behind a proxy that drops PVE's 
   await using s = await connect({
     env: { ...simEnv(sim), PROXMOX_URL: proxied },
   });
-  const first = await firstRulesPage(sim, s);
+  const g = sim.cluster.guests.get(100)!;
+  const first = await firstRulesPage(g, s);
   assert.ok(
     sim.requests.some((r) => r.path.endsWith("/firewall/rules")),
     "the rules came through the proxy",
   );
-  await assertShiftedRulesRefused(sim, s, first.next_cursor);
+  await assertShiftedRulesRefused(g, s, first.next_cursor);
 });
 
 /** PVE's answer when a storage's backend cannot be reached (PVE::Storage::activate_storage). */
