@@ -301,6 +301,16 @@ MCP_DRAIN_S (default 5). Scope: MCP_ALLOWED_VMIDS (e.g. 100-199,250),
 MCP_ALLOWED_NODES (names), MCP_PROTECTED_TAG (default mcp-protected). LOG_LEVEL.
 `;
 
+/**
+ * A password as read from the environment (PROXMOX_PASSWORD, or a variable
+ * PROXMOX_CONFIG names): trailing line breaks, which a secrets file's last
+ * line brings, are dropped; spaces are kept, since a Proxmox or PAM password
+ * may begin or end with one. Only whitespace counts as empty.
+ */
+function envPassword(value: string): string {
+  return value.trim() === "" ? "" : value.replace(/[\r\n]+$/, "");
+}
+
 export type CliResult =
   | { kind: "help" }
   | { kind: "version" }
@@ -322,7 +332,9 @@ export function loadConfig(
   const raw: Record<string, string | undefined> = {};
   for (const name of ENV_VARS) {
     const v = env[name];
-    if (v !== undefined && v !== "") raw[name] = v.trim();
+    if (v !== undefined && v !== "") {
+      raw[name] = name === "PROXMOX_PASSWORD" ? envPassword(v) : v.trim();
+    }
   }
   if (flags.transport !== undefined) raw.MCP_TRANSPORT = flags.transport;
   if (flags.host !== undefined) raw.MCP_HOST = flags.host;
@@ -817,6 +829,11 @@ function parseClusterFile(
       }
       if (!value) {
         throw new ConfigError(`${of(key)}: the variable ${s.env} is not set`);
+      }
+      // As the same setting read from PROXMOX_PASSWORD or PROXMOX_TOKEN_SECRET.
+      value = key === "password" ? envPassword(value) : value.trim();
+      if (!value) {
+        throw new ConfigError(`${of(key)}: the variable ${s.env} is empty`);
       }
       return value;
     };

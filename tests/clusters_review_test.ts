@@ -254,3 +254,64 @@ Deno.test("an unreachable cluster from PROXMOX_CONFIG is advised by its url in P
     assert.doesNotMatch(r.text, /PROXMOX_URL/, r.text);
   }
 });
+
+Deno.test('a password read from the environment loses only its trailing line breaks, the same through PROXMOX_PASSWORD and {"env": ...} in PROXMOX_CONFIG; a token secret is trimmed both ways', async () => {
+  const direct = (v: Record<string, string>) => {
+    const r = loadConfig([], { PROXMOX_URL: URL_, ...v });
+    assert.equal(r.kind, "run");
+    return r.kind === "run" ? r.config.auth : undefined;
+  };
+  await using f = await configFile({
+    clusters: {
+      lab: { url: URL_, user: "root@pam", password: { env: "PROXMOX_LAB_PW" } },
+      home: {
+        url: URL_,
+        tokenId: "root@pam!mcp",
+        tokenSecret: { env: "PROXMOX_HOME_SECRET" },
+      },
+    },
+  });
+  const viaFile = (pw: string, secret = "uuid") => {
+    const r = loadConfig([], {
+      PROXMOX_CONFIG: f.path,
+      PROXMOX_LAB_PW: pw,
+      PROXMOX_HOME_SECRET: secret,
+    });
+    assert.equal(r.kind, "run");
+    return r.kind === "run" ? r.config.clusters!.map((c) => c.auth) : [];
+  };
+  for (
+    const [value, password] of [
+      ["s3cret\n", "s3cret"],
+      ["s3cret\r\n", "s3cret"],
+      [" spaced pass \n", " spaced pass "],
+      ["tab\t", "tab\t"],
+    ]
+  ) {
+    const want = { kind: "password", user: "root@pam", password };
+    assert.deepEqual(
+      direct({ PROXMOX_USER: "root@pam", PROXMOX_PASSWORD: value }),
+      want,
+      JSON.stringify(value),
+    );
+    assert.deepEqual(viaFile(value)[0], want, JSON.stringify(value));
+  }
+  const token = { kind: "token", tokenId: "root@pam!mcp", secret: "uuid" };
+  assert.deepEqual(
+    direct({
+      PROXMOX_TOKEN_ID: "root@pam!mcp",
+      PROXMOX_TOKEN_SECRET: " uuid\n",
+    }),
+    token,
+  );
+  assert.deepEqual(viaFile("pw", " uuid\n")[1], token);
+  // Only whitespace is empty, both ways.
+  assert.throws(
+    () => direct({ PROXMOX_USER: "root@pam", PROXMOX_PASSWORD: " \n" }),
+    /PROXMOX_PASSWORD must not be empty/,
+  );
+  assert.throws(
+    () => viaFile(" \n"),
+    /password of cluster 'lab' in .*: the variable PROXMOX_LAB_PW is empty/,
+  );
+});
