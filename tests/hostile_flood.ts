@@ -218,3 +218,39 @@ export async function withSim(
   }
   await sim.close();
 }
+
+/**
+ * The real entry point, started for a flood (`args`, `env`; stdout and stderr
+ * piped): whether it has exited, and its stderr so far.
+ */
+export class FloodServer {
+  readonly child: Deno.ChildProcess;
+  readonly status: Promise<Deno.CommandStatus>;
+  /** Resolves once stderr has ended. */
+  readonly errDone: Promise<void>;
+  exited = false;
+  err = "";
+
+  constructor(
+    args: string[],
+    env: Record<string, string>,
+    stdin: "piped" | "null",
+  ) {
+    const child = new Deno.Command(Deno.execPath(), {
+      args,
+      env,
+      stdin,
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    this.child = child;
+    this.status = child.status.then((s) => {
+      this.exited = true;
+      return s;
+    });
+    this.errDone = (async () => {
+      const text = child.stderr.pipeThrough(new TextDecoderStream());
+      for await (const t of text) this.err += t;
+    })();
+  }
+}

@@ -13,11 +13,16 @@ import {
 } from "@modelcontextprotocol/client";
 import assert from "node:assert/strict";
 import { assertNoSecrets, simEnv } from "./helpers.ts";
-import { COUNT, hostileMessages, SEED, withSim } from "./hostile_flood.ts";
+import {
+  COUNT,
+  FloodServer,
+  hostileMessages,
+  SEED,
+  withSim,
+} from "./hostile_flood.ts";
 import { serverArgs } from "./server_args.ts";
 
 const TOKEN = "hostile-token-0123456789abcdef";
-const decoder = new TextDecoder();
 
 Deno.test(`HTTP: ${COUNT} hostile messages, no exit, every POST answered below 500`, () =>
   withSim(async (sim) => {
@@ -28,35 +33,25 @@ Deno.test(`HTTP: ${COUNT} hostile messages, no exit, every POST answered below 5
       LOG_LEVEL: "INFO",
       MCP_DRAIN_S: "0", // no /healthz drain before the stop
     };
-    const child = new Deno.Command(Deno.execPath(), {
-      args: serverArgs(["--transport", "http", "--port", "0"]),
+    const srv = new FloodServer(
+      serverArgs(["--transport", "http", "--port", "0"]),
       env,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    let exited = false;
-    const status = child.status.then((s) => {
-      exited = true;
-      return s;
-    });
-    let err = "";
-    const errDone = (async () => {
-      for await (const c of child.stderr) err += decoder.decode(c);
-    })();
+      "null",
+    );
+    const { child, status, errDone } = srv;
     const outDone = child.stdout.pipeTo(new WritableStream());
     let base = "";
-    for (let i = 0; i < 400 && !base && !exited; i++) {
-      const m = /Listening on (http:\/\/[\d.]+:\d+)/.exec(err);
+    for (let i = 0; i < 400 && !base && !srv.exited; i++) {
+      const m = /Listening on (http:\/\/[\d.]+:\d+)/.exec(srv.err);
       if (m) base = m[1];
       else await delay(25);
     }
-    assert.ok(base, `the server did not start:\n${err}`);
+    assert.ok(base, `the server did not start:\n${srv.err}`);
     const flood = hostileMessages(SEED + 1, COUNT);
     const statuses = new Map<number, number>();
     let next = 0;
     const worker = async () => {
-      while (next < flood.length && !exited) {
+      while (next < flood.length && !srv.exited) {
         const m = flood[next++];
         const res = await fetch(`${base}/mcp`, {
           method: "POST",
@@ -73,7 +68,7 @@ Deno.test(`HTTP: ${COUNT} hostile messages, no exit, every POST answered below 5
       }
     };
     await Promise.all(Array.from({ length: 8 }, worker));
-    assert.ok(!exited, `the server exited:\n${err.slice(-2000)}`);
+    assert.ok(!srv.exited, `the server exited:\n${srv.err.slice(-2000)}`);
     const fivexx = [...statuses].filter(([s]) => s >= 500);
     assert.deepEqual(
       fivexx,
@@ -96,6 +91,10 @@ Deno.test(`HTTP: ${COUNT} hostile messages, no exit, every POST answered below 5
     child.kill("SIGTERM");
     await status;
     await Promise.all([outDone, errDone]);
-    assert.doesNotMatch(err, /\n {4}at |Uncaught|panicked/, "no stack trace");
-    assertNoSecrets(err, env);
+    assert.doesNotMatch(
+      srv.err,
+      /\n {4}at |Uncaught|panicked/,
+      "no stack trace",
+    );
+    assertNoSecrets(srv.err, env);
   }));

@@ -10,7 +10,13 @@
 import { setTimeout as delay } from "node:timers/promises";
 import assert from "node:assert/strict";
 import { assertNoSecrets, simEnv } from "./helpers.ts";
-import { COUNT, hostileMessages, SEED, withSim } from "./hostile_flood.ts";
+import {
+  COUNT,
+  FloodServer,
+  hostileMessages,
+  SEED,
+  withSim,
+} from "./hostile_flood.ts";
 import { serverArgs } from "./server_args.ts";
 
 const encoder = new TextEncoder();
@@ -30,22 +36,8 @@ Deno.test(`stdio: ${COUNT} hostile messages, no exit, every request answered onc
       ...simEnv(sim),
       LOG_LEVEL: "INFO",
     };
-    const child = new Deno.Command(Deno.execPath(), {
-      args: serverArgs(),
-      env,
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    let exited = false;
-    const status = child.status.then((s) => {
-      exited = true;
-      return s;
-    });
-    let err = "";
-    const errDone = (async () => {
-      for await (const c of child.stderr) err += decoder.decode(c);
-    })();
+    const srv = new FloodServer(serverArgs(), env, "piped");
+    const { child, status, errDone } = srv;
     const answers = new Map<number, number>();
     let buffered = "";
     let badLines = 0;
@@ -103,11 +95,12 @@ Deno.test(`stdio: ${COUNT} hostile messages, no exit, every request answered onc
     ];
     const deadline = Date.now() + 90_000;
     while (
-      !exited && Date.now() < deadline && owed.some((id) => !answers.has(id))
+      !srv.exited && Date.now() < deadline &&
+      owed.some((id) => !answers.has(id))
     ) {
       await delay(50);
     }
-    assert.ok(!exited, `the server exited:\n${err.slice(-2000)}`);
+    assert.ok(!srv.exited, `the server exited:\n${srv.err.slice(-2000)}`);
     const missing = owed.filter((id) => !answers.has(id));
     assert.deepEqual(
       missing.slice(0, 10),
@@ -129,7 +122,11 @@ Deno.test(`stdio: ${COUNT} hostile messages, no exit, every request answered onc
     await writer.close();
     const s = await status;
     await Promise.all([outDone, errDone]);
-    assert.equal(s.code, 0, err.slice(-2000));
-    assert.doesNotMatch(err, /\n {4}at |Uncaught|panicked/, "no stack trace");
-    assertNoSecrets(err, env);
+    assert.equal(s.code, 0, srv.err.slice(-2000));
+    assert.doesNotMatch(
+      srv.err,
+      /\n {4}at |Uncaught|panicked/,
+      "no stack trace",
+    );
+    assertNoSecrets(srv.err, env);
   }));
