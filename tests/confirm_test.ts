@@ -2,10 +2,7 @@
  * The human confirms destructive calls (MCP elicitation), bound to what was
  * shown. Driven by the SDK client's own `elicitation/create` handler.
  */
-import {
-  Client,
-  StreamableHTTPClientTransport,
-} from "@modelcontextprotocol/client";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/client";
 import assert from "node:assert/strict";
 import { boot } from "../src/app.ts";
 import { loadConfig } from "../src/config.ts";
@@ -18,6 +15,7 @@ import {
   type ElicitParams,
   simEnv,
   startSim,
+  testClient,
 } from "./helpers.ts";
 
 const writes = (sim: { requests: { method: string; path: string }[] }) =>
@@ -208,14 +206,10 @@ async function answeringApp(
   const port = parsed.config.port;
   const kept: { answer?: { url: string; init: RequestInit }; texts: string[] } =
     { texts: [] };
-  const client = new Client({ name: "replay-test", version: "1.0.0" }, {
-    capabilities: { elicitation: { form: {} } },
-    versionNegotiation: { mode: { pin: "2026-07-28" } },
-  });
-  client.setRequestHandler(
-    "elicitation/create",
-    () => Promise.resolve({ action: "accept", content } as never),
-  );
+  const client = testClient({
+    era: "2026-07-28",
+    elicit: () => ({ action: "accept", content }),
+  }, "replay-test");
   await client.connect(
     new StreamableHTTPClientTransport(
       new URL(`http://127.0.0.1:${port}/mcp`),

@@ -146,10 +146,13 @@ export interface ElicitAnswer {
   content?: Record<string, string | number | boolean | string[]>;
 }
 
-/** An SDK client, with an elicitation handler when asked for. */
-function testClient(options: ServerOptions): Client {
+/** An SDK client named `name`, with an elicitation handler when asked for (`era` and `elicit` of `options` count). */
+export function testClient(
+  options: ServerOptions,
+  name = "proxmox-mcp-tests",
+): Client {
   const client = new Client(
-    { name: "proxmox-mcp-tests", version: "1.0.0" },
+    { name, version: "1.0.0" },
     {
       capabilities: options.elicit ? { elicitation: { form: {} } } : {},
       ...(options.era

@@ -27,6 +27,7 @@ import {
   type ElicitAnswer,
   simEnv,
   startSim,
+  testClient,
 } from "./helpers.ts";
 import { spawnHttp } from "./http_server.ts";
 
@@ -74,14 +75,13 @@ async function replicas(
   }
   const served: string[] = [];
   const state = { asked: 0 };
-  const client = new Client({ name: "replica-test", version: "1.0.0" }, {
-    capabilities: { elicitation: { form: {} } },
-    versionNegotiation: { mode: { pin: "2026-07-28" } },
-  });
-  client.setRequestHandler("elicitation/create", () => {
-    state.asked++;
-    return Promise.resolve(answer as never);
-  });
+  const client = testClient({
+    era: "2026-07-28",
+    elicit: () => {
+      state.asked++;
+      return answer;
+    },
+  }, "replica-test");
   const port = configs[0].port;
   await client.connect(
     new StreamableHTTPClientTransport(
@@ -142,22 +142,17 @@ async function replicas(
 async function crossing(baseA: string, baseB: string) {
   const served: string[] = [];
   let asked = 0;
-  const client = new Client({ name: "replica-test", version: "1.0.0" }, {
-    capabilities: { elicitation: { form: {} } },
-    versionNegotiation: { mode: { pin: "2026-07-28" } },
-  });
-  client.setRequestHandler("elicitation/create", (req) => {
-    asked++;
-    const release = /Show the output/.test(
-      (req.params as { message: string }).message,
-    );
-    return Promise.resolve(
-      {
+  const client = testClient({
+    era: "2026-07-28",
+    elicit: ({ message }): ElicitAnswer => {
+      asked++;
+      const release = /Show the output/.test(message);
+      return {
         action: "accept",
         content: release ? { release: true } : { confirm: true },
-      } as never,
-    );
-  });
+      };
+    },
+  }, "replica-test");
   await client.connect(
     new StreamableHTTPClientTransport(new URL(`${baseA}/mcp`), {
       fetch: (url: string | URL, init?: RequestInit) => {
