@@ -11,7 +11,7 @@ import type { Config } from "../src/config.ts";
 import * as local from "../src/sdk.ts";
 import type { ServerDeps } from "../src/server.ts";
 import { FastCalls } from "../src/transports/call_fast.ts";
-import { simEnv, startSim } from "./helpers.ts";
+import { frozenClock, simEnv, startSim } from "./helpers.ts";
 import {
   answeredFast,
   call,
@@ -44,14 +44,7 @@ const CALLS: { name: string; arguments?: unknown; _meta?: unknown }[] = [
 Deno.test("a first tool call answered without the SDK is byte for byte the SDK's answer (results, tool errors, argument errors)", async () => {
   await using sim = await startSim();
   // The simulator (in this process) reports uptimes: one instant for both.
-  const now = Date.now;
-  const frozen = now();
-  Date.now = () => frozen;
-  using _clock = {
-    [Symbol.dispose]: () => {
-      Date.now = now;
-    },
-  };
+  using _clock = frozenClock();
   const session = new Session(simEnv(sim));
   const fast = CALLS.map((_, i) => `fast${i}`);
   const viaSdk = CALLS.map((_, i) => `sdk${i}`);

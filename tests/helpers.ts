@@ -57,6 +57,18 @@ export function openingRequests(name = "t"): Record<string, unknown>[] {
   ];
 }
 
+/** Date.now stands still at this instant until disposed (`using _clock = frozenClock()`). */
+export function frozenClock(): Disposable {
+  const now = Date.now;
+  const frozen = now();
+  Date.now = () => frozen;
+  return {
+    [Symbol.dispose]: () => {
+      Date.now = now;
+    },
+  };
+}
+
 /**
  * What a child `deno` needs of this process's environment when it starts
  * with clearEnv: PATH, HOME and DENO_DIR (where set).
