@@ -2,13 +2,13 @@
  * The human confirms destructive calls (MCP elicitation), bound to what was
  * shown. Driven by the SDK client's own `elicitation/create` handler.
  */
-import { StreamableHTTPClientTransport } from "@modelcontextprotocol/client";
 import assert from "node:assert/strict";
 import { boot } from "../src/app.ts";
 import { loadConfig } from "../src/config.ts";
 import { setLogWriter } from "../src/log.ts";
 import { createHttpApp } from "../src/transports/http/router.ts";
 import {
+  appTransport,
   call,
   connect,
   type ElicitAnswer,
@@ -211,29 +211,21 @@ async function answeringApp(
     elicit: () => ({ action: "accept", content }),
   }, "replay-test");
   await client.connect(
-    new StreamableHTTPClientTransport(
-      new URL(`http://127.0.0.1:${port}/mcp`),
-      {
-        fetch: async (url: string | URL, init?: RequestInit) => {
-          const headers = new Headers(init?.headers);
-          headers.set("host", `127.0.0.1:${port}`);
-          const req = () => new Request(url, { ...init, headers });
-          if (
-            typeof init?.body === "string" &&
-            init.body.includes("inputResponses")
-          ) {
-            kept.answer = { url: String(url), init: { ...init, headers } };
-            const all = await Promise.all(
-              Array.from({ length: copies }, () => app.fetch(req())),
-            );
-            // The client reads the first; the others are read here.
-            for (const r of all.slice(1)) kept.texts.push(await r.text());
-            return all[0];
-          }
-          return app.fetch(req());
-        },
-      },
-    ),
+    appTransport(port, async (url, init) => {
+      const req = () => new Request(url, init);
+      if (
+        typeof init.body === "string" && init.body.includes("inputResponses")
+      ) {
+        kept.answer = { url: String(url), init };
+        const all = await Promise.all(
+          Array.from({ length: copies }, () => app.fetch(req())),
+        );
+        // The client reads the first; the others are read here.
+        for (const r of all.slice(1)) kept.texts.push(await r.text());
+        return all[0];
+      }
+      return app.fetch(req());
+    }),
   );
   return {
     client,

@@ -190,6 +190,27 @@ export function testClient(
   return client;
 }
 
+/**
+ * A client transport to an HTTP app in this process that serves `port`:
+ * `send` gets each request, its init with the Host header a socket would
+ * add (a Request made here has none).
+ */
+export function appTransport(
+  port: number,
+  send: (url: string | URL, init: RequestInit) => Promise<Response>,
+): StreamableHTTPClientTransport {
+  return new StreamableHTTPClientTransport(
+    new URL(`http://127.0.0.1:${port}/mcp`),
+    {
+      fetch: (url: string | URL, init?: RequestInit) => {
+        const headers = new Headers(init?.headers);
+        headers.set("host", `127.0.0.1:${port}`);
+        return send(url, { ...init, headers });
+      },
+    },
+  );
+}
+
 export interface Connected extends AsyncDisposable {
   client: Client;
   /** Everything the server logged so far. */
@@ -244,16 +265,9 @@ async function connectInProcess(options: ServerOptions): Promise<Connected> {
   if (options.http || options.era === "2026-07-28") {
     const app = createHttpApp(deps);
     await client.connect(
-      new StreamableHTTPClientTransport(
-        new URL(`http://127.0.0.1:${config.port}/mcp`),
-        {
-          fetch: (url: string | URL, init?: RequestInit) => {
-            // A Request made here has no Host header (the socket adds it).
-            const headers = new Headers(init?.headers);
-            headers.set("host", `127.0.0.1:${config.port}`);
-            return app.fetch(new Request(url, { ...init, headers }));
-          },
-        },
+      appTransport(
+        config.port,
+        (url, init) => app.fetch(new Request(url, init)),
       ),
     );
     closeServer = () => app.shutdown();

@@ -22,6 +22,7 @@ import { VERSION } from "../src/config.ts";
 import { encodeBase64Url } from "../src/base64url.ts";
 import { createHttpApp, type HttpApp } from "../src/transports/http/router.ts";
 import {
+  appTransport,
   assertNoSecrets,
   call,
   type ElicitAnswer,
@@ -84,36 +85,27 @@ async function replicas(
   }, "replica-test");
   const port = configs[0].port;
   await client.connect(
-    new StreamableHTTPClientTransport(
-      new URL(`http://127.0.0.1:${port}/mcp`),
-      {
-        fetch: async (url: string | URL, init?: RequestInit) => {
-          const headers = new Headers(init?.headers);
-          headers.set("host", `127.0.0.1:${port}`);
-          let body = init?.body;
-          let to = 0;
-          if (typeof body === "string") {
-            const msg = JSON.parse(body);
-            if (msg.method === "tools/call") {
-              if (msg.params?.inputResponses) {
-                to = 1;
-                if (rewrite && typeof msg.params.requestState === "string") {
-                  msg.params.requestState = await rewrite(
-                    msg.params.requestState,
-                    configs[1],
-                  );
-                  body = JSON.stringify(msg);
-                }
-              }
-              served.push(to ? "B" : "A");
+    appTransport(port, async (url, init) => {
+      let body = init.body;
+      let to = 0;
+      if (typeof body === "string") {
+        const msg = JSON.parse(body);
+        if (msg.method === "tools/call") {
+          if (msg.params?.inputResponses) {
+            to = 1;
+            if (rewrite && typeof msg.params.requestState === "string") {
+              msg.params.requestState = await rewrite(
+                msg.params.requestState,
+                configs[1],
+              );
+              body = JSON.stringify(msg);
             }
           }
-          return apps[to].fetch(
-            new Request(url, { ...init, body, headers }),
-          );
-        },
-      },
-    ),
+          served.push(to ? "B" : "A");
+        }
+      }
+      return apps[to].fetch(new Request(url, { ...init, body }));
+    }),
   );
   const close = async () => {
     await client.close();
