@@ -44,6 +44,16 @@ const POLL_FAULTS: readonly Fault[] = [
   { kind: "html", status: 502 },
 ];
 
+/** The next `times` task-status polls fail, with an answer drawn from POLL_FAULTS. */
+function failPolls(sim: TestSim, times: number): void {
+  sim.faults.inject({
+    method: "GET",
+    path: STATUS_POLL,
+    times,
+    fault: pick(POLL_FAULTS),
+  });
+}
+
 async function stopTask(sim: TestSim, upid: string): Promise<void> {
   const node = upid.split(":")[1];
   const r = await fetch(
@@ -96,12 +106,7 @@ for (const t of TOOLS.filter((t) => t.task)) {
   Deno.test(`one failing task-status poll: ${t.tool} retries it and reports the task's success`, async () => {
     await using env = await setup();
     const { sim, s } = env;
-    sim.faults.inject({
-      method: "GET",
-      path: STATUS_POLL,
-      times: 1,
-      fault: pick(POLL_FAULTS),
-    });
+    failPolls(sim, 1);
     const { r } = await timed(s, t, 1);
     assert.ok(!r.isError, why(`${t.tool}: one failed poll: ${r.text}`));
     assert.equal(sim.faults.pending, 0, "the failing poll happened");
@@ -113,12 +118,7 @@ for (const t of TOOLS.filter((t) => t.task)) {
   Deno.test(`two failing task-status polls: ${t.tool} says the task may still be running, with its UPID, never 'task failed'`, async () => {
     await using env = await setup();
     const { sim, s } = env;
-    sim.faults.inject({
-      method: "GET",
-      path: STATUS_POLL,
-      times: 2,
-      fault: pick(POLL_FAULTS),
-    });
+    failPolls(sim, 2);
     const { r, ms } = await timed(s, t, 1);
     assert.equal(sim.faults.pending, 0, "both failing polls happened");
     assert.match(r.text, UPID, why(`${t.tool}: the UPID in: ${r.text}`));
