@@ -243,6 +243,13 @@ async function answeringApp(
   };
 }
 
+/** How many guest-agent exec POSTs reached `sim`. */
+function execPosts(sim: Awaited<ReturnType<typeof startSim>>): number {
+  return sim.requests.filter((r) =>
+    r.method === "POST" && r.path.endsWith("/agent/exec")
+  ).length;
+}
+
 Deno.test("2026-07-28: the answer round posted again is refused as already used, nothing sent: execute_command, write_file_vm, add_firewall_rule, restore_backup without vmid", async () => {
   const cases: [string, Record<string, unknown>][] = [
     ["proxmox_execute_command", { vmid: 101, command: "echo once" }],
@@ -301,12 +308,7 @@ Deno.test("2026-07-28: two copies of one answer round racing: one runs, the othe
   );
   assert.equal(refused.length, 1, `${res.text}\n${a.kept.texts[0]}`);
   assert.match(res.isError ? a.kept.texts[0] : res.text, /race/);
-  assert.equal(
-    sim.requests.filter((r) =>
-      r.method === "POST" && r.path.endsWith("/agent/exec")
-    ).length,
-    1,
-  );
+  assert.equal(execPosts(sim), 1);
 });
 
 Deno.test("2026-07-28 under MCP_LOCKDOWN: a release answer taken again shows the held output again and runs nothing", async () => {
@@ -325,12 +327,7 @@ Deno.test("2026-07-28 under MCP_LOCKDOWN: a release answer taken again shows the
   assert.match(res.text, /held-once/);
   const again = await a.replay();
   assert.match(again, /held-once/);
-  assert.equal(
-    sim.requests.filter((r) =>
-      r.method === "POST" && r.path.endsWith("/agent/exec")
-    ).length,
-    1,
-  );
+  assert.equal(execPosts(sim), 1);
 });
 
 Deno.test("the question says the backup count is unknown, naming the storage, when a backup storage cannot be read; never a bare 0", async () => {
