@@ -11,7 +11,7 @@
  * medians and ratios.
  */
 import { setTimeout as delay } from "node:timers/promises";
-import { benchServerArgs, median, ROOT } from "./common.ts";
+import { benchServerArgs, median, ROOT, SIM_ARGS } from "./common.ts";
 import { buildBundle, bundleRunFlags } from "../scripts/bundle.ts";
 import { MAIN, serverArgs } from "../tests/server_args.ts";
 
@@ -56,14 +56,7 @@ export async function timeToReply(
   check?: (reply: string) => void,
 ): Promise<number> {
   const started = performance.now();
-  const child = new Deno.Command(Deno.execPath(), {
-    args,
-    env,
-    clearEnv: true,
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
+  const child = spawnStdio(args, env);
   const w = child.stdin.getWriter();
   await w.write(new TextEncoder().encode(input));
   const want = new RegExp(`"id":${until}[,}]`);
@@ -96,14 +89,7 @@ export async function callsAfterPause(
   env: Record<string, string>,
   pauseMs: number,
 ): Promise<{ first: number; next: number }> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args,
-    env,
-    clearEnv: true,
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
+  const child = spawnStdio(args, env);
   const w = child.stdin.getWriter();
   const reader = child.stdout.pipeThrough(new TextDecoderStream())
     .getReader();
@@ -155,22 +141,27 @@ export interface ColdResult {
   ratio: number;
 }
 
+/** The server under test over stdio, with only the environment given. */
+function spawnStdio(
+  args: string[],
+  env: Record<string, string>,
+): Deno.ChildProcess {
+  return new Deno.Command(Deno.execPath(), {
+    args,
+    env,
+    clearEnv: true,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+}
+
 /** The simulator in its own process; its url and credentials. */
 async function startSim(): Promise<
   { child: Deno.ChildProcess; url: string; user: string; password: string }
 > {
   const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--no-prompt",
-      "--allow-net",
-      "--allow-env",
-      "--allow-read",
-      `${ROOT}src/sim/cli.ts`,
-      "--port",
-      "0",
-      "--no-validate",
-    ],
+    args: [...SIM_ARGS],
     stdin: "null",
     stdout: "piped",
     stderr: "null",

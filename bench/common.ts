@@ -5,6 +5,23 @@ import { MAIN, serverArgs } from "../tests/server_args.ts";
 
 export const ROOT = new URL("..", import.meta.url).pathname;
 
+/**
+ * `deno` args for the simulator in a process of its own, printing its url
+ * and credentials as its first line (no schema checks: a real Proxmox is
+ * another machine; here it shares the cores).
+ */
+export const SIM_ARGS: readonly string[] = [
+  "run",
+  "--no-prompt",
+  "--allow-net",
+  "--allow-env",
+  "--allow-read",
+  `${ROOT}src/sim/cli.ts`,
+  "--port",
+  "0",
+  "--no-validate",
+];
+
 export interface Spawned {
   client: Client;
   pid: number;

@@ -4,7 +4,13 @@
  * them, statelessly, from CONCURRENCY loops for DURATION seconds. Baseline: the
  * same load against a bare Deno.serve that answers a fixed result.
  */
-import { benchServerArgs, percentile, ROOT, rssKiB } from "./common.ts";
+import {
+  benchServerArgs,
+  percentile,
+  ROOT,
+  rssKiB,
+  SIM_ARGS,
+} from "./common.ts";
 import { setTimeout as delay } from "node:timers/promises";
 
 let CONCURRENCY = 2;
@@ -212,17 +218,7 @@ export async function httpBench(concurrency = 2): Promise<{
   CONCURRENCY = concurrency;
   // The simulator in a process of its own (no schema checks: a real Proxmox
   // is another machine; here it shares the two cores).
-  const sim = await spawnListening([
-    "run",
-    "--no-prompt",
-    "--allow-net",
-    "--allow-env",
-    "--allow-read",
-    `${ROOT}src/sim/cli.ts`,
-    "--port",
-    "0",
-    "--no-validate",
-  ], {});
+  const sim = await spawnListening([...SIM_ARGS], {});
   const server = await spawnListening(benchServerArgs(), {
     PROXMOX_URL: sim.info!.url,
     PROXMOX_USER: sim.info!.user,

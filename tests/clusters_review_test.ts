@@ -14,8 +14,8 @@ import {
   connect,
   type ElicitParams,
   startSim,
-  type TestSim,
 } from "./helpers.ts";
+import { configFile, entry } from "./cluster_helpers.ts";
 
 /** loadConfig's outcome for a PROXMOX_CONFIG file holding `text`. */
 async function loadFile(text: string): Promise<string> {
@@ -95,30 +95,12 @@ Deno.test("PROXMOX_CONFIG: an unknown key beside env in a secret is named as suc
   );
 });
 
-/** A PROXMOX_CONFIG file holding `doc`, removed on dispose. */
-async function configFile(
-  doc: unknown,
-): Promise<{ path: string } & AsyncDisposable> {
-  const path = await Deno.makeTempFile({ suffix: ".json" });
-  await Deno.writeTextFile(path, JSON.stringify(doc));
-  return { path, [Symbol.asyncDispose]: () => Deno.remove(path) };
-}
-
 /** A URL nothing listens on: a cluster that is down. */
 function downUrl(): string {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const url = `http://127.0.0.1:${(l.addr as Deno.NetAddr).port}`;
   l.close();
   return url;
-}
-
-function entry(sim: TestSim, extra: Record<string, unknown> = {}) {
-  return {
-    url: sim.url,
-    user: sim.credentials.user,
-    password: sim.credentials.password,
-    ...extra,
-  };
 }
 
 Deno.test("a listing over two clusters that both fail is an error naming each cluster with its reason, not the first one's error alone", async () => {

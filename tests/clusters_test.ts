@@ -26,6 +26,7 @@ import {
   startSim,
   type TestSim,
 } from "./helpers.ts";
+import { configFile, entry } from "./cluster_helpers.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const CATALOG = JSON.parse(
@@ -40,28 +41,6 @@ const LISTINGS = [
   "proxmox_list_content",
   "proxmox_list_backups",
 ];
-
-/** A PROXMOX_CONFIG file holding `doc`, removed on dispose. */
-async function configFile(
-  doc: unknown,
-): Promise<{ path: string } & AsyncDisposable> {
-  const path = await Deno.makeTempFile({ suffix: ".json" });
-  await Deno.writeTextFile(
-    path,
-    typeof doc === "string" ? doc : JSON.stringify(doc),
-  );
-  return { path, [Symbol.asyncDispose]: () => Deno.remove(path) };
-}
-
-/** A cluster entry logging in to `sim` with its password. */
-function entry(sim: TestSim, extra: Record<string, unknown> = {}) {
-  return {
-    url: sim.url,
-    user: sim.credentials.user,
-    password: sim.credentials.password,
-    ...extra,
-  };
-}
 
 const writes = (sim: TestSim) =>
   sim.requests.filter((r) => r.method !== "GET" && r.path !== "/access/ticket");
