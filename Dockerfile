@@ -16,6 +16,7 @@ ENV DENO_DIR=/deno-dir DENO_NO_UPDATE_CHECK=1
 WORKDIR /app
 COPY deno.json deno.lock ./
 COPY src/ src/
+COPY sim/ sim/
 COPY scripts/bundle.ts scripts/
 RUN ["deno", "install", "--frozen", "--entrypoint", "src/main.ts"]
 # The bundle the image runs (esbuild, pinned by this Deno release, comes from npm).

@@ -16,7 +16,7 @@ export const SIM_ARGS: readonly string[] = [
   "--allow-net",
   "--allow-env",
   "--allow-read",
-  `${ROOT}src/sim/cli.ts`,
+  `${ROOT}sim/cli.ts`,
   "--port",
   "0",
   "--no-validate",

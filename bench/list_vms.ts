@@ -6,7 +6,7 @@
  * (pages, time, every guest exactly once).
  */
 import { setTimeout as delay } from "node:timers/promises";
-import { startSimulator } from "../src/sim/mod.ts";
+import { startSimulator } from "../sim/mod.ts";
 import { median, spawnServer } from "./common.ts";
 
 export interface ListVmsResult {

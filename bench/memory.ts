@@ -11,7 +11,7 @@ import { InMemoryTransport } from "@modelcontextprotocol/server";
 import { loadConfig } from "../src/config.ts";
 import { PveClient } from "../src/proxmox/client.ts";
 import { createServer } from "../src/server.ts";
-import { startSimulator } from "../src/sim/mod.ts";
+import { startSimulator } from "../sim/mod.ts";
 import { rssKiB, spawnServer } from "./common.ts";
 
 const TOOLS: [string, Record<string, unknown>][] = [

@@ -11,7 +11,7 @@
  */
 import { Client } from "@modelcontextprotocol/client";
 import { StdioClientTransport } from "@modelcontextprotocol/client/stdio";
-import { startSimulator } from "../src/sim/mod.ts";
+import { startSimulator } from "../sim/mod.ts";
 
 export interface SmokeResult {
   tools: number;

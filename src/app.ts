@@ -26,7 +26,7 @@ export async function boot(
   addSecret(config.authToken);
   addSecret(config.stateSecret);
   if (config.demo) {
-    const { startDemo } = await import("./sim/demo.ts");
+    const { startDemo } = await import("../sim/demo.ts");
     const sim = await startDemo();
     config.proxmoxUrl = sim.url;
     config.auth = { kind: "password", user: sim.user, password: sim.password };

@@ -2,7 +2,7 @@
 import { setTimeout as delay } from "node:timers/promises";
 import assert from "node:assert/strict";
 import { z } from "zod";
-import type { ConfigValue } from "../src/sim/state.ts";
+import type { ConfigValue } from "../sim/state.ts";
 import { createBackup, restoreBackup } from "../src/tools/backups.ts";
 import type { TestSim } from "./helpers.ts";
 import { call, callOk, connect, simEnv, startSim } from "./helpers.ts";

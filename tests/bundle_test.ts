@@ -14,7 +14,7 @@ import {
 import { Client } from "@modelcontextprotocol/client";
 import { StdioClientTransport } from "@modelcontextprotocol/client/stdio";
 import { startPermissions } from "../scripts/permissions.ts";
-import { simTls } from "../src/sim/tls.ts";
+import { simTls } from "../sim/tls.ts";
 import { assertNoSecrets, callOk, startSim } from "./helpers.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;

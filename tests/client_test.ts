@@ -9,8 +9,8 @@ import {
 } from "../src/proxmox/client.ts";
 import { PveError } from "../src/proxmox/errors.ts";
 import { parseUpid, taskSucceeded } from "../src/proxmox/tasks.ts";
-import type { Fault } from "../src/sim/mod.ts";
-import { type SimTls, simTls } from "../src/sim/tls.ts";
+import type { Fault } from "../sim/mod.ts";
+import { type SimTls, simTls } from "../sim/tls.ts";
 import { startSim, type TestSim } from "./helpers.ts";
 
 Deno.test("a ticket is renewed with itself before it expires, without the password", async () => {

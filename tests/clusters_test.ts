@@ -10,7 +10,7 @@ import { InMemoryTransport } from "@modelcontextprotocol/server";
 import { boot } from "../src/app.ts";
 import { ConfigError, ENV_VARS, loadConfig } from "../src/config.ts";
 import { setLogWriter } from "../src/log.ts";
-import { simTls } from "../src/sim/tls.ts";
+import { simTls } from "../sim/tls.ts";
 import { closeAuditFiles } from "../src/safety/audit.ts";
 import { createServer, INSTRUCTIONS } from "../src/server.ts";
 import {

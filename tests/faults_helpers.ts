@@ -21,8 +21,8 @@
  * limit.
  */
 import assert from "node:assert/strict";
-import type { Fault } from "../src/sim/mod.ts";
-import type { SimTls } from "../src/sim/tls.ts";
+import type { Fault } from "../sim/mod.ts";
+import type { SimTls } from "../sim/tls.ts";
 import {
   call,
   connect,

@@ -6,7 +6,7 @@
  * faults_helpers.ts.
  */
 import assert from "node:assert/strict";
-import type { Fault } from "../src/sim/mod.ts";
+import type { Fault } from "../sim/mod.ts";
 import {
   assertCleanError,
   assertNextCallSucceeds,

@@ -7,7 +7,7 @@
  * Shared part: faults_helpers.ts.
  */
 import assert from "node:assert/strict";
-import { type SimTls, simTls } from "../src/sim/tls.ts";
+import { type SimTls, simTls } from "../sim/tls.ts";
 import {
   assertCleanError,
   assertNextCallSucceeds,
@@ -25,7 +25,7 @@ import {
   UPID,
   why,
 } from "./faults_helpers.ts";
-import type { Fault } from "../src/sim/mod.ts";
+import type { Fault } from "../sim/mod.ts";
 import { call, connect, simEnv, startSim } from "./helpers.ts";
 
 /** The ways the client reaches Proxmox: fetch (http, https with a CA) or node:tls. */

@@ -1,7 +1,7 @@
 /** e2e: the guest-agent tools over stdio against the simulator's scripted guests. */
 import assert from "node:assert/strict";
 import { setTimeout as delay } from "node:timers/promises";
-import { makeGuestOs } from "../src/sim/seed.ts";
+import { makeGuestOs } from "../sim/seed.ts";
 import { redactCommand } from "../src/proxmox/api/agent.ts";
 import {
   executeCommand,

@@ -10,7 +10,7 @@ import {
 } from "@modelcontextprotocol/client";
 import { StdioClientTransport } from "@modelcontextprotocol/client/stdio";
 import assert from "node:assert/strict";
-import type { Simulator } from "../src/sim/mod.ts";
+import type { Simulator } from "../sim/mod.ts";
 import { liveSims } from "./sim_helpers.ts";
 import { InMemoryTransport } from "@modelcontextprotocol/server";
 import { boot } from "../src/app.ts";

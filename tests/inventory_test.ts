@@ -1,7 +1,7 @@
 /** e2e: the inventory tools over stdio against the simulator. */
 import { setTimeout as delay } from "node:timers/promises";
 import assert from "node:assert/strict";
-import { selfSignedCert } from "../src/sim/tls.ts";
+import { selfSignedCert } from "../sim/tls.ts";
 import { call, callOk, connect, simEnv, startSim } from "./helpers.ts";
 
 Deno.test("inventory tools over stdio with ticket auth", async () => {

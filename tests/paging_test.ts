@@ -7,9 +7,9 @@
  */
 import { setTimeout as delay } from "node:timers/promises";
 import assert from "node:assert/strict";
-import { newGuest } from "../src/sim/seed.ts";
-import type { Simulator } from "../src/sim/mod.ts";
-import type { Guest } from "../src/sim/state.ts";
+import { newGuest } from "../sim/seed.ts";
+import type { Simulator } from "../sim/mod.ts";
+import type { Guest } from "../sim/state.ts";
 import { PveClient } from "../src/proxmox/client.ts";
 import { listVms } from "../src/tools/vms.ts";
 import type { ToolContext } from "../src/tools/define.ts";

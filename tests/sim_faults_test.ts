@@ -1,7 +1,7 @@
 /** Simulator fault injection and the raw request log, driven with plain fetch. */
 import { setTimeout as delay } from "node:timers/promises";
 import assert from "node:assert/strict";
-import { simTls } from "../src/sim/tls.ts";
+import { simTls } from "../sim/tls.ts";
 import { startSim, type TestSim } from "./sim_helpers.ts";
 
 function api(sim: TestSim) {

@@ -11,8 +11,8 @@ import {
   type SimOptions,
   type Simulator,
   startSimulator,
-} from "../src/sim/mod.ts";
-import { type ApiSchema, loadApiSchema } from "../src/sim/schema.ts";
+} from "../sim/mod.ts";
+import { type ApiSchema, loadApiSchema } from "../sim/schema.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 

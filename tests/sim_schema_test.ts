@@ -4,9 +4,9 @@ import {
   type ParamErrors,
   type ParamValue,
   type ValidateOptions,
-} from "../src/sim/schema.ts";
-import { ONLY_IN } from "../src/sim/mod.ts";
-import { ALL_ROUTES } from "../src/sim/routes/mod.ts";
+} from "../sim/schema.ts";
+import { ONLY_IN } from "../sim/mod.ts";
+import { ALL_ROUTES } from "../sim/routes/mod.ts";
 import { officialSchema, startSim, type TestSim } from "./sim_helpers.ts";
 
 // Missing under CI fails this file; elsewhere one visible warning.

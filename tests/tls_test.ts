@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { startPermissions } from "../scripts/permissions.ts";
 import { PveClient } from "../src/proxmox/client.ts";
 import { PveError } from "../src/proxmox/errors.ts";
-import { caAsEndEntityCert, type SimTls, simTls } from "../src/sim/tls.ts";
+import { caAsEndEntityCert, type SimTls, simTls } from "../sim/tls.ts";
 import {
   assertNoSecrets,
   call,

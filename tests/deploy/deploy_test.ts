@@ -17,7 +17,7 @@ import {
 import { StdioClientTransport } from "@modelcontextprotocol/client/stdio";
 import assert from "node:assert/strict";
 import { ENV_VARS } from "../../src/config.ts";
-import { selfSignedCert } from "../../src/sim/tls.ts";
+import { selfSignedCert } from "../../sim/tls.ts";
 import { callOk, simEnv, startSim, type TestSim } from "../helpers.ts";
 import { bundleRunFlags } from "../../scripts/bundle.ts";
 import {

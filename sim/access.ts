@@ -122,15 +122,14 @@ interface AclEntry {
 /** The access configuration of the simulated cluster. */
 export class Access {
   /** userid → password (for tickets). */
-  readonly users = new Map<string, { password?: string }>();
+  readonly users: Map<string, { password?: string }> = new Map();
   /** full token id → secret and privilege separation. */
-  readonly tokens = new Map<string, { secret: string; privsep: boolean }>();
-  readonly groups = new Map<string, Set<string>>();
+  readonly tokens: Map<string, { secret: string; privsep: boolean }> =
+    new Map();
+  readonly groups: Map<string, Set<string>> = new Map();
   readonly roles: Map<string, Set<string>>;
-  readonly pools = new Map<
-    string,
-    { vms: Set<number>; storage: Set<string> }
-  >();
+  readonly pools: Map<string, { vms: Set<number>; storage: Set<string> }> =
+    new Map();
   readonly acl: AclEntry[] = [];
   readonly #pve8: boolean;
 

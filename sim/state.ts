@@ -199,11 +199,11 @@ export interface TaskOptions {
 const hex8 = (n: number) => n.toString(16).toUpperCase().padStart(8, "0");
 
 export class Cluster {
-  nodes = new Map<string, SimNode>();
-  guests = new Map<number, Guest>();
+  nodes: Map<string, SimNode> = new Map();
+  guests: Map<number, Guest> = new Map();
   storages: StorageDef[] = [];
   volumes: Volume[] = [];
-  tasks = new Map<string, Task>();
+  tasks: Map<string, Task> = new Map();
   clusterName = "sim";
   /** Fault rules for requests and tasks (tests inject them). */
   readonly faults: Faults = new Faults();

@@ -1,6 +1,6 @@
 /**
  * QEMU guest agent endpoints (SEMANTICS.md §4.11) over each VM's scripted
- * guest (src/sim/guest_shell.ts): the precondition order of
+ * guest (sim/guest_shell.ts): the precondition order of
  * `assert_agent_available`, `Agent error: <desc>` for failures inside the
  * guest, and PVE's return shapes (exec-status out-data already decoded and
  * handed over byte for byte, file-read `bytes-read`, `truncated`).
