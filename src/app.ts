@@ -33,7 +33,8 @@ export async function boot(
     addSecret(sim.password);
     log.info(`Demo: simulated Proxmox VE cluster at ${sim.url}`);
   }
-  // With two or more clusters, every line and scope refusal names its cluster.
+  // With two or more clusters, every line names its cluster; a scope refusal
+  // names the cluster whenever its settings come from PROXMOX_CONFIG.
   const many = (config.clusters?.length ?? 0) > 1;
   const clusters = (config.clusters ?? [undefined]).map((c, i) => {
     const view = c ? clusterView(config, c) : config;
@@ -62,12 +63,10 @@ export async function boot(
       caFile: view.caFile,
       fingerprints: view.tlsFingerprints,
       timeoutMs: view.timeoutMs,
-      ...(c
-        ? { urlSetting: `the url of cluster '${name}' in PROXMOX_CONFIG` }
-        : {}),
+      ...(c ? { cluster: name } : {}),
     });
     // The API layer keeps every tool inside the scope bound to this client.
-    const scope = Scope.of(view, many ? name : undefined);
+    const scope = Scope.of(view, c ? name : undefined);
     setScope(pve, scope);
     return { name, pve, config: view, scope };
   });

@@ -76,7 +76,7 @@ export interface PveClientOptions {
   verifySsl?: boolean;
   /** PEM text of an extra CA to trust. */
   caCert?: string;
-  /** Where caCert came from (PROXMOX_CA_FILE), named in TLS hints. */
+  /** Where caCert came from (PROXMOX_CA_FILE's path), named in TLS hints. */
   caFile?: string;
   /**
    * SHA-256 fingerprints of the Proxmox certificate (`AA:BB:…`, as
@@ -89,11 +89,11 @@ export interface PveClientOptions {
   /** Renew a ticket once it is this old (default 1 h 45 min). */
   ticketRenewMs?: number;
   /**
-   * The setting baseUrl came from, named in hints: `PROXMOX_URL` (the
-   * default), or with PROXMOX_CONFIG e.g. `the url of cluster 'lab' in
-   * PROXMOX_CONFIG`.
+   * The PROXMOX_CONFIG cluster these settings came from: hints then name its
+   * keys (`the user of cluster 'lab' in PROXMOX_CONFIG`) instead of the
+   * PROXMOX_* variables it cannot set.
    */
-  urlSetting?: string;
+  cluster?: string;
 }
 
 interface RawResponse {
@@ -113,6 +113,17 @@ type Sender = (
 ) => Promise<RawResponse>;
 
 const log = logger("pve");
+
+/** The key of a PROXMOX_CONFIG cluster that stands for each variable. */
+const CONFIG_KEYS = {
+  PROXMOX_URL: "url",
+  PROXMOX_USER: "user",
+  PROXMOX_PASSWORD: "password",
+  PROXMOX_TOKEN_ID: "tokenId",
+  PROXMOX_TOKEN_SECRET: "tokenSecret",
+  PROXMOX_CA_FILE: "caFile",
+  PROXMOX_TLS_FINGERPRINT: "fingerprint",
+} as const;
 const RESOURCE_CACHE_MS = 1500;
 
 export class PveClient {
@@ -122,7 +133,6 @@ export class PveClient {
   #renewMs: number;
   #send: Sender;
   #options: PveClientOptions;
-  #urlSetting: string;
   #ticket?: { ticket: string; csrf: string; at: number };
   /** The ticket and CSRF token the log masks for this client (held). */
   #masked?: { ticket: string; csrf: string };
@@ -135,7 +145,6 @@ export class PveClient {
     this.#timeoutMs = options.timeoutMs ?? 30_000;
     this.#renewMs = options.ticketRenewMs ?? 105 * 60_000;
     this.#options = options;
-    this.#urlSetting = options.urlSetting ?? "PROXMOX_URL";
     this.#send = makeSender(options);
   }
 
@@ -290,8 +299,9 @@ export class PveClient {
             status: 200,
             method: "POST",
             path: "/access/ticket",
-            pveMessage:
-              `The login answer holds no ticket (is ${this.#urlSetting} a Proxmox VE API?)`,
+            pveMessage: `The login answer holds no ticket (is ${
+              this.#setting("PROXMOX_URL")
+            } a Proxmox VE API?)`,
           });
         }
         this.#ticket = {
@@ -323,8 +333,11 @@ export class PveClient {
         method: "POST",
         path: "/access/ticket",
         pveMessage: "authentication failure",
-        hint:
-          `Check PROXMOX_USER (${auth.user}, with its realm) and PROXMOX_PASSWORD`,
+        hint: `Check ${
+          this.#setting("PROXMOX_USER")
+        } (${auth.user}, with its realm) and ${
+          this.#setting("PROXMOX_PASSWORD")
+        }`,
       });
     }
     throw last!;
@@ -464,9 +477,13 @@ export class PveClient {
         ...base,
         kind: "tls",
         pveMessage:
-          `The certificate of ${this.baseUrl} has SHA-256 fingerprint ${e.actual}, which PROXMOX_TLS_FINGERPRINT does not pin; nothing was sent`,
+          `The certificate of ${this.baseUrl} has SHA-256 fingerprint ${e.actual}, which ${
+            this.#setting("PROXMOX_TLS_FINGERPRINT")
+          } does not pin; nothing was sent`,
         hint:
-          "If the node's certificate was renewed, compare with `pvenode cert info` on the node and update PROXMOX_TLS_FINGERPRINT",
+          `If the node's certificate was renewed, compare with \`pvenode cert info\` on the node and update ${
+            this.#setting("PROXMOX_TLS_FINGERPRINT")
+          }`,
       });
     }
     if (/Failed opening CA file|Unable to add pem file/i.test(text)) {
@@ -477,17 +494,22 @@ export class PveClient {
         pveMessage:
           `Deno cannot load the CA file that DENO_CERT names (${reason}); nothing was sent`,
         hint:
-          "Fix or unset DENO_CERT in the server's environment (MCP clients pass theirs on), or pin the certificate with PROXMOX_TLS_FINGERPRINT, which does not use it",
+          `Fix or unset DENO_CERT in the server's environment (MCP clients pass theirs on), or pin the certificate with ${
+            this.#setting("PROXMOX_TLS_FINGERPRINT")
+          }, which does not use it`,
       });
     }
     if (this.#options.caFile && /BadEncoding|pem/i.test(text)) {
       return new PveError({
         ...base,
         kind: "tls",
-        pveMessage:
-          `PROXMOX_CA_FILE (${this.#options.caFile}) holds no valid PEM certificate (${reason}); nothing was sent`,
+        pveMessage: `${
+          this.#setting("PROXMOX_CA_FILE")
+        } (${this.#options.caFile}) holds no valid PEM certificate (${reason}); nothing was sent`,
         hint:
-          "Use the cluster's CA as PEM (/etc/pve/pve-root-ca.pem on a node), or pin the certificate with PROXMOX_TLS_FINGERPRINT",
+          `Use the cluster's CA as PEM (/etc/pve/pve-root-ca.pem on a node), or pin the certificate with ${
+            this.#setting("PROXMOX_TLS_FINGERPRINT")
+          }`,
       });
     }
     if (
@@ -514,8 +536,10 @@ export class PveClient {
           write ? "; nothing was sent" : ""
         }`,
         hint: usesNodeTls(this.#options)
-          ? `Check ${this.#urlSetting} and that the host is up`
-          : `Check ${this.#urlSetting} and that the host is up; with HTTPS_PROXY or HTTP_PROXY set, NO_PROXY must list the Proxmox host`,
+          ? `Check ${this.#setting("PROXMOX_URL")} and that the host is up`
+          : `Check ${
+            this.#setting("PROXMOX_URL")
+          } and that the host is up; with HTTPS_PROXY or HTTP_PROXY set, NO_PROXY must list the Proxmox host`,
       });
     }
     // Connected, then the answer never came whole (reset, closed early).
@@ -538,19 +562,37 @@ export class PveClient {
       });
   }
 
+  /**
+   * How a hint names a connection setting: the variable itself, or with
+   * PROXMOX_CONFIG the cluster's key in that file (a PROXMOX_* variable
+   * cannot set it there).
+   */
+  #setting(env: keyof typeof CONFIG_KEYS): string {
+    const cluster = this.#options.cluster;
+    return cluster === undefined
+      ? env
+      : `the ${CONFIG_KEYS[env]} of cluster '${cluster}' in PROXMOX_CONFIG`;
+  }
+
   /** What to do about a certificate that did not verify. */
   async #tlsHint(text: string): Promise<string> {
     const fp = await peerFingerprint(this.baseUrl).catch(() => undefined);
+    const fpSetting = this.#setting("PROXMOX_TLS_FINGERPRINT");
+    const caSetting = this.#setting("PROXMOX_CA_FILE");
     const pin = fp
-      ? `PROXMOX_TLS_FINGERPRINT=${fp} (the certificate presented now: compare it with \`pvenode cert info\` on the node first)`
-      : "PROXMOX_TLS_FINGERPRINT (the SHA-256 fingerprint `pvenode cert info` prints)";
+      ? `${
+        this.#options.cluster
+          ? `${fpSetting} set to ${fp}`
+          : `${fpSetting}=${fp}`
+      } (the certificate presented now: compare it with \`pvenode cert info\` on the node first)`
+      : `${fpSetting} (the SHA-256 fingerprint \`pvenode cert info\` prints)`;
     if (/CaUsedAsEndEntity/i.test(text)) {
-      return `The certificate is self-signed and marked as a CA, which TLS refuses as a server certificate even when PROXMOX_CA_FILE names it: pin it instead with ${pin}`;
+      return `The certificate is self-signed and marked as a CA, which TLS refuses as a server certificate even when ${caSetting} names it: pin it instead with ${pin}`;
     }
     if (this.#options.caFile) {
-      return `PROXMOX_CA_FILE (${this.#options.caFile}) does not verify this certificate: use the CA that signed it (/etc/pve/pve-root-ca.pem on a node), or pin the certificate with ${pin}`;
+      return `${caSetting} (${this.#options.caFile}) does not verify this certificate: use the CA that signed it (/etc/pve/pve-root-ca.pem on a node), or pin the certificate with ${pin}`;
     }
-    return `Set PROXMOX_CA_FILE to the cluster's CA (/etc/pve/pve-root-ca.pem), or pin the certificate with ${pin}`;
+    return `Set ${caSetting} to the cluster's CA (/etc/pve/pve-root-ca.pem), or pin the certificate with ${pin}`;
   }
 
   #unwrap<T>(
@@ -586,7 +628,9 @@ export class PveClient {
               res.body ? "cut short or garbled" : "empty"
             })${write ? "; the request was accepted" : ""}`,
           hint: html
-            ? `Is ${this.#urlSetting} the Proxmox API (https://host:8006), not a web page or a proxy's login?`
+            ? `Is ${
+              this.#setting("PROXMOX_URL")
+            } the Proxmox API (https://host:8006), not a web page or a proxy's login?`
             : write
             ? "Check the guest's state or its recent tasks: it was carried out, but its answer was lost"
             : "Try again; if it persists, check a proxy between this server and Proxmox",
@@ -602,8 +646,12 @@ export class PveClient {
     let hint: string | undefined;
     if (res.status === 401) {
       hint = this.#auth.kind === "token"
-        ? "Check PROXMOX_TOKEN_ID and PROXMOX_TOKEN_SECRET"
-        : "The login was refused: check PROXMOX_USER and PROXMOX_PASSWORD";
+        ? `Check ${this.#setting("PROXMOX_TOKEN_ID")} and ${
+          this.#setting("PROXMOX_TOKEN_SECRET")
+        }`
+        : `The login was refused: check ${this.#setting("PROXMOX_USER")} and ${
+          this.#setting("PROXMOX_PASSWORD")
+        }`;
     } else if (res.status === 403) {
       hint =
         "The Proxmox user or token lacks this privilege: grant it in Datacenter > Permissions";
@@ -615,7 +663,9 @@ export class PveClient {
         : "Proxmox (pveproxy) is restarting or overloaded: try again shortly";
     } else if (html) {
       hint =
-        `Something other than the Proxmox API answered with an HTML page: check ${this.#urlSetting} (https://host:8006) and any proxy in between`;
+        `Something other than the Proxmox API answered with an HTML page: check ${
+          this.#setting("PROXMOX_URL")
+        } (https://host:8006) and any proxy in between`;
     }
     return (() => {
       throw new PveError({
