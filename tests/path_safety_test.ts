@@ -145,70 +145,94 @@ async function prepare(
   }
 }
 
+/** What one call did on a cluster of its own. */
+interface Outcome {
+  text: string;
+  isError?: boolean;
+  used: Set<string>;
+  /** Guests of the seeded cluster that no longer exist after the call. */
+  gone: number[];
+}
+
+/**
+ * Runs each list of calls (arguments that replace some of the tool's valid
+ * ones) in turn on a fresh cluster of its own, prepared for the valid call (a simulator
+ * and an in-process server; tasks take 1 ms a step: nothing here depends on
+ * their length), the lists side by side. Every cluster is done with its calls
+ * before any closes (the servers share this process's log writer); a call's
+ * failure is reported before the simulators' schema checks (which run at
+ * their close).
+ */
+async function onFreshClusters(
+  tool: string,
+  runs: Record<string, unknown>[][],
+): Promise<Outcome[][]> {
+  const valid = VALID[tool];
+  const clusters = await Promise.all(runs.map(async () => {
+    const sim = await startSim({ taskMs: 1 });
+    return { sim, s: await connect({ env: simEnv(sim) }) };
+  }));
+  const outcomes = await Promise.allSettled(
+    clusters.map(async ({ sim, s }, i): Promise<Outcome[]> => {
+      const out: Outcome[] = [];
+      const base = { ...valid };
+      await prepare(s.client, base);
+      for (const args of runs[i]) {
+        const a = { ...base, ...args };
+        const before = [...sim.cluster.guests.keys()];
+        let r = { text: "" } as { text: string; isError?: boolean };
+        const used = await endpointsOf(async () => {
+          r = await call(s.client, tool, a);
+        }, sim);
+        const gone = before.filter((vmid) => !sim.cluster.guests.has(vmid));
+        out.push({ text: r.text, isError: r.isError, used, gone });
+      }
+      return out;
+    }),
+  );
+  let failure: unknown = outcomes.find((o) => o.status === "rejected")
+    ?.reason;
+  await Promise.all(
+    clusters.map(({ s }) => s.close().catch((e) => failure ??= e)),
+  );
+  const closed = Promise.all(clusters.map(({ sim }) => sim.close()));
+  if (failure) {
+    await closed.catch(() => {});
+    throw failure;
+  }
+  await closed;
+  return outcomes.map((o) => (o as PromiseFulfilledResult<Outcome[]>).value);
+}
+
 for (const tool of ALL_TOOLS) {
   // Passwords never reach a path, and one the simulator accepts becomes a
   // secret that the log check would then find in other arguments' errors.
   const names = stringArgs(tool.input).filter((n) => n !== "password");
   if (names.length === 0) continue;
   Deno.test(`${tool.name}: hostile ${names.join(", ")} reach no other endpoint and destroy nothing`, async () => {
-    const valid = { ...VALID[tool.name] };
-    // The endpoints the tool uses with valid arguments, on a cluster of its own.
-    const allowed = new Set(COMMON);
-    {
-      await using sim = await startSim();
-      await using s = await connect({ env: simEnv(sim) });
-      await prepare(s.client, valid);
-      let ok = { isError: false, text: "" } as {
-        isError?: boolean;
-        text: string;
-      };
-      for (
-        const e of await endpointsOf(async () => {
-          ok = await call(s.client, tool.name, valid);
-        }, sim)
-      ) allowed.add(e);
-      assert.ok(!ok.isError, `${tool.name} with valid arguments: ${ok.text}`);
-    }
-    // The hostile calls, on a fresh cluster. The body's failure is reported
-    // before the simulator's schema check (which runs at its close).
-    const sim = await startSim();
-    let failure: unknown;
-    const s = await connect({ env: simEnv(sim) });
-    try {
-      await prepare(s.client, valid);
-      const before = [...sim.cluster.guests.keys()];
-      for (const name of names) {
-        for (const bad of HOSTILE_SEGMENTS) {
-          let text = "";
-          const used = await endpointsOf(async () => {
-            text = (await call(s.client, tool.name, { ...valid, [name]: bad }))
-              .text;
-          }, sim);
-          assert.ok(text.length > 0, "every call is answered");
-          for (const e of used) {
-            // Reads may differ on error paths (a failed step reads the
-            // guest's state to report it); every write must be one the tool
-            // makes with valid arguments.
-            if (e.startsWith("GET ")) continue;
-            assert.ok(
-              allowed.has(e),
-              `${tool.name} with ${name}=${JSON.stringify(bad)} called ${e}`,
-            );
-          }
-        }
+    // The valid call on a cluster of its own; the hostile strings of each
+    // argument, one after another, on a cluster of the argument's own.
+    const [[ok], ...hostile] = await onFreshClusters(tool.name, [
+      [{}],
+      ...names.map((name) => HOSTILE_SEGMENTS.map((bad) => ({ [name]: bad }))),
+    ]);
+    assert.ok(!ok.isError, `${tool.name} with valid arguments: ${ok.text}`);
+    // The endpoints the tool uses with valid arguments.
+    const allowed = new Set([...COMMON, ...ok.used]);
+    const cases = names.flatMap((name, n) =>
+      HOSTILE_SEGMENTS.map((bad, b) => ({ name, bad, ...hostile[n][b] }))
+    );
+    for (const { name, bad, text, used, gone } of cases) {
+      const what = `${tool.name} with ${name}=${JSON.stringify(bad)}`;
+      assert.ok(text.length > 0, `every call is answered (${what})`);
+      for (const e of used) {
+        // Reads may differ on error paths (a failed step reads the guest's
+        // state to report it); every write must be one the tool makes with
+        // valid arguments.
+        if (e.startsWith("GET ")) continue;
+        assert.ok(allowed.has(e), `${what} called ${e}`);
       }
-      for (const vmid of before) {
-        assert.ok(sim.cluster.guests.has(vmid), `guest ${vmid} still exists`);
-      }
-    } catch (e) {
-      failure = e;
+      assert.deepEqual(gone, [], `${what}: every guest still exists`);
     }
-    await s.close().catch((e) => failure ??= e);
-    const closed = sim.close();
-    if (failure) {
-      await closed.catch(() => {});
-      throw failure;
-    }
-    await closed;
   });
 }
