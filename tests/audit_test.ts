@@ -5,50 +5,13 @@
  */
 import assert from "node:assert/strict";
 import { closeAuditFiles } from "../src/safety/audit.ts";
-import { call, callOk, connect, simEnv, startSim } from "./helpers.ts";
-import type { TestSim } from "./sim_helpers.ts";
-
-// deno-lint-ignore no-explicit-any
-type Line = Record<string, any>;
-
-function linesOf(text: string): Line[] {
-  return text.trim().split("\n").filter(Boolean).map((l) => JSON.parse(l));
-}
-
-/** The audit lines a server logged on stderr. */
-function stderrAudit(log: string): Line[] {
-  return log.split("\n").flatMap((l) => {
-    const m = / INFO audit: audit (\{.*\})$/.exec(l) ??
-      /"msg":"audit (\{.*\})"/.exec(l);
-    if (!m) return [];
-    return [
-      JSON.parse(m[0].startsWith('"msg"') ? JSON.parse(`"${m[1]}"`) : m[1]),
-    ];
-  });
-}
-
-/**
- * Runs `body` with an audit file path in a new temporary directory and a
- * simulator; afterwards closes the audit files and removes the directory.
- */
-async function withAuditFile(
-  body: (file: string, sim: TestSim) => Promise<void>,
-): Promise<void> {
-  const dir = await Deno.makeTempDir();
-  try {
-    await using sim = await startSim();
-    await body(`${dir}/audit.jsonl`, sim);
-  } finally {
-    closeAuditFiles();
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
-/** The lines of an audit file, once the server's handle on it is closed. */
-async function auditLines(file: string): Promise<Line[]> {
-  closeAuditFiles();
-  return linesOf(await Deno.readTextFile(file));
-}
+import { call, callOk, connect, simEnv } from "./helpers.ts";
+import {
+  auditLines,
+  linesOf,
+  stderrAudit,
+  withAuditFile,
+} from "./safety_helpers.ts";
 
 Deno.test("one audit line per changing call in the file and on stderr: tool, args with secrets masked, requests, UPIDs, result; none for reads", async () => {
   await withAuditFile(async (file, sim) => {
@@ -134,45 +97,6 @@ Deno.test("declined confirmations are audited as refused, with the outcome; the 
   });
 });
 
-Deno.test("real entry point: two server runs append to one audit file (0600), never truncating it", async () => {
-  await withAuditFile(async (file, sim) => {
-    for (const vmid of [102, 106]) {
-      await using s = await connect({
-        env: { ...simEnv(sim), MCP_AUDIT_FILE: file, LOG_LEVEL: "INFO" },
-        permissions: [`--allow-write=${file}`],
-      });
-      await callOk(s.client, "proxmox_start_vm", { vmid });
-      assert.equal(stderrAudit(s.stderr()).length, 1, s.stderr());
-    }
-    const lines = linesOf(await Deno.readTextFile(file));
-    assert.deepEqual(lines.map((l) => l.args.vmid), [102, 106]);
-    assert.ok(lines.every((l) => l.upids.length === 1 && l.result === "ok"));
-    assert.equal((await Deno.stat(file)).mode! & 0o777, 0o600);
-  });
-});
-
-Deno.test("real entry point: an audit file the process may not write stops it at start, naming the grant", async () => {
-  await withAuditFile(async (file, sim) => {
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--no-prompt",
-        "--allow-env",
-        "--allow-net",
-        new URL("../src/main.ts", import.meta.url).pathname,
-      ],
-      env: { ...simEnv(sim), MCP_AUDIT_FILE: file },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    assert.equal(out.code, 2);
-    const err = new TextDecoder().decode(out.stderr);
-    assert.match(err, /Cannot open MCP_AUDIT_FILE .*grant --allow-write=/);
-    assert.equal(out.stdout.length, 0);
-  });
-});
-
 Deno.test("a scope refusal is audited as refused; a 2026-07-28 stateless call names its client from the request envelope", async () => {
   await withAuditFile(async (file, sim) => {
     {
@@ -220,23 +144,5 @@ Deno.test("MCP_LOCKDOWN: the command's line records the exec and the question; t
       lines.map((l) => [l.result, l.lockdown, l.requests.length]),
       [["ok", "asked", 1], ["ok", "released", 0]],
     );
-  });
-});
-
-Deno.test("real entry point: an audit file that exists with a loose mode is appended to, kept, and the log says to chmod 600 it", async () => {
-  await withAuditFile(async (file, sim) => {
-    await Deno.writeTextFile(file, '{"earlier":true}\n', { mode: 0o644 });
-    await Deno.chmod(file, 0o644);
-    {
-      await using s = await connect({
-        env: { ...simEnv(sim), MCP_AUDIT_FILE: file },
-        permissions: [`--allow-read=${file}`, `--allow-write=${file}`],
-      });
-      await callOk(s.client, "proxmox_start_vm", { vmid: 102 });
-      assert.match(s.stderr(), /readable by others \(mode 644\): chmod 600/);
-    }
-    const lines = await auditLines(file);
-    assert.deepEqual(lines[0], { earlier: true });
-    assert.equal(lines[1].tool, "proxmox_start_vm");
   });
 });

@@ -11,27 +11,11 @@ import {
   appTransport,
   call,
   connect,
-  type ElicitAnswer,
-  type ElicitParams,
   simEnv,
   startSim,
   testClient,
 } from "./helpers.ts";
-
-const writes = (sim: { requests: { method: string; path: string }[] }) =>
-  sim.requests.filter((r) => r.method !== "GET" && r.path !== "/access/ticket");
-
-/** A client whose human answers with `answer`, recording each question. */
-function human(answer: ElicitAnswer | ((p: ElicitParams) => ElicitAnswer)) {
-  const asked: ElicitParams[] = [];
-  return {
-    asked,
-    elicit: (p: ElicitParams) => {
-      asked.push(p);
-      return typeof answer === "function" ? answer(p) : answer;
-    },
-  };
-}
+import { human, writes } from "./safety_helpers.ts";
 
 for (const era of ["2025-11-25", "2026-07-28"] as const) {
   Deno.test(`${era}: delete_vm asks first, names the guest and its disks, snapshots and backups, and acts on accept`, async () => {
@@ -164,24 +148,6 @@ Deno.test("the question masks secrets among the arguments", async () => {
   assert.equal(h.asked.length, 1);
   assert.doesNotMatch(h.asked[0].message, /hunter2/);
   assert.match(h.asked[0].message, /path="\/root\/\.env"/);
-});
-
-Deno.test("through the real entry point over stdio: the question reaches the client and a decline sends nothing", async () => {
-  await using sim = await startSim();
-  const h = human({ action: "decline" });
-  await using s = await connect({
-    env: simEnv(sim),
-    elicit: h.elicit,
-    process: true,
-  });
-  sim.requests.length = 0;
-  const r = await call(s.client, "proxmox_delete_vm", { vmid: 106 });
-  assert.equal(r.isError, true);
-  assert.match(r.text, /human declined/);
-  assert.equal(h.asked.length, 1);
-  assert.match(h.asked[0].message, /VM 106 \(rocky-ci\)/);
-  assert.deepEqual(writes(sim), []);
-  assert.ok(sim.cluster.guests.has(106));
 });
 
 /**

@@ -251,9 +251,9 @@ Deno.test("read-only tools do not take dry_run", async () => {
   assert.ok(r.isError);
 });
 
-Deno.test("real entry point: a dry run of delete_vm over stdio sends nothing", async () => {
+Deno.test("a dry run of delete_vm plans exactly the DELETE with purge and sends nothing", async () => {
   await using sim = await startSim();
-  await using s = await connect({ env: simEnv(sim), process: true });
+  await using s = await connect({ env: simEnv(sim) });
   const d = await callOk(s.client, "proxmox_delete_vm", {
     vmid: 106,
     dry_run: true,

@@ -5,37 +5,15 @@
  * HTTP (2026-07-28 stateless, 2025-11-25 sessions).
  */
 import assert from "node:assert/strict";
-import type { Client } from "@modelcontextprotocol/client";
 import { callOk, connect, simEnv, startSim, type TestSim } from "./helpers.ts";
-import { serverArgs } from "./server_args.ts";
-
-const SUMMARY = "proxmox://cluster";
-const CONFIG = "proxmox://{cluster}/guests/{vmid}/config";
-const TASK_LOG = "proxmox://{cluster}/tasks/{upid}/log";
-const NODE = "proxmox://{cluster}/nodes/{node}/status";
-
-// deno-lint-ignore no-explicit-any
-async function readJson(client: Client, uri: string): Promise<any> {
-  const r = await client.readResource({ uri });
-  assert.equal(r.contents.length, 1);
-  const c = r.contents[0] as { uri: string; mimeType?: string; text?: string };
-  assert.equal(c.uri, uri);
-  assert.equal(c.mimeType, "application/json");
-  return JSON.parse(c.text!);
-}
-
-/** The error a read ends with (it must end with one). */
-async function readError(
-  client: Client,
-  uri: string,
-): Promise<{ code: number; message: string }> {
-  try {
-    await client.readResource({ uri });
-  } catch (e) {
-    return e as { code: number; message: string };
-  }
-  throw new assert.AssertionError({ message: `${uri} was read` });
-}
+import {
+  CONFIG,
+  NODE,
+  readError,
+  readJson,
+  SUMMARY,
+  TASK_LOG,
+} from "./resource_helpers.ts";
 
 /** The PVE endpoints reached while `run` ran, as `METHOD /template`. */
 async function endpointsOf(
@@ -435,30 +413,6 @@ Deno.test("resources: Proxmox's refusal becomes a clear error with Proxmox's wor
   assert.match(summary.message, /Permission denied: missing Sys\.Audit on \//);
 });
 
-for (const era of ["2025-11-25", "2026-07-28"] as const) {
-  Deno.test(`resources over stdio (${era}): resources/list as the first request, a read and a completion`, async () => {
-    await using sim = await startSim();
-    await using s = await connect({ env: simEnv(sim), process: true, era });
-    assert.deepEqual(s.client.getServerCapabilities()!.resources, {
-      listChanged: false,
-    });
-    const { resources } = await s.client.listResources();
-    assert.deepEqual(resources.map((r) => r.uri), [SUMMARY]);
-    const g = await readJson(s.client, "proxmox://default/guests/100/config");
-    assert.equal(g.config.name, "web-01");
-    const c = await s.client.complete({
-      ref: { type: "ref/resource", uri: CONFIG },
-      argument: { name: "vmid", value: "10" },
-    });
-    assert.ok(c.completion.values.includes("100"));
-    const e = await readError(
-      s.client,
-      "proxmox://default/guests/..%2f/config",
-    );
-    assert.equal(e.code, -32602);
-  });
-}
-
 for (const era of ["2026-07-28", "2025-11-25"] as const) {
   Deno.test(`resources over HTTP (${era}): list, read and complete`, async () => {
     await using sim = await startSim();
@@ -485,77 +439,6 @@ for (const era of ["2026-07-28", "2025-11-25"] as const) {
     assert.match(e.message, /Invalid vmid "0"/);
   });
 }
-
-Deno.test("resources over stdio: resource requests sent with the opening, before the SDK is loaded, are answered by it", async () => {
-  await using sim = await startSim();
-  const child = new Deno.Command(Deno.execPath(), {
-    args: serverArgs(),
-    env: simEnv(sim),
-    clearEnv: true,
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
-  const lines = [
-    {
-      id: "init",
-      method: "initialize",
-      params: {
-        protocolVersion: "2025-11-25",
-        capabilities: {},
-        clientInfo: { name: "raw", version: "1" },
-      },
-    },
-    { method: "notifications/initialized" },
-    { id: "list", method: "resources/list" },
-    { id: "templates", method: "resources/templates/list" },
-    {
-      id: "complete",
-      method: "completion/complete",
-      params: {
-        ref: { type: "ref/resource", uri: CONFIG },
-        argument: { name: "vmid", value: "10" },
-      },
-    },
-    {
-      id: "read",
-      method: "resources/read",
-      params: { uri: "proxmox://default/guests/100/config" },
-    },
-    {
-      id: "bad",
-      method: "resources/read",
-      params: { uri: "proxmox://default/guests/..%2f/config" },
-    },
-  ].map((m) => JSON.stringify({ jsonrpc: "2.0", ...m }) + "\n").join("");
-  const writer = child.stdin.getWriter();
-  await writer.write(new TextEncoder().encode(lines));
-  await writer.close(); // the server answers what it has read, then exits
-  const out = await child.output();
-  assert.equal(out.code, 0);
-  // deno-lint-ignore no-explicit-any
-  const replies = new Map<string, any>(
-    new TextDecoder().decode(out.stdout).trim().split("\n").map((l) => {
-      const m = JSON.parse(l);
-      return [m.id, m];
-    }),
-  );
-  // The fast path's initialize answer (the catalog) declares them.
-  assert.deepEqual(replies.get("init").result.capabilities.resources, {
-    listChanged: false,
-  });
-  assert.deepEqual(replies.get("init").result.capabilities.completions, {});
-  assert.deepEqual(
-    replies.get("list").result.resources.map((r: { uri: string }) => r.uri),
-    [SUMMARY],
-  );
-  assert.equal(replies.get("templates").result.resourceTemplates.length, 3);
-  assert.ok(replies.get("complete").result.completion.values.includes("100"));
-  const config = JSON.parse(replies.get("read").result.contents[0].text);
-  assert.equal(config.config.name, "web-01");
-  assert.equal(replies.get("bad").error.code, -32602);
-  assert.match(replies.get("bad").error.message, /Invalid vmid/);
-});
 
 Deno.test("resources with several clusters (PROXMOX_CONFIG): the summary covers each and names the unreachable one; reads, completion and scope go by {cluster}", async () => {
   await using home = await startSim();

@@ -4,23 +4,24 @@
  * listing and refused by every tool before any write; a protected guest is
  * read-only to the server. Driven by the SDK client against the simulator.
  */
-import {
-  Client,
-  StreamableHTTPClientTransport,
-} from "@modelcontextprotocol/client";
+import type { Client } from "@modelcontextprotocol/client";
 import assert from "node:assert/strict";
-import { setTimeout as delay } from "node:timers/promises";
+import { boot } from "../src/app.ts";
 import { loadConfig } from "../src/config.ts";
+import { setLogWriter } from "../src/log.ts";
+import { createHttpApp } from "../src/transports/http/router.ts";
 import { ALL_TOOLS } from "../src/tools/mod.ts";
 import {
+  appTransport,
+  assertNoSecrets,
   call,
   callOk,
   connect,
   type ElicitParams,
   simEnv,
   startSim,
+  testClient,
 } from "./helpers.ts";
-import { serverArgs } from "./server_args.ts";
 
 type Sim = Awaited<ReturnType<typeof startSim>>;
 
@@ -511,10 +512,9 @@ Deno.test("one INFO line at start states scope, protection, read-only, toolsets 
   );
 });
 
-Deno.test("the real entry point over stdio: scope filters and refuses with 0 writes, the INFO line appears once", async () => {
+Deno.test("at INFO, scope filters and refuses with 0 writes, a protected guest is still read, and the INFO line appears once", async () => {
   await using sim = await startSim();
   await using s = await connect({
-    process: true,
     env: {
       ...simEnv(sim),
       LOG_LEVEL: "INFO",
@@ -544,55 +544,44 @@ Deno.test("the real entry point over stdio: scope filters and refuses with 0 wri
   );
 });
 
-Deno.test("the real entry point over HTTP: one INFO line for the process, however many clients and calls", async () => {
+Deno.test("over HTTP: one INFO line for the server, however many clients (both eras) and calls", async () => {
   await using sim = await startSim();
   const token = "scope-test-token-0123456789";
-  const child = new Deno.Command(Deno.execPath(), {
-    args: serverArgs(["--transport", "http", "--port", "0"]),
-    clearEnv: true,
-    env: {
-      PATH: Deno.env.get("PATH") ?? "",
-      HOME: Deno.env.get("HOME") ?? "",
-      DENO_DIR: Deno.env.get("DENO_DIR") ?? "",
-      ...simEnv(sim),
-      MCP_AUTH_TOKEN: token,
-      LOG_LEVEL: "INFO",
-      MCP_ALLOWED_VMIDS: "100-105",
-    },
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
+  const env = {
+    ...simEnv(sim),
+    MCP_AUTH_TOKEN: token,
+    LOG_LEVEL: "INFO",
+    MCP_ALLOWED_VMIDS: "100-105",
+  };
+  // As main.ts does: one configuration, one boot, one HTTP app for them all.
+  const parsed = loadConfig(["--transport", "http"], env);
+  if (parsed.kind !== "run") throw new TypeError("not a server run");
   let err = "";
-  const pump = (async () => {
-    for await (const c of child.stderr) err += new TextDecoder().decode(c);
-  })();
+  setLogWriter((line) => {
+    err += line + "\n";
+  });
   try {
-    let base: string | undefined;
-    for (let i = 0; i < 400 && !base; i++) {
-      base = /Listening on (http:\/\/[\d.]+:\d+)/.exec(err)?.[1];
-      if (!base) await delay(25);
-    }
-    assert.ok(base, `the server did not start:\n${err}`);
-    for (const era of ["2026-07-28", "2025-11-25"] as const) {
-      const client = new Client({ name: "scope-test", version: "1.0.0" }, {
-        versionNegotiation: {
-          mode: era === "2025-11-25" ? "legacy" : { pin: era },
-        },
-      });
-      await client.connect(
-        new StreamableHTTPClientTransport(new URL(`${base}/mcp`), {
-          authProvider: { token: () => Promise.resolve(token) },
-        }),
-      );
-      const vms = await callOk(client, "proxmox_list_vms");
-      assert.equal(vms.total, 6, era);
-      await client.close();
+    const app = createHttpApp(await boot(parsed.config));
+    try {
+      for (const era of ["2026-07-28", "2025-11-25"] as const) {
+        const client = testClient({ era }, "scope-test");
+        await client.connect(
+          appTransport(parsed.config.port, (url, init) => {
+            const headers = new Headers(init.headers);
+            headers.set("authorization", `Bearer ${token}`);
+            return app.fetch(new Request(url, { ...init, headers }));
+          }),
+        );
+        const vms = await callOk(client, "proxmox_list_vms");
+        assert.equal(vms.total, 6, era);
+        await client.close();
+      }
+    } finally {
+      await app.shutdown();
     }
     assert.match(scopeLine(err), /INFO main: Scope: VMIDs 100-105\./);
+    assertNoSecrets(err, env);
   } finally {
-    child.kill("SIGKILL");
-    await child.status;
-    await pump;
+    setLogWriter();
   }
 });

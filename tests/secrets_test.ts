@@ -25,62 +25,13 @@ import {
   type TestSim,
   type ToolResult,
 } from "./helpers.ts";
-
-/** A random secret that no output would contain by chance. */
-function secret(tag: string): string {
-  const b = crypto.getRandomValues(new Uint8Array(12));
-  return `${tag}${[...b].map((x) => x.toString(36)).join("")}`;
-}
-
-/** Guest command lines that carry a password, as people write them. */
-function commandSecrets(): { pw: string; command: string | string[] }[] {
-  const a = secret("Ssh"),
-    b = secret("Sudo"),
-    c = secret("My"),
-    d = secret("Ht"),
-    e = secret("Argv");
-  return [
-    { pw: a, command: `sshpass -p '${a}' ssh root@10.0.0.5 uptime` },
-    { pw: b, command: `echo '${b}' | sudo -S systemctl restart nginx` },
-    { pw: c, command: `MYSQL_PWD=${c} mysql -u root -e 'select 1'` },
-    { pw: d, command: `htpasswd -b /etc/nginx/.htpasswd admin ${d}` },
-    // The argv form reaches the agent without a shell.
-    { pw: e, command: ["sshpass", "-p", e, "ssh", "root@10.0.0.5", "true"] },
-  ];
-}
-
-interface Run {
-  results: { tool: string; r: ToolResult }[];
-  called: Set<string>;
-}
-
-async function run(
-  s: Connected,
-  tool: string,
-  args: Record<string, unknown>,
-  into: Run,
-): Promise<ToolResult> {
-  const r = await call(s.client, tool, args);
-  into.results.push({ tool, r });
-  into.called.add(tool);
-  return r;
-}
-
-/** Asserts that none of `secrets` is in the log nor in any result. */
-function assertNowhere(
-  secrets: string[],
-  log: string,
-  runs: Run,
-): void {
-  for (const sec of secrets.filter((x) => x.length >= 6)) {
-    const tag = `${sec.slice(0, 4)}…`;
-    assert.ok(!log.includes(sec), `a secret (${tag}) in the DEBUG log`);
-    for (const { tool, r } of runs.results) {
-      const out = r.text + JSON.stringify(r.data ?? null);
-      assert.ok(!out.includes(sec), `a secret (${tag}) in ${tool}'s result`);
-    }
-  }
-}
+import {
+  assertNowhere,
+  commandSecrets,
+  type Run,
+  run,
+  secret,
+} from "./safety_helpers.ts";
 
 /** Calls every tool once or more; returns what came back. */
 async function everyTool(
@@ -233,39 +184,6 @@ Deno.test("every tool, ticket login, LOG_LEVEL=DEBUG: no password, ticket, CSRF 
     s.stderr(),
     runs,
   );
-});
-
-Deno.test("the real entry point with an API token at DEBUG: no token secret, MCP_AUTH_TOKEN or guest command password on stderr or in results", async () => {
-  await using sim = await startSim();
-  const authToken = secret("Mcp");
-  const commands = commandSecrets();
-  const env = {
-    ...simEnv(sim, "token"),
-    MCP_AUTH_TOKEN: authToken,
-    LOG_LEVEL: "DEBUG",
-  };
-  await using s = await connect({ env, process: true });
-  const runs: Run = { results: [], called: new Set() };
-  await run(s, "proxmox_list_vms", {}, runs);
-  await run(s, "proxmox_start_vm", { vmid: 106 }, runs);
-  for (const { command } of commands) {
-    await run(s, "proxmox_execute_command", { vmid: 101, command }, runs);
-    await run(s, "proxmox_execute_command", { vmid: 104, command }, runs);
-  }
-  // Let stderr drain before reading it.
-  await new Promise((ok) => setTimeout(ok, 200));
-  assertNowhere(
-    [
-      sim.credentials.tokenSecret,
-      `${sim.credentials.tokenId}=${sim.credentials.tokenSecret}`,
-      authToken,
-      ...commands.map((c) => c.pw),
-      ...sim.secrets(),
-    ],
-    s.stderr(),
-    runs,
-  );
-  assert.match(s.stderr(), /execute_command|agent\/exec/, "the log has calls");
 });
 
 /**

@@ -7,10 +7,9 @@
 import assert from "node:assert/strict";
 import { z } from "zod";
 import { INSTRUCTIONS } from "../src/server.ts";
-import { GUEST_OUTPUT, UNTRUSTED } from "../src/safety/untrusted.ts";
+import { UNTRUSTED } from "../src/safety/untrusted.ts";
 import { ALL_TOOLS } from "../src/tools/mod.ts";
 import {
-  call,
   callOk,
   connect,
   type ElicitParams,
@@ -220,29 +219,6 @@ Deno.test("MCP_LOCKDOWN: a release answer with a state this server never issued 
     JSON.stringify(r),
     /cannot be released: .*not state this server issued/,
   );
-});
-
-Deno.test("real entry point: MCP_LOCKDOWN over stdio asks with the SDK client's elicitation handler and releases on accept", async () => {
-  await using sim = await startSim();
-  let asked = 0;
-  await using s = await connect({
-    env: { ...simEnv(sim), MCP_LOCKDOWN: "true" },
-    process: true,
-    elicit: () => {
-      asked++;
-      return { action: "accept", content: { release: true } };
-    },
-  });
-  const file = await callOk(s.client, "proxmox_read_file_vm", {
-    vmid: 101,
-    path: "/etc/hostname",
-  });
-  assert.equal(asked, 1);
-  assert.notEqual(file.content, "[withheld: MCP_LOCKDOWN]");
-  assert.deepEqual(file.untrusted, ["content"]);
-  const r = await call(s.client, "proxmox_list_vms", {});
-  assert.ok(!r.isError);
-  assert.equal(GUEST_OUTPUT.proxmox_list_vms, undefined);
 });
 
 Deno.test("MCP_LOCKDOWN: a failed install's error withholds the guest output it would quote", async () => {
