@@ -33,6 +33,7 @@ import {
   type TestSim,
   type ToolResult,
 } from "./helpers.ts";
+import { sideBySide, type SideCase } from "./tool_helpers.ts";
 
 export const SEED = Number(Deno.env.get("FAULTS_SEED") ?? 91129);
 /** PROXMOX_TIMEOUT where a request hangs (or is slow on purpose), in seconds. */
@@ -418,32 +419,44 @@ export const WAITING: ReadonlySet<string> = new Set([
   "hang",
 ]);
 
-/** Registers one test per request fault in `faults` and tool. */
+/**
+ * Registers one test per request fault in `faults`: a step per tool, the
+ * tools side by side, each on a cluster of its own. The faults are drawn
+ * here, in table order, so that a seed replays the same ones.
+ */
 export function requestFaultTests(faults: readonly RequestFault[]): void {
   for (const f of faults) {
-    for (const t of TOOLS) {
-      Deno.test(`fault '${f.name}' on ${t.target.method} ${t.target.path}: ${t.tool} (${t.cls}) gives a clear answer in time, then works again`, async () => {
-        await using env = await setup({
-          rawSockets: f.rawSockets,
-          timeoutS: WAITING.has(f.name) ? TIMEOUT_S : CALM_TIMEOUT_S,
-        });
-        const { sim, s } = env;
-        // A first call: logged in, a keep-alive connection open (as in a
-        // session). Not list_vms: its /cluster/resources answer is cached briefly.
-        const warm = await call(s.client, "proxmox_list_nodes");
-        assert.ok(!warm.isError, warm.text);
+    sideBySide(
+      `fault '${f.name}' × a read, a write and two task tools`,
+      TOOLS.map((t): SideCase<Setup> => {
         const fault = f.fault();
-        sim.faults.inject({
-          method: t.target.method,
-          path: t.target.path,
-          fault,
-        });
-        const loginsBefore = logins(sim);
-        const { r, ms } = await timed(s, t, 1);
-        f.check({ t, sim, r, ms, fault, loginsBefore });
-        await assertNextCallSucceeds(sim, s, t);
-      });
-    }
+        return {
+          name:
+            `fault '${f.name}' on ${t.target.method} ${t.target.path}: ${t.tool} (${t.cls}) gives a clear answer in time, then works again`,
+          setup: () =>
+            setup({
+              rawSockets: f.rawSockets,
+              timeoutS: WAITING.has(f.name) ? TIMEOUT_S : CALM_TIMEOUT_S,
+            }),
+          async run({ sim, s }) {
+            // A first call: logged in, a keep-alive connection open (as in a
+            // session). Not list_vms: its /cluster/resources answer is cached
+            // briefly.
+            const warm = await call(s.client, "proxmox_list_nodes");
+            assert.ok(!warm.isError, warm.text);
+            sim.faults.inject({
+              method: t.target.method,
+              path: t.target.path,
+              fault,
+            });
+            const loginsBefore = logins(sim);
+            const { r, ms } = await timed(s, t, 1);
+            f.check({ t, sim, r, ms, fault, loginsBefore });
+            await assertNextCallSucceeds(sim, s, t);
+          },
+        };
+      }),
+    );
   }
 }
 

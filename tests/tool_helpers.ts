@@ -1,0 +1,55 @@
+/**
+ * Table-driven cases side by side: each case is a step of one test (its own
+ * name, its own pass or failure) and the steps run at the same time, so that
+ * cases which wait (for PROXMOX_TIMEOUT, a task's timeout_s) wait together
+ * instead of one after another. Each case gets an environment of its own
+ * (a fresh simulator and server): no case sees another's state.
+ *
+ * In-process servers share this process's log writer, and closing one
+ * restores the default writer: every environment is therefore disposed only
+ * once every case is done (a disposal's failure, such as a simulator's schema
+ * violations, fails the test).
+ */
+
+/** One case: its step's name, its environment, and what it does there. */
+export interface SideCase<E extends AsyncDisposable> {
+  name: string;
+  setup(): Promise<E>;
+  run(env: E): Promise<void>;
+}
+
+/**
+ * Registers a test named `title` that runs `cases` as steps side by side.
+ * Steps run together only without sanitizers, so this test has none.
+ */
+export function sideBySide<E extends AsyncDisposable>(
+  title: string,
+  cases: readonly SideCase<E>[],
+): void {
+  Deno.test({
+    name: title,
+    sanitizeOps: false,
+    sanitizeResources: false,
+    sanitizeExit: false,
+    async fn(t) {
+      const envs = await Promise.allSettled(cases.map((c) => c.setup()));
+      try {
+        await Promise.all(cases.map((c, i) =>
+          t.step(c.name, async () => {
+            const env = envs[i];
+            if (env.status === "rejected") throw env.reason;
+            await c.run(env.value);
+          })
+        ));
+      } finally {
+        const closed = await Promise.allSettled(
+          envs.flatMap((e) =>
+            e.status === "fulfilled" ? [e.value[Symbol.asyncDispose]()] : []
+          ),
+        );
+        const failed = closed.find((c) => c.status === "rejected");
+        if (failed) throw failed.reason;
+      }
+    },
+  });
+}
