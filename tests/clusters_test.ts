@@ -2,31 +2,17 @@
  * Several clusters (PROXMOX_CONFIG): the file's parsing and its errors, the
  * tool surface with one cluster (unchanged) and with two (`cluster` on every
  * tool), listings over every cluster with an unreachable one, calls that
- * reach one simulator only, scope, confirmation and audit per cluster, and
- * the real entry point over stdio with an `{"env": …}` secret.
+ * reach one simulator only, scope, confirmation and audit per cluster. The
+ * real entry point with PROXMOX_CONFIG (its stdio opening, an `{"env": …}`
+ * secret under --allow-env, caFile and fingerprint per cluster) is in
+ * tests/e2e/config_process_test.ts.
  */
 import assert from "node:assert/strict";
-import { InMemoryTransport } from "@modelcontextprotocol/server";
-import { boot } from "../src/app.ts";
-import { ConfigError, ENV_VARS, loadConfig } from "../src/config.ts";
-import { setLogWriter } from "../src/log.ts";
-import { simTls } from "../sim/tls.ts";
+import { ConfigError, loadConfig } from "../src/config.ts";
 import { closeAuditFiles } from "../src/safety/audit.ts";
-import { createServer, INSTRUCTIONS } from "../src/server.ts";
-import {
-  call,
-  callOk,
-  childBaseEnv,
-  connect,
-  eachLine,
-  initializeParams,
-  MAIN,
-  openingRequests,
-  simEnv,
-  startSim,
-  type TestSim,
-} from "./helpers.ts";
-import { configFile, entry } from "./cluster_helpers.ts";
+import { INSTRUCTIONS } from "../src/server.ts";
+import { call, callOk, connect, startSim, type TestSim } from "./helpers.ts";
+import { configFile, entry, sdkOpening } from "./cluster_helpers.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const CATALOG = JSON.parse(
@@ -200,41 +186,6 @@ Deno.test("PROXMOX_CONFIG: clusters in the file's order, {env} secrets resolved,
   assert.deepEqual(r.config.auth, home.auth);
   assert.deepEqual(r.config.allowedVmids, home.allowedVmids);
 });
-
-/** The raw answers of an in-process SDK server (no client in between). */
-async function sdkOpening(
-  env: Record<string, string>,
-): Promise<{ initialize: Record<string, unknown>; tools: unknown[] }> {
-  const parsed = loadConfig([], { LOG_LEVEL: "ERROR", ...env });
-  if (parsed.kind !== "run") throw new TypeError("not a run");
-  setLogWriter(() => {});
-  try {
-    const server = createServer(await boot(parsed.config));
-    const [mine, theirs] = InMemoryTransport.createLinkedPair();
-    const replies = new Map<number, PromiseWithResolvers<unknown>>();
-    mine.onmessage = (m) => {
-      const msg = m as { id?: number; result?: unknown };
-      if (typeof msg.id === "number") replies.get(msg.id)?.resolve(msg.result);
-    };
-    await server.connect(theirs);
-    await mine.start();
-    const ask = (id: number, method: string, params?: unknown) => {
-      const p = Promise.withResolvers<unknown>();
-      replies.set(id, p);
-      mine.send({ jsonrpc: "2.0", id, method, params } as never);
-      return p.promise as Promise<Record<string, unknown>>;
-    };
-    const initialize = await ask(1, "initialize", initializeParams());
-    await mine.send(
-      { jsonrpc: "2.0", method: "notifications/initialized" } as never,
-    );
-    const list = await ask(2, "tools/list");
-    await server.close();
-    return { initialize, tools: list.tools as unknown[] };
-  } finally {
-    setLogWriter();
-  }
-}
 
 Deno.test("one cluster in PROXMOX_CONFIG: tools/list and the instructions are byte-identical to the catalog (no cluster anywhere)", async () => {
   await using sim = await startSim();
@@ -632,205 +583,6 @@ Deno.test("the confirmation question names the cluster, and the audit line carri
     closeAuditFiles();
     await Deno.remove(audit);
   }
-});
-
-/** Spawns the real entry point and speaks raw lines to it: its answers by id. */
-async function stdioOpening(
-  env: Record<string, string>,
-  permissions: string[],
-): Promise<Map<number, string>> {
-  const lines = openingRequests().map((m) => JSON.stringify(m) + "\n").join(
-    "",
-  );
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--no-prompt",
-      `--allow-env=${ENV_VARS.join(",")}`,
-      "--allow-net",
-      ...permissions,
-      MAIN,
-    ],
-    clearEnv: true,
-    env: { ...childBaseEnv(), LOG_LEVEL: "ERROR", ...env },
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const writer = child.stdin.getWriter();
-  await writer.write(new TextEncoder().encode(lines));
-  const answers = new Map<number, string>();
-  await eachLine(child.stdout, async (line) => {
-    const id = JSON.parse(line).id;
-    if (typeof id === "number") answers.set(id, line);
-    // tools/list answered: the client is done, stdin closes.
-    if (id === 2) await writer.close();
-  });
-  const [status, err] = await Promise.all([
-    child.status,
-    new Response(child.stderr).text(),
-  ]);
-  assert.equal(status.code, 0, err);
-  return answers;
-}
-
-Deno.test("stdio: with two clusters initialize and tools/list are the SDK's answers; with one cluster the opening is byte-identical to the PROXMOX_* server's", async () => {
-  await using a = await startSim();
-  await using b = await startSim();
-  await using two = await configFile({
-    clusters: { home: entry(a), lab: entry(b) },
-  });
-  await using one = await configFile({ clusters: { home: entry(a) } });
-  const read = (f: string) => [`--allow-read=${f}`];
-
-  const sdk = await sdkOpening({ PROXMOX_CONFIG: two.path });
-  const stdio = await stdioOpening(
-    { PROXMOX_CONFIG: two.path },
-    read(two.path),
-  );
-  const init = JSON.parse(stdio.get(1)!).result;
-  assert.equal(
-    init.instructions,
-    (sdk.initialize as { instructions: string }).instructions,
-  );
-  assert.equal(
-    JSON.stringify(JSON.parse(stdio.get(2)!).result.tools),
-    JSON.stringify(sdk.tools),
-  );
-
-  const single = await stdioOpening(
-    { PROXMOX_CONFIG: one.path },
-    read(one.path),
-  );
-  const env = await stdioOpening(simEnv(a), []);
-  assert.equal(single.get(1), env.get(1));
-  assert.equal(single.get(2), env.get(2));
-});
-
-Deno.test("the real entry point: PROXMOX_CONFIG with an {env} secret serves both clusters over stdio; the secret never shows", async () => {
-  await using a = await startSim({ password: "home-pw-0123456789" });
-  await using b = await startSim({ password: "lab-pw-9876543210" });
-  await using f = await configFile({
-    clusters: {
-      home: entry(a),
-      lab: {
-        url: b.url,
-        user: b.credentials.user,
-        password: { env: "PROXMOX_LAB_PASSWORD" },
-      },
-    },
-  });
-  await using s = await connect({
-    env: {
-      PROXMOX_CONFIG: f.path,
-      PROXMOX_LAB_PASSWORD: b.credentials.password,
-    },
-    permissions: [
-      `--allow-read=${f.path}`,
-      "--allow-env=PROXMOX_LAB_PASSWORD",
-    ],
-  });
-  const { tools } = await s.client.listTools();
-  assert.ok(tools.every((t) => "cluster" in (t.inputSchema.properties ?? {})));
-  const vms = await callOk(s.client, "proxmox_list_vms");
-  assert.equal(vms.columns[0], "cluster");
-  assert.ok(vms.rows.some((r: unknown[]) => r[0] === "home"));
-  assert.ok(vms.rows.some((r: unknown[]) => r[0] === "lab"));
-  assert.equal(vms.unreachable, undefined);
-  await callOk(s.client, "proxmox_start_vm", { cluster: "lab", vmid: 102 });
-  assert.deepEqual(writes(a), []);
-  assert.equal(b.cluster.guests.get(102)!.status, "running");
-  // assertNoSecrets (on close) checks the log against both simulators' secrets.
-  assert.ok(!s.stderr().includes("lab-pw-9876543210"));
-});
-
-/**
- * Starts the real entry point (our variables and `read` granted; PATH and
- * `env` its whole environment), which must stop with code 2: its stderr.
- */
-async function refusedStart(
-  read: string[],
-  env: Record<string, string>,
-): Promise<string> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--no-prompt",
-      `--allow-env=${ENV_VARS.join(",")}`,
-      `--allow-read=${read.join(",")}`,
-      MAIN,
-    ],
-    clearEnv: true,
-    env: { PATH: Deno.env.get("PATH") ?? "", ...env },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const err = new TextDecoder().decode(out.stderr).trim();
-  assert.equal(out.code, 2, err);
-  return err;
-}
-
-Deno.test("the real entry point: an {env} secret the process may not read stops the start with one line naming the grant", async () => {
-  await using f = await configFile({
-    clusters: {
-      lab: {
-        url: "https://pve.example.com:8006",
-        user: "root@pam",
-        password: { env: "PROXMOX_LAB_PASSWORD" },
-      },
-    },
-  });
-  const err = await refusedStart([f.path], {
-    PROXMOX_CONFIG: f.path,
-    PROXMOX_LAB_PASSWORD: "never-printed-secret",
-  });
-  assert.match(
-    err,
-    /^proxmox-mcp: password of cluster 'lab' in PROXMOX_CONFIG \S+: cannot read PROXMOX_LAB_PASSWORD: .*\(grant --allow-env=PROXMOX_LAB_PASSWORD; the shipped tasks grant PROXMOX_\* and MCP_\*\)$/,
-  );
-  assert.ok(!err.includes("never-printed-secret"));
-});
-
-Deno.test("the real entry point: TLS per cluster (one trusts its caFile, read at start, one pins its fingerprint, one has neither and is unreachable); a caFile without a certificate stops the start naming the cluster", async () => {
-  const tls = await simTls();
-  await using a = await startSim({ tls });
-  await using b = await startSim({ tls });
-  await using f = await configFile({
-    clusters: {
-      home: entry(a, { caFile: tls.caFile }),
-      lab: entry(b, { fingerprint: tls.fingerprint }),
-      bare: entry(a),
-    },
-  });
-  await using s = await connect({
-    env: { PROXMOX_CONFIG: f.path },
-    permissions: [`--allow-read=${f.path},${tls.caFile}`],
-  });
-  const nodes = await callOk(s.client, "proxmox_list_nodes");
-  assert.deepEqual(
-    [...new Set(nodes.nodes.map((n: { cluster: string }) => n.cluster))],
-    ["home", "lab"],
-  );
-  assert.deepEqual(
-    nodes.unreachable.map((u: { cluster: string }) => u.cluster),
-    ["bare"],
-  );
-
-  await using notPem = await configFile("not a certificate\n");
-  await using bad = await configFile({
-    clusters: {
-      home: entry(a, { caFile: tls.caFile }),
-      lab: entry(b, { caFile: notPem.path }),
-    },
-  });
-  const err = await refusedStart([bad.path, tls.caFile, notPem.path], {
-    PROXMOX_CONFIG: bad.path,
-  });
-  assert.equal(
-    err,
-    `proxmox-mcp: caFile ${notPem.path} of cluster 'lab' in PROXMOX_CONFIG holds no PEM certificate (-----BEGIN CERTIFICATE-----): use the cluster's CA, /etc/pve/pve-root-ca.pem on a node`,
-  );
 });
 
 Deno.test("each call runs with its cluster's login: whoami on a password cluster and on a token cluster; over HTTP (2026-07-28, a server per call) as over memory", async () => {
