@@ -27,6 +27,7 @@ import {
 } from "./faults_helpers.ts";
 import type { Fault } from "../sim/mod.ts";
 import { call, connect, simEnv, startSim } from "./helpers.ts";
+import { sideBySide, type SideCase } from "./tool_helpers.ts";
 
 /** The ways the client reaches Proxmox: fetch (http, https with a CA) or node:tls. */
 const PATHS: {
@@ -52,7 +53,7 @@ const PATHS: {
   },
 ];
 
-/** `setup` reaching Proxmox the way `p` does (https with a fresh CA where it is https). */
+/** `setup` reaching Proxmox the way `p` does (https with the worker's shared CA where it is https). */
 async function setupPath(
   p: (typeof PATHS)[number],
   options: { rawSockets?: boolean; timeoutS?: number },
@@ -78,46 +79,58 @@ async function warmThenFaultStart(
   sim.faults.inject({ method: "POST", path: START.target.path, fault });
 }
 
-for (const p of PATHS) {
-  Deno.test(`${p.name}: a POST whose reused keep-alive connection closes without an answer reaches Proxmox exactly once`, async () => {
-    await using env = await setupPath(p, { rawSockets: true });
-    const { sim, s } = env;
-    await warmThenFaultStart(env, { kind: "reset", apply: true });
-    const { r } = await timed(s, START, 1);
-    assert.equal(
-      sent(sim, START),
-      1,
-      why(`POSTs that arrived; result: ${r.text}`),
-    );
-    assert.equal(startTasks(sim), 1, "one start task");
-    // The start was carried out, its answer lost: never a plain success
-    // unless the tool found out what happened (then it names the task).
-    if (r.isError) {
-      assertCleanError(r, sim, "start_vm on a reset after applying");
+/** The cases of one way of reaching Proxmox, each on a cluster of its own. */
+function pathCases(p: (typeof PATHS)[number]): SideCase<Setup>[] {
+  return [{
+    name:
+      `${p.name}: a POST whose reused keep-alive connection closes without an answer reaches Proxmox exactly once`,
+    setup: () => setupPath(p, { rawSockets: true }),
+    async run(env) {
+      const { sim, s } = env;
+      await warmThenFaultStart(env, { kind: "reset", apply: true });
+      const { r } = await timed(s, START, 1);
+      assert.equal(
+        sent(sim, START),
+        1,
+        why(`POSTs that arrived; result: ${r.text}`),
+      );
+      assert.equal(startTasks(sim), 1, "one start task");
+      // The start was carried out, its answer lost: never a plain success
+      // unless the tool found out what happened (then it names the task).
+      if (r.isError) {
+        assertCleanError(r, sim, "start_vm on a reset after applying");
+        assert.match(r.text, MAYBE_APPLIED);
+      } else {
+        assert.match(r.text, UPID, why(r.text));
+      }
+      await assertNextCallSucceeds(sim, s, START);
+    },
+  }, {
+    name:
+      `${p.name}: a POST that hangs is sent once and reported as possibly applied within PROXMOX_TIMEOUT`,
+    setup: () => setupPath(p, { timeoutS: TIMEOUT_S }),
+    async run(env) {
+      const { sim, s } = env;
+      await warmThenFaultStart(env, { kind: "hang" });
+      const { r, ms } = await timed(s, START, 1);
+      assert.equal(
+        sent(sim, START),
+        1,
+        why(`POSTs that arrived; result: ${r.text}`),
+      );
+      assertCleanError(r, sim, "start_vm on a hang");
       assert.match(r.text, MAYBE_APPLIED);
-    } else {
-      assert.match(r.text, UPID, why(r.text));
-    }
-    await assertNextCallSucceeds(sim, s, START);
-  });
-
-  Deno.test(`${p.name}: a POST that hangs is sent once and reported as possibly applied within PROXMOX_TIMEOUT`, async () => {
-    await using env = await setupPath(p, { timeoutS: TIMEOUT_S });
-    const { sim, s } = env;
-    await warmThenFaultStart(env, { kind: "hang" });
-    const { r, ms } = await timed(s, START, 1);
-    assert.equal(
-      sent(sim, START),
-      1,
-      why(`POSTs that arrived; result: ${r.text}`),
-    );
-    assertCleanError(r, sim, "start_vm on a hang");
-    assert.match(r.text, MAYBE_APPLIED);
-    assert.ok(ms <= BOUND_MS, why(`answered after ${Math.round(ms)} ms`));
-    assert.equal(startTasks(sim), 0, "the hung start was not carried out");
-    await assertNextCallSucceeds(sim, s, START);
-  });
+      assert.ok(ms <= BOUND_MS, why(`answered after ${Math.round(ms)} ms`));
+      assert.equal(startTasks(sim), 0, "the hung start was not carried out");
+      await assertNextCallSucceeds(sim, s, START);
+    },
+  }];
 }
+
+sideBySide(
+  "every way of reaching Proxmox: a POST whose connection closes or hangs reaches it once",
+  PATHS.flatMap(pathCases),
+);
 
 // ---------------------------------------------------------------------------
 // Authentication lost for good, and a write carried out whose answer hung
