@@ -12,6 +12,7 @@ import { parseUpid, taskSucceeded } from "../src/proxmox/tasks.ts";
 import type { Fault } from "../sim/mod.ts";
 import { type SimTls, simTls } from "../sim/tls.ts";
 import { startSim, type TestSim } from "./helpers.ts";
+import { sideBySide, type SideCase } from "./tool_helpers.ts";
 
 Deno.test("a ticket is renewed with itself before it expires, without the password", async () => {
   await using sim = await startSim();
@@ -113,11 +114,35 @@ async function rejection(p: Promise<unknown>): Promise<PveError> {
 const START = "/nodes/pve1/qemu/100/status/start";
 const sleep = (ms: number) => delay(ms);
 
-for (const path of TLS_PATHS) {
-  Deno.test(`a write that never gets an answer is sent exactly once and reported uncertain (${path})`, async () => {
-    const tls = path === "http" ? undefined : await simTls();
-    await using sim = await startSim(tls ? { tls } : {});
-    const pve = clientFor(sim, path, tls, { timeoutMs: 400 });
+/** A simulator for a TLS path (https with the worker's shared CA, http for "http"). */
+async function simFor(path: TlsPath): Promise<{ sim: TestSim; tls?: SimTls }> {
+  const tls = path === "http" ? undefined : await simTls();
+  return { sim: await startSim(tls ? { tls } : {}), tls };
+}
+
+/** A simulator and a client of it; the simulator closes on dispose. */
+interface Env extends AsyncDisposable {
+  sim: TestSim;
+  pve: PveClient;
+}
+
+async function envFor(
+  path: TlsPath,
+  extra: Partial<PveClientOptions> = {},
+): Promise<Env> {
+  const { sim, tls } = await simFor(path);
+  return {
+    sim,
+    pve: clientFor(sim, path, tls, extra),
+    [Symbol.asyncDispose]: () => sim.close(),
+  };
+}
+
+const hangingWrites: SideCase<Env>[] = TLS_PATHS.map((path) => ({
+  name:
+    `a write that never gets an answer is sent exactly once and reported uncertain (${path})`,
+  setup: () => envFor(path, { timeoutMs: 400 }),
+  async run({ sim, pve }) {
     // A first request leaves a keep-alive connection for the write to reuse.
     await pve.get("/version");
     sim.faults.inject({
@@ -138,25 +163,31 @@ for (const path of TLS_PATHS) {
     assert.equal(starts.length, 1, "the write reached Proxmox exactly once");
     // The next call works.
     assert.ok(await pve.get("/version"));
-  });
-}
+  },
+}));
 
-Deno.test("a read that times out is kind timeout, sent once, and the next read works (verify off)", async () => {
-  const tls = await simTls();
-  await using sim = await startSim({ tls });
-  const pve = clientFor(sim, "https, verify off", tls, { timeoutMs: 300 });
-  await pve.get("/version");
-  sim.faults.inject({ method: "GET", path: "/nodes", fault: { kind: "hang" } });
-  const e = await rejection(pve.get("/nodes"));
-  assert.equal(e.kind, "timeout");
-  assert.match(
-    e.message,
-    /^Proxmox did not answer within 0\.3 s \(GET \/nodes\)/,
-  );
-  await sleep(500);
-  assert.equal(sim.requests.filter((r) => r.path === "/nodes").length, 1);
-  assert.ok(Array.isArray(await pve.get("/nodes")));
-});
+const timedOutRead: SideCase<Env> = {
+  name:
+    "a read that times out is kind timeout, sent once, and the next read works (verify off)",
+  setup: () => envFor("https, verify off", { timeoutMs: 300 }),
+  async run({ sim, pve }) {
+    await pve.get("/version");
+    sim.faults.inject({
+      method: "GET",
+      path: "/nodes",
+      fault: { kind: "hang" },
+    });
+    const e = await rejection(pve.get("/nodes"));
+    assert.equal(e.kind, "timeout");
+    assert.match(
+      e.message,
+      /^Proxmox did not answer within 0\.3 s \(GET \/nodes\)/,
+    );
+    await sleep(500);
+    assert.equal(sim.requests.filter((r) => r.path === "/nodes").length, 1);
+    assert.ok(Array.isArray(await pve.get("/nodes")));
+  },
+};
 
 Deno.test("a write refused with 401 (expired ticket) is logged in again and sent once more: PVE checks auth before acting", async () => {
   await using sim = await startSim();
@@ -291,11 +322,13 @@ Deno.test("network faults become PveErrors with a kind and advice, and the next 
   }
 });
 
-for (const path of ["http", "https, verify off"] as const) {
-  Deno.test(`a write cancelled by its caller is kind cancelled, may have been applied, and is not sent again (${path})`, async () => {
-    const tls = path === "http" ? undefined : await simTls();
-    await using sim = await startSim(tls ? { tls } : {});
-    const pve = clientFor(sim, path, tls);
+const cancelledWrites: SideCase<Env>[] = (
+  ["http", "https, verify off"] as const
+).map((path) => ({
+  name:
+    `a write cancelled by its caller is kind cancelled, may have been applied, and is not sent again (${path})`,
+  setup: () => envFor(path),
+  async run({ sim, pve }) {
     await pve.get("/version");
     sim.faults.inject({
       method: "POST",
@@ -317,8 +350,13 @@ for (const path of ["http", "https, verify off"] as const) {
       sim.requests.filter((r) => r.rawPath.endsWith("/status/start")).length,
       1,
     );
-  });
-}
+  },
+}));
+
+sideBySide(
+  "writes that never get an answer, a read that times out and cancelled writes: each sent once, over every TLS path",
+  [...hangingWrites, timedOutRead, ...cancelledWrites],
+);
 
 Deno.test("a CA that is not a valid PEM certificate is a tls PveError naming PROXMOX_CA_FILE, and nothing is sent", async () => {
   await using sim = await startSim();
