@@ -1,8 +1,8 @@
 /** `deno task sim`: one JSON line with the url and the credentials it accepts. */
 import assert from "node:assert/strict";
-import { startCli } from "./sim_helpers.ts";
+import { startCli } from "../sim_helpers.ts";
 
-const ROOT = new URL("..", import.meta.url).pathname;
+const ROOT = new URL("../..", import.meta.url).pathname;
 
 Deno.test("deno task sim prints its url and credentials, which log in", async () => {
   const { info, stop } = await startCli([]);

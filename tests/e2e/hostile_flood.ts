@@ -5,8 +5,8 @@
  * over stdio by hostile_test.ts and over HTTP by hostile_http_test.ts (two
  * files, so `deno test --parallel` runs the two floods side by side).
  */
-import catalog from "../src/tools/catalog.json" with { type: "json" };
-import { prng, startSim, type TestSim } from "./helpers.ts";
+import catalog from "../../src/tools/catalog.json" with { type: "json" };
+import { prng, startSim, type TestSim } from "../helpers.ts";
 
 /** The flood's seed: `HOSTILE_SEED` replays another flood. */
 export const SEED: number = Number(Deno.env.get("HOSTILE_SEED") ?? 20261129);

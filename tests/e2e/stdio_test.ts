@@ -1,59 +1,17 @@
 /**
  * The stdio transport's fast opening: answers from src/tools/catalog.json that
- * must be exactly what the SDK answers, then a handoff to the SDK.
+ * must be exactly what the SDK answers, then a handoff to the SDK (that the
+ * catalog is the SDK's answer: tests/entry_test.ts).
  */
 import { setTimeout as delay } from "node:timers/promises";
 import assert from "node:assert/strict";
-import { buildCatalog } from "../src/catalog.ts";
-import { selectTools } from "../src/tools/mod.ts";
+import { buildCatalog } from "../../src/catalog.ts";
 import {
-  catalogTools,
   MAX_LINE_BYTES,
   SHUTDOWN_GRACE_MS,
-} from "../src/transports/stdio.ts";
-import { assertNoSecrets, simEnv, startSim } from "./helpers.ts";
-import { serverArgs } from "./server_args.ts";
-
-const CATALOG = new URL("../src/tools/catalog.json", import.meta.url);
-
-Deno.test("catalog.json is what the SDK answers (UPDATE_SNAPSHOTS=1 rewrites it)", async () => {
-  const built = await buildCatalog();
-  const text = JSON.stringify(built, null, 1) + "\n";
-  if (Deno.env.get("UPDATE_SNAPSHOTS") === "1") {
-    await Deno.writeTextFile(CATALOG, text);
-  }
-  assert.equal(
-    await Deno.readTextFile(CATALOG),
-    text,
-    "stale catalog: run with UPDATE_SNAPSHOTS=1",
-  );
-});
-
-Deno.test("the catalog's filters select the same tools as the server's", async () => {
-  for (
-    const filter of [
-      { readOnly: false },
-      { readOnly: true },
-      { readOnly: false, toolsets: ["nodes", "vms"] },
-      { readOnly: true, toolsets: ["vms"] },
-    ]
-  ) {
-    const fast = catalogTools(filter);
-    assert.deepEqual(
-      fast.map((t) => t.name),
-      selectTools(filter).map((t) => t.name),
-    );
-    assert.deepEqual(
-      fast,
-      (await buildCatalog(filter)).tools,
-      JSON.stringify(filter),
-    );
-  }
-  assert.throws(
-    () => catalogTools({ readOnly: false, toolsets: ["bogus"] }),
-    /Unknown toolset 'bogus'/,
-  );
-});
+} from "../../src/transports/stdio.ts";
+import { assertNoSecrets, simEnv, startSim } from "../helpers.ts";
+import { serverArgs } from "../server_args.ts";
 
 /** A 2025-era client's `initialize` request. */
 function initialize(id: string | number, protocolVersion: string) {

@@ -7,18 +7,18 @@
  */
 import assert from "node:assert/strict";
 import * as sdk from "@modelcontextprotocol/server";
-import type { Config } from "../src/config.ts";
-import * as local from "../src/sdk.ts";
-import type { ServerDeps } from "../src/server.ts";
-import { FastCalls } from "../src/transports/call_fast.ts";
-import { frozenClock, simEnv, startSim } from "./helpers.ts";
+import type { Config } from "../../src/config.ts";
+import * as local from "../../src/sdk.ts";
+import type { ServerDeps } from "../../src/server.ts";
+import { FastCalls } from "../../src/transports/call_fast.ts";
+import { frozenClock, simEnv, startSim } from "../helpers.ts";
 import {
   answeredFast,
   call,
   INIT,
   INITIALIZED,
   Session,
-} from "./stdio_session.ts";
+} from "../stdio_session.ts";
 
 /** Read-only calls: results, tool errors, argument errors. */
 const CALLS: { name: string; arguments?: unknown; _meta?: unknown }[] = [

@@ -11,8 +11,8 @@ import {
 } from "@modelcontextprotocol/client";
 import assert from "node:assert/strict";
 import { setTimeout as delay } from "node:timers/promises";
-import { callOk, simEnv, startSim } from "./helpers.ts";
-import { spawnHttp } from "./http_server.ts";
+import { callOk, simEnv, startSim } from "../helpers.ts";
+import { spawnHttp } from "../http_server.ts";
 
 async function health(base: string): Promise<number | "refused"> {
   return await fetch(`${base}/healthz`).then(async (r) => {
@@ -74,10 +74,10 @@ Deno.test("SIGINT (Ctrl-C) stops at once, without the MCP_DRAIN_S wait", async (
 });
 
 Deno.test("a POST whose body is still arriving when shutdown starts is counted in flight: shutdown waits and it is answered", async () => {
-  const { boot } = await import("../src/app.ts");
-  const { loadConfig } = await import("../src/config.ts");
-  const { setLogWriter } = await import("../src/log.ts");
-  const { createHttpApp } = await import("../src/transports/http/router.ts");
+  const { boot } = await import("../../src/app.ts");
+  const { loadConfig } = await import("../../src/config.ts");
+  const { setLogWriter } = await import("../../src/log.ts");
+  const { createHttpApp } = await import("../../src/transports/http/router.ts");
   setLogWriter(() => {});
   await using sim = await startSim();
   const parsed = loadConfig([], simEnv(sim));

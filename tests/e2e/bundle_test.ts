@@ -13,11 +13,11 @@ import {
 } from "@anthropic-ai/mcpb";
 import { Client } from "@modelcontextprotocol/client";
 import { StdioClientTransport } from "@modelcontextprotocol/client/stdio";
-import { startPermissions } from "../scripts/permissions.ts";
-import { simTls } from "../sim/tls.ts";
-import { assertNoSecrets, callOk, startSim } from "./helpers.ts";
+import { startPermissions } from "../../scripts/permissions.ts";
+import { simTls } from "../../sim/tls.ts";
+import { assertNoSecrets, callOk, startSim } from "../helpers.ts";
 
-const ROOT = new URL("..", import.meta.url).pathname;
+const ROOT = new URL("../..", import.meta.url).pathname;
 const MAIN = `${ROOT}src/main.ts`;
 
 /** Packs manifest.json + launcher into a .mcpb and unpacks it as a client would. */

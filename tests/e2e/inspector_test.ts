@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 
-const ROOT = new URL("..", import.meta.url).pathname;
+const ROOT = new URL("../..", import.meta.url).pathname;
 const INSPECTOR = "@modelcontextprotocol/inspector@2.12.0";
 
 async function run(

@@ -9,7 +9,7 @@
  */
 import { setTimeout as delay } from "node:timers/promises";
 import assert from "node:assert/strict";
-import { assertNoSecrets, simEnv } from "./helpers.ts";
+import { assertNoSecrets, simEnv } from "../helpers.ts";
 import {
   COUNT,
   FloodServer,
@@ -17,7 +17,7 @@ import {
   SEED,
   withSim,
 } from "./hostile_flood.ts";
-import { serverArgs } from "./server_args.ts";
+import { serverArgs } from "../server_args.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();

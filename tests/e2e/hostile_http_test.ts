@@ -12,7 +12,7 @@ import {
   StreamableHTTPClientTransport,
 } from "@modelcontextprotocol/client";
 import assert from "node:assert/strict";
-import { assertNoSecrets, simEnv } from "./helpers.ts";
+import { assertNoSecrets, simEnv } from "../helpers.ts";
 import {
   COUNT,
   FloodServer,
@@ -20,7 +20,7 @@ import {
   SEED,
   withSim,
 } from "./hostile_flood.ts";
-import { serverArgs } from "./server_args.ts";
+import { serverArgs } from "../server_args.ts";
 
 const TOKEN = "hostile-token-0123456789abcdef";
 

@@ -12,24 +12,24 @@ import {
 } from "@modelcontextprotocol/client";
 import assert from "node:assert/strict";
 import { setTimeout as delay } from "node:timers/promises";
-import { loadConfig } from "../src/config.ts";
-import { PveClient } from "../src/proxmox/client.ts";
-import { TRANSPORTS } from "../src/transports/mod.ts";
+import { loadConfig } from "../../src/config.ts";
+import { PveClient } from "../../src/proxmox/client.ts";
+import { TRANSPORTS } from "../../src/transports/mod.ts";
 import {
   createHttpApp,
   type HttpOptions,
   listen,
   type ListenOptions,
-} from "../src/transports/http/mod.ts";
+} from "../../src/transports/http/mod.ts";
 import {
   callOk,
   initializeRequest,
   simEnv,
   startSim,
   type TestSim,
-} from "./helpers.ts";
-import { spawnHttp } from "./http_server.ts";
-import { serverArgs } from "./server_args.ts";
+} from "../helpers.ts";
+import { spawnHttp } from "../http_server.ts";
+import { serverArgs } from "../server_args.ts";
 
 const TOKEN = "test-token-0123456789abcdef";
 const decoder = new TextDecoder();
@@ -953,7 +953,7 @@ Deno.test("a stateless tools/call's server holds only the tool called, yet answe
   const listed = await call("tools/list", {});
   const catalog = JSON.parse(
     await Deno.readTextFile(
-      new URL("../src/tools/catalog.json", import.meta.url),
+      new URL("../../src/tools/catalog.json", import.meta.url),
     ),
   );
   assert.deepEqual(

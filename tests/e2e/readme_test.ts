@@ -7,12 +7,12 @@
  * call must be answered. Links, privileges and the test command are checked too.
  */
 import assert from "node:assert/strict";
-import { ENV_VARS } from "../src/config.ts";
-import { bundleAssets } from "../scripts/release_fill.ts";
-import { TARGETS } from "../scripts/compile.ts";
-import { startSim, type TestSim } from "./helpers.ts";
+import { ENV_VARS } from "../../src/config.ts";
+import { bundleAssets } from "../../scripts/release_fill.ts";
+import { TARGETS } from "../../scripts/compile.ts";
+import { startSim, type TestSim } from "../helpers.ts";
 
-const ROOT = new URL("..", import.meta.url).pathname;
+const ROOT = new URL("../..", import.meta.url).pathname;
 const README = await Deno.readTextFile(`${ROOT}README.md`);
 const serverJson = JSON.parse(await Deno.readTextFile(`${ROOT}server.json`));
 

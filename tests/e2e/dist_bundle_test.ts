@@ -5,20 +5,24 @@
  * — over stdio against the simulator.
  */
 import assert from "node:assert/strict";
-import { buildBundle, bundleArgs, bundleRunFlags } from "../scripts/bundle.ts";
-import { startPermissions } from "../scripts/permissions.ts";
-import { simEnv, startSim } from "./helpers.ts";
+import {
+  buildBundle,
+  bundleArgs,
+  bundleRunFlags,
+} from "../../scripts/bundle.ts";
+import { startPermissions } from "../../scripts/permissions.ts";
+import { simEnv, startSim } from "../helpers.ts";
 import {
   answeredFast,
   call,
   INIT,
   INITIALIZED,
   Session,
-} from "./stdio_session.ts";
+} from "../stdio_session.ts";
 
 const CATALOG = JSON.parse(
   await Deno.readTextFile(
-    new URL("../src/tools/catalog.json", import.meta.url),
+    new URL("../../src/tools/catalog.json", import.meta.url),
   ),
 ) as { tools: unknown[] };
 
@@ -99,7 +103,7 @@ Deno.test("the bundle is built minified with code splitting for the deno platfor
   assert.equal(flags[0], "--no-config");
   // deno.json's unstable features still apply.
   const json = JSON.parse(
-    await Deno.readTextFile(new URL("../deno.json", import.meta.url)),
+    await Deno.readTextFile(new URL("../../deno.json", import.meta.url)),
   ) as { unstable?: string[] };
   for (const f of json.unstable ?? []) {
     assert.ok(flags.includes(`--unstable-${f}`), f);
@@ -109,7 +113,7 @@ Deno.test("the bundle is built minified with code splitting for the deno platfor
 Deno.test("every command the README and the Dockerfile show for the bundle (the image's, its code cache warm-up, the narrowed ones) carries the flags it runs with", async () => {
   const flags = await bundleRunFlags();
   const text = (await Promise.all(
-    ["../README.md", "../Dockerfile"].map((f) =>
+    ["../../README.md", "../../Dockerfile"].map((f) =>
       Deno.readTextFile(new URL(f, import.meta.url))
     ),
   )).join("\n");
