@@ -1,8 +1,11 @@
-/** e2e: the inventory tools over stdio against the simulator. */
-import { setTimeout as delay } from "node:timers/promises";
+/**
+ * The inventory tools against the simulator, in process (the real entry
+ * point with PROXMOX_CA_FILE: tests/e2e/tools_process_test.ts).
+ */
 import assert from "node:assert/strict";
-import { selfSignedCert } from "../sim/tls.ts";
+import { simTls } from "../sim/tls.ts";
 import { call, callOk, connect, simEnv, startSim } from "./helpers.ts";
+import { clockAhead } from "./tool_helpers.ts";
 
 Deno.test("inventory tools over stdio with ticket auth", async () => {
   await using sim = await startSim();
@@ -105,36 +108,31 @@ Deno.test("inventory with an API token, and the DEBUG log holds no secret", asyn
 });
 
 Deno.test("https with PROXMOX_CA_FILE verifies the simulator's certificate", async () => {
-  const tls = await selfSignedCert();
-  try {
-    await using sim = await startSim({ tls });
-    await using s = await connect({
-      env: { ...simEnv(sim), PROXMOX_CA_FILE: tls.caFile },
-      permissions: [`--allow-read=${tls.caFile}`],
-    });
-    const nodes = await callOk(s.client, "proxmox_list_nodes");
-    assert.equal(nodes.nodes.length, 3);
+  const tls = await simTls();
+  await using sim = await startSim({ tls });
+  await using s = await connect({
+    env: { ...simEnv(sim), PROXMOX_CA_FILE: tls.caFile },
+  });
+  const nodes = await callOk(s.client, "proxmox_list_nodes");
+  assert.equal(nodes.nodes.length, 3);
 
-    // Without the CA, verification is on by default and fails clearly.
-    await using bad = await connect({ env: simEnv(sim) });
-    const r = await call(bad.client, "proxmox_list_nodes");
-    assert.equal(r.isError, true);
-    assert.match(
-      r.text,
-      /TLS verification of https:\/\/127\.0\.0\.1:\d+ failed/,
-    );
-    assert.match(r.text, /PROXMOX_CA_FILE/);
+  // Without the CA, verification is on by default and fails clearly.
+  await using bad = await connect({ env: simEnv(sim) });
+  const r = await call(bad.client, "proxmox_list_nodes");
+  assert.equal(r.isError, true);
+  assert.match(
+    r.text,
+    /TLS verification of https:\/\/127\.0\.0\.1:\d+ failed/,
+  );
+  assert.match(r.text, /PROXMOX_CA_FILE/);
 
-    // PROXMOX_VERIFY_SSL=false works, with a warning at start.
-    await using insecure = await connect({
-      env: { ...simEnv(sim), PROXMOX_VERIFY_SSL: "false" },
-    });
-    const ok = await call(insecure.client, "proxmox_list_nodes");
-    assert.ok(!ok.isError, ok.text);
-    assert.match(insecure.stderr(), /PROXMOX_VERIFY_SSL=false/);
-  } finally {
-    await Deno.remove(tls.dir, { recursive: true });
-  }
+  // PROXMOX_VERIFY_SSL=false works, with a warning at start.
+  await using insecure = await connect({
+    env: { ...simEnv(sim), PROXMOX_VERIFY_SSL: "false" },
+  });
+  const ok = await call(insecure.client, "proxmox_list_nodes");
+  assert.ok(!ok.isError, ok.text);
+  assert.match(insecure.stderr(), /PROXMOX_VERIFY_SSL=false/);
 });
 
 Deno.test("errors come back as isError results with PVE's words", async () => {
@@ -199,7 +197,7 @@ Deno.test("an expired ticket is renewed by logging in again mid-session", async 
   await using sim = await startSim({ ticketLifetimeS: 1 });
   await using s = await connect({ env: simEnv(sim) });
   await callOk(s.client, "proxmox_list_nodes");
-  await delay(1100);
+  using _later = clockAhead(1100);
   const nodes = await callOk(s.client, "proxmox_list_nodes");
   assert.equal(nodes.nodes.length, 3);
   const logins = sim.requests.filter((r) => r.path === "/access/ticket");

@@ -53,3 +53,18 @@ export function sideBySide<E extends AsyncDisposable>(
     },
   });
 }
+
+/**
+ * Date.now runs `ms` ahead until disposed (`using _later = clockAhead(1100)`):
+ * for the simulator and the server in this process, that much time has
+ * passed, without waiting for it (timers are not affected).
+ */
+export function clockAhead(ms: number): Disposable {
+  const now = Date.now;
+  Date.now = () => now() + ms;
+  return {
+    [Symbol.dispose]: () => {
+      Date.now = now;
+    },
+  };
+}
