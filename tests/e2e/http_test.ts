@@ -2,8 +2,9 @@
  * e2e: the HTTP transports. The real entry point (src/main.ts --transport
  * http) is spawned and driven by the SDK Client over Streamable HTTP (2026
  * stateless and 2025 sessions) and over legacy SSE; auth, Host/Origin checks,
- * the loopback rule and graceful shutdown are checked on the wire. Session
- * expiry and the session cap run in-process with short limits.
+ * the loopback rule and graceful shutdown are checked on the wire (scenarios
+ * that need a process but not one each share one). Session expiry and the
+ * session cap run in-process with short limits.
  */
 import {
   Client,
@@ -117,72 +118,386 @@ function assertNoSecrets(log: string, sim: TestSim): void {
   }
 }
 
-Deno.test("Streamable HTTP: a 2026-07-28 client lists and calls tools statelessly", async () => {
+/**
+ * Scenarios that need a server process but not one each (the process's own
+ * start, signals and limits are tested apart): one server with the product's
+ * grants and MCP_AUTH_TOKEN, against one simulator that none of them changes.
+ * Each step counts the Proxmox requests it causes from its own start.
+ */
+Deno.test("one HTTP server process with MCP_AUTH_TOKEN:", async (t) => {
   await using sim = await startSim();
   await using srv = await spawnHttp(serverEnv(sim));
-  const client = await modernClient(srv.base);
-  try {
-    assert.equal(client.getNegotiatedProtocolVersion?.(), "2026-07-28");
-    const { tools } = await client.listTools();
-    assert.ok(tools.some((t) => t.name === "proxmox_list_vms"));
-    const nodes = await callOk(client, "proxmox_list_nodes");
-    assert.deepEqual(nodes.nodes.map((n: { node: string }) => n.node), [
-      "pve1",
-      "pve2",
-      "pve3",
-    ]);
-    const stats = await callOk(client, "proxmox_get_vm_stats", { vmid: 100 });
-    assert.equal(stats.name, "web-01");
-  } finally {
-    await client.close();
-  }
-  // Stateless: a request carries everything, no session is handed out.
-  const r = await post(`${srv.base}/mcp`, {
-    jsonrpc: "2.0",
-    id: 7,
-    method: "tools/list",
-    params: {
-      _meta: {
-        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-        "io.modelcontextprotocol/clientInfo": { name: "raw", version: "1" },
-        "io.modelcontextprotocol/clientCapabilities": {},
-      },
+  await t.step(
+    "Streamable HTTP: a 2026-07-28 client lists and calls tools statelessly",
+    async () => {
+      const client = await modernClient(srv.base);
+      try {
+        assert.equal(client.getNegotiatedProtocolVersion?.(), "2026-07-28");
+        const { tools } = await client.listTools();
+        assert.ok(tools.some((t) => t.name === "proxmox_list_vms"));
+        const nodes = await callOk(client, "proxmox_list_nodes");
+        assert.deepEqual(nodes.nodes.map((n: { node: string }) => n.node), [
+          "pve1",
+          "pve2",
+          "pve3",
+        ]);
+        const stats = await callOk(client, "proxmox_get_vm_stats", {
+          vmid: 100,
+        });
+        assert.equal(stats.name, "web-01");
+      } finally {
+        await client.close();
+      }
+      // Stateless: a request carries everything, no session is handed out.
+      const r = await post(`${srv.base}/mcp`, {
+        jsonrpc: "2.0",
+        id: 7,
+        method: "tools/list",
+        params: {
+          _meta: {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientInfo": { name: "raw", version: "1" },
+            "io.modelcontextprotocol/clientCapabilities": {},
+          },
+        },
+      }, {
+        Authorization: `Bearer ${TOKEN}`,
+        "MCP-Protocol-Version": "2026-07-28",
+        "Mcp-Method": "tools/list",
+      });
+      assert.equal(r.status, 200, await r.clone().text());
+      assert.equal(r.headers.get("mcp-session-id"), null);
+      const body = await r.json();
+      assert.ok(body.result.tools.length > 3);
+      assertNoSecrets(srv.stderr(), sim);
     },
-  }, {
-    Authorization: `Bearer ${TOKEN}`,
-    "MCP-Protocol-Version": "2026-07-28",
-    "Mcp-Method": "tools/list",
-  });
-  assert.equal(r.status, 200, await r.clone().text());
-  assert.equal(r.headers.get("mcp-session-id"), null);
-  const body = await r.json();
-  assert.ok(body.result.tools.length > 3);
-  assertNoSecrets(srv.stderr(), sim);
-});
-
-Deno.test("Streamable HTTP: a 2025-era client gets a session, calls tools, and DELETE ends it", async () => {
-  await using sim = await startSim();
-  await using srv = await spawnHttp(serverEnv(sim));
-  const transport = new StreamableHTTPClientTransport(
-    new URL(`${srv.base}/mcp`),
-    { authProvider: auth() },
   );
-  const client = new Client({ name: "http-test-2025", version: "1.0.0" });
-  await client.connect(transport);
-  const sid = transport.sessionId;
-  assert.match(sid ?? "", /^[0-9a-f-]{36}$/, "a session id");
-  assert.notEqual(client.getNegotiatedProtocolVersion?.(), "2026-07-28");
-  const vms = await callOk(client, "proxmox_list_vms", { type: "lxc" });
-  assert.ok(vms.rows.length >= 3);
-  await transport.terminateSession();
-  await client.close();
-  const r = await post(`${srv.base}/mcp`, {
-    jsonrpc: "2.0",
-    id: 2,
-    method: "tools/list",
-  }, { Authorization: `Bearer ${TOKEN}`, "Mcp-Session-Id": sid! });
-  assert.equal(r.status, 404, "the deleted session is gone");
-  await r.body?.cancel();
+  await t.step(
+    "Streamable HTTP: a 2025-era client gets a session, calls tools, and DELETE ends it",
+    async () => {
+      const transport = new StreamableHTTPClientTransport(
+        new URL(`${srv.base}/mcp`),
+        { authProvider: auth() },
+      );
+      const client = new Client({ name: "http-test-2025", version: "1.0.0" });
+      await client.connect(transport);
+      const sid = transport.sessionId;
+      assert.match(sid ?? "", /^[0-9a-f-]{36}$/, "a session id");
+      assert.notEqual(client.getNegotiatedProtocolVersion?.(), "2026-07-28");
+      const vms = await callOk(client, "proxmox_list_vms", { type: "lxc" });
+      assert.ok(vms.rows.length >= 3);
+      await transport.terminateSession();
+      await client.close();
+      const r = await post(`${srv.base}/mcp`, {
+        jsonrpc: "2.0",
+        id: 2,
+        method: "tools/list",
+      }, { Authorization: `Bearer ${TOKEN}`, "Mcp-Session-Id": sid! });
+      assert.equal(r.status, 404, "the deleted session is gone");
+      await r.body?.cancel();
+      assertNoSecrets(srv.stderr(), sim);
+    },
+  );
+  await t.step(
+    "401 with WWW-Authenticate for a missing or wrong token on every MCP path; /healthz is open and secret-free",
+    async () => {
+      const before = sim.requests.length;
+      const cases: Record<string, string>[] = [
+        {},
+        { Authorization: "Bearer wrong-token-123456789" },
+      ];
+      for (const headers of cases) {
+        const r = await post(`${srv.base}/mcp`, INIT, headers);
+        assert.equal(r.status, 401);
+        assert.match(r.headers.get("www-authenticate") ?? "", /^Bearer realm=/);
+        await r.body?.cancel();
+        const s = await fetch(`${srv.base}/sse`, { headers });
+        assert.equal(s.status, 401);
+        await s.body?.cancel();
+      }
+      const wrong = await post(`${srv.base}/mcp`, INIT, {
+        Authorization: "Bearer wrong-token-123456789",
+      });
+      assert.match(wrong.headers.get("www-authenticate")!, /invalid_token/);
+      await wrong.body?.cancel();
+      const ok = await post(`${srv.base}/mcp`, INIT, {
+        Authorization: `Bearer ${TOKEN}`,
+      });
+      assert.equal(ok.status, 200);
+      await ok.body?.cancel();
+
+      const health = await fetch(`${srv.base}/healthz`);
+      assert.equal(health.status, 200);
+      const text = await health.text();
+      assert.deepEqual(JSON.parse(text), { status: "ok" });
+      assert.equal(
+        sim.requests.length,
+        before,
+        "no Proxmox request for any of this",
+      );
+
+      // A client with the wrong token fails to connect.
+      const client = new Client({ name: "bad", version: "1" });
+      await assert.rejects(
+        client.connect(
+          new StreamableHTTPClientTransport(new URL(`${srv.base}/mcp`), {
+            authProvider: auth("wrong-token-123456789"),
+          }),
+        ),
+      );
+    },
+  );
+  await t.step(
+    "without MCP_ALLOWED_ORIGINS every foreign Origin is refused (localhost included); a malformed entry stops the start",
+    async () => {
+      const H = { Authorization: `Bearer ${TOKEN}` };
+      for (const origin of ["http://localhost:6274", "http://127.0.0.1:8000"]) {
+        assert.equal(
+          await rawStatus(srv.base, "/mcp", INIT, { ...H, Origin: origin }),
+          403,
+          origin,
+        );
+      }
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: serverArgs(["--transport", "http", "--port", "0"]),
+        clearEnv: true,
+        env: {
+          ...serverEnv(sim),
+          PATH: Deno.env.get("PATH") ?? "",
+          MCP_ALLOWED_ORIGINS: "localhost:6274",
+        },
+        stdin: "null",
+      }).output();
+      assert.equal(out.code, 2);
+      assert.match(
+        decoder.decode(out.stderr),
+        /^proxmox-mcp: Cannot parse MCP_ALLOWED_ORIGINS: localhost:6274 is not an origin/,
+      );
+    },
+  );
+  await t.step(
+    "/.well-known/* answers 404 before auth (no OAuth is offered), and initialize declares no tools.listChanged",
+    async () => {
+      for (
+        const path of [
+          "/.well-known/oauth-protected-resource",
+          "/.well-known/oauth-protected-resource/mcp",
+          "/.well-known/oauth-authorization-server",
+          "/.well-known/openid-configuration",
+        ]
+      ) {
+        const r = await fetch(`${srv.base}${path}`);
+        assert.equal(r.status, 404, path);
+        assert.equal(r.headers.get("www-authenticate"), null);
+        await r.body?.cancel();
+      }
+      const r = await post(`${srv.base}/mcp`, INIT, {
+        Authorization: `Bearer ${TOKEN}`,
+      });
+      const text = await r.text();
+      const init = JSON.parse(/^data: (.*)$/m.exec(text)?.[1] ?? text);
+      assert.ok(init.result.capabilities.tools, "tools are offered");
+      assert.notEqual(init.result.capabilities.tools.listChanged, true);
+    },
+  );
+  await t.step(
+    "auth bypass attempts over HTTP: 0 of them reach a tool",
+    async () => {
+      const since = sim.requests.length;
+      const host = new URL(srv.base).host;
+      const call = JSON.stringify({
+        jsonrpc: "2.0",
+        id: 1,
+        method: "tools/call",
+        params: {
+          name: "proxmox_list_nodes",
+          arguments: {},
+          _meta: {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientInfo": { name: "raw", version: "1" },
+            "io.modelcontextprotocol/clientCapabilities": {},
+          },
+        },
+      });
+      const request = (path: string, lines: string[]) =>
+        `POST ${path} HTTP/1.1\r\n` +
+        [
+          ...lines,
+          "Content-Type: application/json",
+          "Accept: application/json, text/event-stream",
+          "MCP-Protocol-Version: 2026-07-28",
+          "Mcp-Method: tools/call",
+          "Mcp-Name: proxmox_list_nodes",
+          `Content-Length: ${call.length}`,
+          "Connection: close",
+        ].map((l) => `${l}\r\n`).join("") + `\r\n${call}`;
+      const H = `Host: ${host}`;
+      const attempts: [string, string[], number[]][] = [
+        ["/mcp", [H], [401]],
+        ["/mcp", [H, "Authorization: Bearer "], [401]],
+        ["/mcp", [H, "Authorization: Bearer  "], [401]],
+        ["/mcp", [H, "Authorization: Bearer"], [401]],
+        ["/mcp", [H, "Authorization: "], [401]],
+        ["/mcp", [H, "Authorization: bearer wrong-token-123456789"], [401]],
+        ["/mcp", [H, `Authorization: Basic ${btoa(`x:${TOKEN}`)}`], [401]],
+        ["/mcp", [H, `Authorization: ${TOKEN}`], [401]],
+        ["/mcp", [H, `Authorization: Bearer ${TOKEN.slice(0, -1)}`], [401]],
+        ["/mcp", [H, `Authorization: Bearer ${TOKEN}x`], [401]],
+        ["/mcp", [H, `Authorization: Bearer x${TOKEN}`], [401]],
+        ["/mcp", [H, `Authorization: Bearer ${TOKEN} ${TOKEN}`], [401]],
+        ["/mcp", [H, `Authorization: Bearer ${TOKEN},`], [401]],
+        ["/mcp", [H, `Authorization: Bearer ${TOKEN}`.toUpperCase()], [401]],
+        ["/mcp", [H, `Authorization: Bearer ${"a".repeat(8_000)}`], [401]],
+        ["/mcp", [H, `Authorization: Bearer ${"a".repeat(40_000)}`], [
+          401,
+          431,
+        ]],
+        [
+          "/mcp",
+          [H, `Authorization: Bearer ${TOKEN}`, "Authorization: Bearer wrong"],
+          [401],
+        ],
+        [
+          "/mcp",
+          [H, "Authorization: Bearer wrong", `Authorization: Bearer ${TOKEN}`],
+          [401],
+        ],
+        [`/mcp?access_token=${TOKEN}`, [H], [401]],
+        [`/mcp?token=${TOKEN}&auth=Bearer+${TOKEN}`, [H], [401]],
+        ["/mcp/", [H], [401]],
+        ["//mcp", [H], [401]],
+        ["/mcp?x", [H], [401]],
+        ["/%6dcp", [H], [401]],
+        ["/MCP", [H], [401]],
+        ["/mcp%2f", [H], [401]],
+        ["/./mcp", [H], [401]],
+        ["/healthz/../mcp", [H], [401]],
+        ["/.well-known/../mcp", [H], [401]],
+        ["/healthz%2f..%2fmcp", [H], [401]],
+        ["http://evil/mcp", [H], [400, 401]],
+        ["/messages?sessionId=x", [H], [401]],
+        // Spoofed Host and Origin, with the right token: 403.
+        ["/mcp", ["Host: evil.example.net", `Authorization: Bearer ${TOKEN}`], [
+          403,
+        ]],
+        [
+          "/mcp",
+          ["Host: localhost.evil.net", `Authorization: Bearer ${TOKEN}`],
+          [
+            403,
+          ],
+        ],
+        ["/mcp", ["Host: 127.0.0.1.nip.io", `Authorization: Bearer ${TOKEN}`], [
+          403,
+        ]],
+        ["/mcp", [`Authorization: Bearer ${TOKEN}`], [403]],
+        ["/mcp", [
+          H,
+          H.replace("Host", "host"),
+          `Authorization: Bearer ${TOKEN}`,
+        ], [
+          400,
+          403,
+        ]],
+        [
+          "/mcp",
+          [H, `Authorization: Bearer ${TOKEN}`, `Origin: http://localhost:1`],
+          [403],
+        ],
+        [
+          "/mcp",
+          [H, `Authorization: Bearer ${TOKEN}`, `Origin: ${srv.base}0`],
+          [403],
+        ],
+        // With the right token, path tricks still reach nothing but /mcp itself.
+        ["/mcp/", [H, `Authorization: Bearer ${TOKEN}`], [404]],
+        ["//mcp", [H, `Authorization: Bearer ${TOKEN}`], [404]],
+        ["/%6dcp", [H, `Authorization: Bearer ${TOKEN}`], [404]],
+      ];
+      let bypasses = 0;
+      for (const [path, lines, expected] of attempts) {
+        const status = await rawSend(srv.base, request(path, lines));
+        if (!expected.includes(status)) {
+          bypasses++;
+          assert.fail(
+            `${path} ${
+              lines.join(" | ").slice(0, 120)
+            }: ${status}, expected ${expected}`,
+          );
+        }
+      }
+      assert.equal(bypasses, 0);
+      assert.equal(
+        sim.requests.slice(since).filter((r) => r.path.includes("/nodes"))
+          .length,
+        0,
+        "nothing unauthenticated reached a tool",
+      );
+      // The control: the same request with the token reaches the tool.
+      const ok = await rawSend(
+        srv.base,
+        request("/mcp", [H, `Authorization: Bearer ${TOKEN}`]),
+      );
+      assert.equal(ok, 200);
+      assert.ok(
+        sim.requests.slice(since).some((r) => r.path.includes("/nodes")),
+      );
+      assertNoSecrets(srv.stderr(), sim);
+    },
+  );
+  await t.step(
+    "request bodies are counted while they stream: 413 for a chunked body past 4 MiB long before it is all sent, and for a declared Content-Length at once",
+    async () => {
+      const url = new URL(srv.base);
+      const conn = await Deno.connect({
+        hostname: url.hostname,
+        port: Number(url.port),
+      });
+      await conn.write(
+        new TextEncoder().encode(
+          `POST /mcp HTTP/1.1\r\nHost: ${url.host}\r\nAuthorization: Bearer ${TOKEN}\r\n` +
+            "Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n" +
+            "Transfer-Encoding: chunked\r\n\r\n",
+        ),
+      );
+      const chunk = new TextEncoder().encode(
+        `10000\r\n${"x".repeat(0x10000)}\r\n`,
+      );
+      let sent = 0;
+      let answered = "";
+      const reading = (async () => {
+        const buf = new Uint8Array(4096);
+        const n = await conn.read(buf).catch(() => null);
+        answered = n ? decoder.decode(buf.subarray(0, n)) : "closed";
+      })();
+      const limit = 256 * 1024 * 1024;
+      while (!answered && sent < limit) {
+        try {
+          // write() may take part of a chunk: send it whole.
+          for (let off = 0; off < chunk.length;) {
+            off += await conn.write(chunk.subarray(off));
+          }
+        } catch {
+          break; // the server closed the connection after answering
+        }
+        sent += 0x10000;
+      }
+      await reading;
+      conn.close();
+      assert.match(answered, /^HTTP\/1\.1 413 /);
+      assert.ok(
+        sent < 32 * 1024 * 1024,
+        `answered after ${sent} bytes: the body was not read whole first`,
+      );
+      const declared = await rawSend(
+        srv.base,
+        `POST /mcp HTTP/1.1\r\nHost: ${url.host}\r\nAuthorization: Bearer ${TOKEN}\r\n` +
+          "Content-Type: application/json\r\nContent-Length: 400000000\r\n\r\n{",
+      );
+      assert.equal(declared, 413);
+      assert.equal(await healthz(srv.base), 200);
+    },
+  );
   assertNoSecrets(srv.stderr(), sim);
 });
 
@@ -225,50 +540,6 @@ Deno.test("legacy HTTP+SSE: the SDK's SSEClientTransport lists and calls tools; 
   await anon.body?.cancel();
 });
 
-Deno.test("401 with WWW-Authenticate for a missing or wrong token on every MCP path; /healthz is open and secret-free", async () => {
-  await using sim = await startSim();
-  await using srv = await spawnHttp(serverEnv(sim));
-  const cases: Record<string, string>[] = [
-    {},
-    { Authorization: "Bearer wrong-token-123456789" },
-  ];
-  for (const headers of cases) {
-    const r = await post(`${srv.base}/mcp`, INIT, headers);
-    assert.equal(r.status, 401);
-    assert.match(r.headers.get("www-authenticate") ?? "", /^Bearer realm=/);
-    await r.body?.cancel();
-    const s = await fetch(`${srv.base}/sse`, { headers });
-    assert.equal(s.status, 401);
-    await s.body?.cancel();
-  }
-  const wrong = await post(`${srv.base}/mcp`, INIT, {
-    Authorization: "Bearer wrong-token-123456789",
-  });
-  assert.match(wrong.headers.get("www-authenticate")!, /invalid_token/);
-  await wrong.body?.cancel();
-  const ok = await post(`${srv.base}/mcp`, INIT, {
-    Authorization: `Bearer ${TOKEN}`,
-  });
-  assert.equal(ok.status, 200);
-  await ok.body?.cancel();
-
-  const health = await fetch(`${srv.base}/healthz`);
-  assert.equal(health.status, 200);
-  const text = await health.text();
-  assert.deepEqual(JSON.parse(text), { status: "ok" });
-  assert.equal(sim.requests.length, 0, "no Proxmox request for any of this");
-
-  // A client with the wrong token fails to connect.
-  const client = new Client({ name: "bad", version: "1" });
-  await assert.rejects(
-    client.connect(
-      new StreamableHTTPClientTransport(new URL(`${srv.base}/mcp`), {
-        authProvider: auth("wrong-token-123456789"),
-      }),
-    ),
-  );
-});
-
 Deno.test("DNS-rebinding protection: 403 for a foreign Host, and for any Origin but the server's own and those in MCP_ALLOWED_ORIGINS (localhost on another port included)", async () => {
   await using sim = await startSim();
   await using srv = await spawnHttp(
@@ -305,34 +576,6 @@ Deno.test("DNS-rebinding protection: 403 for a foreign Host, and for any Origin 
   });
   assert.equal(r.status, 403);
   assert.match((await r.json()).error.message, /MCP_ALLOWED_ORIGINS/);
-});
-
-Deno.test("without MCP_ALLOWED_ORIGINS every foreign Origin is refused (localhost included); a malformed entry stops the start", async () => {
-  await using sim = await startSim();
-  await using srv = await spawnHttp(serverEnv(sim));
-  const H = { Authorization: `Bearer ${TOKEN}` };
-  for (const origin of ["http://localhost:6274", "http://127.0.0.1:8000"]) {
-    assert.equal(
-      await rawStatus(srv.base, "/mcp", INIT, { ...H, Origin: origin }),
-      403,
-      origin,
-    );
-  }
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: serverArgs(["--transport", "http", "--port", "0"]),
-    clearEnv: true,
-    env: {
-      ...serverEnv(sim),
-      PATH: Deno.env.get("PATH") ?? "",
-      MCP_ALLOWED_ORIGINS: "localhost:6274",
-    },
-    stdin: "null",
-  }).output();
-  assert.equal(out.code, 2);
-  assert.match(
-    decoder.decode(out.stderr),
-    /^proxmox-mcp: Cannot parse MCP_ALLOWED_ORIGINS: localhost:6274 is not an origin/,
-  );
 });
 
 Deno.test("the bind address is an allowed Host without MCP_ALLOWED_HOSTS", async () => {
@@ -699,214 +942,6 @@ Deno.test("the listener closes a connection without a complete head in time (slo
   );
   assert.ok(await closedWithin(kept, 1_500), "an idle keep-alive connection");
   assert.equal(srv.server.connections(), 0);
-});
-
-Deno.test("request bodies are counted while they stream: 413 for a chunked body past 4 MiB long before it is all sent, and for a declared Content-Length at once", async () => {
-  await using sim = await startSim();
-  await using srv = await spawnHttp(serverEnv(sim));
-  const url = new URL(srv.base);
-  const conn = await Deno.connect({
-    hostname: url.hostname,
-    port: Number(url.port),
-  });
-  await conn.write(
-    new TextEncoder().encode(
-      `POST /mcp HTTP/1.1\r\nHost: ${url.host}\r\nAuthorization: Bearer ${TOKEN}\r\n` +
-        "Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n" +
-        "Transfer-Encoding: chunked\r\n\r\n",
-    ),
-  );
-  const chunk = new TextEncoder().encode(
-    `10000\r\n${"x".repeat(0x10000)}\r\n`,
-  );
-  let sent = 0;
-  let answered = "";
-  const reading = (async () => {
-    const buf = new Uint8Array(4096);
-    const n = await conn.read(buf).catch(() => null);
-    answered = n ? decoder.decode(buf.subarray(0, n)) : "closed";
-  })();
-  const limit = 256 * 1024 * 1024;
-  while (!answered && sent < limit) {
-    try {
-      // write() may take part of a chunk: send it whole.
-      for (let off = 0; off < chunk.length;) {
-        off += await conn.write(chunk.subarray(off));
-      }
-    } catch {
-      break; // the server closed the connection after answering
-    }
-    sent += 0x10000;
-  }
-  await reading;
-  conn.close();
-  assert.match(answered, /^HTTP\/1\.1 413 /);
-  assert.ok(
-    sent < 32 * 1024 * 1024,
-    `answered after ${sent} bytes: the body was not read whole first`,
-  );
-  const declared = await rawSend(
-    srv.base,
-    `POST /mcp HTTP/1.1\r\nHost: ${url.host}\r\nAuthorization: Bearer ${TOKEN}\r\n` +
-      "Content-Type: application/json\r\nContent-Length: 400000000\r\n\r\n{",
-  );
-  assert.equal(declared, 413);
-  assert.equal(await healthz(srv.base), 200);
-});
-
-Deno.test("/.well-known/* answers 404 before auth (no OAuth is offered), and initialize declares no tools.listChanged", async () => {
-  await using sim = await startSim();
-  await using srv = await spawnHttp(serverEnv(sim));
-  for (
-    const path of [
-      "/.well-known/oauth-protected-resource",
-      "/.well-known/oauth-protected-resource/mcp",
-      "/.well-known/oauth-authorization-server",
-      "/.well-known/openid-configuration",
-    ]
-  ) {
-    const r = await fetch(`${srv.base}${path}`);
-    assert.equal(r.status, 404, path);
-    assert.equal(r.headers.get("www-authenticate"), null);
-    await r.body?.cancel();
-  }
-  const r = await post(`${srv.base}/mcp`, INIT, {
-    Authorization: `Bearer ${TOKEN}`,
-  });
-  const text = await r.text();
-  const init = JSON.parse(/^data: (.*)$/m.exec(text)?.[1] ?? text);
-  assert.ok(init.result.capabilities.tools, "tools are offered");
-  assert.notEqual(init.result.capabilities.tools.listChanged, true);
-});
-
-Deno.test("auth bypass attempts over HTTP: 0 of them reach a tool", async () => {
-  await using sim = await startSim();
-  await using srv = await spawnHttp(serverEnv(sim));
-  const host = new URL(srv.base).host;
-  const call = JSON.stringify({
-    jsonrpc: "2.0",
-    id: 1,
-    method: "tools/call",
-    params: {
-      name: "proxmox_list_nodes",
-      arguments: {},
-      _meta: {
-        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-        "io.modelcontextprotocol/clientInfo": { name: "raw", version: "1" },
-        "io.modelcontextprotocol/clientCapabilities": {},
-      },
-    },
-  });
-  const request = (path: string, lines: string[]) =>
-    `POST ${path} HTTP/1.1\r\n` +
-    [
-      ...lines,
-      "Content-Type: application/json",
-      "Accept: application/json, text/event-stream",
-      "MCP-Protocol-Version: 2026-07-28",
-      "Mcp-Method: tools/call",
-      "Mcp-Name: proxmox_list_nodes",
-      `Content-Length: ${call.length}`,
-      "Connection: close",
-    ].map((l) => `${l}\r\n`).join("") + `\r\n${call}`;
-  const H = `Host: ${host}`;
-  const attempts: [string, string[], number[]][] = [
-    ["/mcp", [H], [401]],
-    ["/mcp", [H, "Authorization: Bearer "], [401]],
-    ["/mcp", [H, "Authorization: Bearer  "], [401]],
-    ["/mcp", [H, "Authorization: Bearer"], [401]],
-    ["/mcp", [H, "Authorization: "], [401]],
-    ["/mcp", [H, "Authorization: bearer wrong-token-123456789"], [401]],
-    ["/mcp", [H, `Authorization: Basic ${btoa(`x:${TOKEN}`)}`], [401]],
-    ["/mcp", [H, `Authorization: ${TOKEN}`], [401]],
-    ["/mcp", [H, `Authorization: Bearer ${TOKEN.slice(0, -1)}`], [401]],
-    ["/mcp", [H, `Authorization: Bearer ${TOKEN}x`], [401]],
-    ["/mcp", [H, `Authorization: Bearer x${TOKEN}`], [401]],
-    ["/mcp", [H, `Authorization: Bearer ${TOKEN} ${TOKEN}`], [401]],
-    ["/mcp", [H, `Authorization: Bearer ${TOKEN},`], [401]],
-    ["/mcp", [H, `Authorization: Bearer ${TOKEN}`.toUpperCase()], [401]],
-    ["/mcp", [H, `Authorization: Bearer ${"a".repeat(8_000)}`], [401]],
-    ["/mcp", [H, `Authorization: Bearer ${"a".repeat(40_000)}`], [401, 431]],
-    [
-      "/mcp",
-      [H, `Authorization: Bearer ${TOKEN}`, "Authorization: Bearer wrong"],
-      [401],
-    ],
-    [
-      "/mcp",
-      [H, "Authorization: Bearer wrong", `Authorization: Bearer ${TOKEN}`],
-      [401],
-    ],
-    [`/mcp?access_token=${TOKEN}`, [H], [401]],
-    [`/mcp?token=${TOKEN}&auth=Bearer+${TOKEN}`, [H], [401]],
-    ["/mcp/", [H], [401]],
-    ["//mcp", [H], [401]],
-    ["/mcp?x", [H], [401]],
-    ["/%6dcp", [H], [401]],
-    ["/MCP", [H], [401]],
-    ["/mcp%2f", [H], [401]],
-    ["/./mcp", [H], [401]],
-    ["/healthz/../mcp", [H], [401]],
-    ["/.well-known/../mcp", [H], [401]],
-    ["/healthz%2f..%2fmcp", [H], [401]],
-    ["http://evil/mcp", [H], [400, 401]],
-    ["/messages?sessionId=x", [H], [401]],
-    // Spoofed Host and Origin, with the right token: 403.
-    ["/mcp", ["Host: evil.example.net", `Authorization: Bearer ${TOKEN}`], [
-      403,
-    ]],
-    ["/mcp", ["Host: localhost.evil.net", `Authorization: Bearer ${TOKEN}`], [
-      403,
-    ]],
-    ["/mcp", ["Host: 127.0.0.1.nip.io", `Authorization: Bearer ${TOKEN}`], [
-      403,
-    ]],
-    ["/mcp", [`Authorization: Bearer ${TOKEN}`], [403]],
-    ["/mcp", [H, H.replace("Host", "host"), `Authorization: Bearer ${TOKEN}`], [
-      400,
-      403,
-    ]],
-    [
-      "/mcp",
-      [H, `Authorization: Bearer ${TOKEN}`, `Origin: http://localhost:1`],
-      [403],
-    ],
-    [
-      "/mcp",
-      [H, `Authorization: Bearer ${TOKEN}`, `Origin: ${srv.base}0`],
-      [403],
-    ],
-    // With the right token, path tricks still reach nothing but /mcp itself.
-    ["/mcp/", [H, `Authorization: Bearer ${TOKEN}`], [404]],
-    ["//mcp", [H, `Authorization: Bearer ${TOKEN}`], [404]],
-    ["/%6dcp", [H, `Authorization: Bearer ${TOKEN}`], [404]],
-  ];
-  let bypasses = 0;
-  for (const [path, lines, expected] of attempts) {
-    const status = await rawSend(srv.base, request(path, lines));
-    if (!expected.includes(status)) {
-      bypasses++;
-      assert.fail(
-        `${path} ${
-          lines.join(" | ").slice(0, 120)
-        }: ${status}, expected ${expected}`,
-      );
-    }
-  }
-  assert.equal(bypasses, 0);
-  assert.equal(
-    sim.requests.filter((r) => r.path.includes("/nodes")).length,
-    0,
-    "nothing unauthenticated reached a tool",
-  );
-  // The control: the same request with the token reaches the tool.
-  const ok = await rawSend(
-    srv.base,
-    request("/mcp", [H, `Authorization: Bearer ${TOKEN}`]),
-  );
-  assert.equal(ok, 200);
-  assert.ok(sim.requests.some((r) => r.path.includes("/nodes")));
-  assertNoSecrets(srv.stderr(), sim);
 });
 
 Deno.test("a stateless tools/call's server holds only the tool called, yet answers as a full one: unknown tool, bad arguments, a real call; tools/list lists every tool", async () => {
