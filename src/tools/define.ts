@@ -266,6 +266,10 @@ export function round(n: number, digits = 1): number {
   const f = 10 ** digits;
   return Math.round(n * f) / f;
 }
+/** Bytes in MiB with one decimal. */
+export function mib(bytes: number): number {
+  return round(bytes / MIB);
+}
 /** Bytes in GiB with one decimal; anything but a number is undefined. */
 export function gib(bytes: unknown): number | undefined {
   return typeof bytes === "number" ? round(bytes / GIB) : undefined;
@@ -273,6 +277,18 @@ export function gib(bytes: unknown): number | undefined {
 /** What an error says: its message, or the thrown value as text. */
 export function messageOf(e: unknown): string {
   return e instanceof Error ? e.message : String(e ?? "");
+}
+
+/**
+ * Fields of one type, in the order named (the order the schema shows them):
+ * `fieldsOf(z.number().optional(), "cpu_pct", "cores")` is
+ * `{ cpu_pct: z.number().optional(), cores: z.number().optional() }`.
+ */
+export function fieldsOf<const K extends string, T extends z.ZodType>(
+  type: T,
+  ...names: K[]
+): Record<K, T> {
+  return Object.fromEntries(names.map((n) => [n, type])) as Record<K, T>;
 }
 
 /** The clusters a listing could not read, with why (see across()). */

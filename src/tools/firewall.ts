@@ -18,19 +18,20 @@ import {
   listRules,
   moveRule,
   portSpecError,
+  RULE_TEXT_KEYS,
   type RuleFields,
   setEnabled,
 } from "../proxmox/api/firewall.ts";
 import { type GuestRef, locate } from "../proxmox/api/guests.ts";
 import {
   defineTool,
+  fieldsOf,
   IDEMPOTENT_DESTRUCTIVE,
   page,
   pagedOutput,
   Paging,
   PveError,
   READ_ONLY,
-  type ToolContext,
   ToolError,
   Toolset,
   vm,
@@ -83,16 +84,7 @@ const Rule = z.object({
   type: z.string(),
   action: z.string(),
   enable: z.number(),
-  macro: z.string().optional(),
-  proto: z.string().optional(),
-  dport: z.string().optional(),
-  sport: z.string().optional(),
-  source: z.string().optional(),
-  dest: z.string().optional(),
-  iface: z.string().optional(),
-  log: z.string().optional(),
-  comment: z.string().optional(),
-  "icmp-type": z.string().optional(),
+  ...fieldsOf(z.string().optional(), ...RULE_TEXT_KEYS),
 });
 
 export const listFirewallRules = defineTool({
@@ -147,18 +139,11 @@ export const listFirewallRules = defineTool({
   },
 });
 
-/** verify_rule's cross-field checks, before any request. */
-function checkRule(a: {
-  type: string;
-  action: string;
-  proto?: string;
-  dport?: string;
-  sport?: string;
-  source?: string;
-  dest?: string;
-  macro?: string;
-  log?: string;
-}): string {
+/**
+ * The rule a call describes, after verify_rule's cross-field checks (before
+ * any request): its action upper-cased unless it names a security group.
+ */
+function checkedRule(a: RuleFields): RuleFields {
   let action = a.action;
   if (a.type === "group") {
     if (action.length > 18) {
@@ -204,7 +189,19 @@ function checkRule(a: {
       "IPv4 and IPv6 mixed in one rule (source, dest and proto must agree)",
     );
   }
-  return action;
+  return {
+    type: a.type,
+    action,
+    proto: a.proto,
+    dport: a.dport,
+    sport: a.sport,
+    source: a.source,
+    dest: a.dest,
+    iface: a.iface,
+    macro: a.macro,
+    comment: a.comment,
+    log: a.log,
+  };
 }
 
 export const addFirewallRule = defineTool({
@@ -252,22 +249,9 @@ export const addFirewallRule = defineTool({
   annotations: IDEMPOTENT_DESTRUCTIVE,
   privileges: [vm("VM.Config.Network"), vm("VM.Audit")],
   async run(args, ctx) {
-    const action = checkRule(args);
+    const fields = checkedRule(args);
     const { pve } = ctx;
     const g = await locate(pve, args.vmid);
-    const fields: RuleFields = {
-      type: args.type,
-      action,
-      proto: args.proto,
-      dport: args.dport,
-      sport: args.sport,
-      source: args.source,
-      dest: args.dest,
-      iface: args.iface,
-      macro: args.macro,
-      comment: args.comment,
-      log: args.log,
-    };
     const steps = new Steps(g);
     let { rules, digest } = await listRules(pve, g);
     // The same rule is not added twice (so a retry with enable_firewall is safe).
@@ -321,7 +305,11 @@ export const addFirewallRule = defineTool({
         } then applies to other inbound traffic)`,
       );
     }
-    const nic = await steps.read(() => nicWarning(ctx, g, args.iface));
+    const nic = nicWarning(
+      g,
+      args.iface,
+      await steps.read(() => firewallNics(pve, g)),
+    );
     if (nic) warnings.push(nic);
     return {
       vmid: args.vmid,
@@ -392,13 +380,12 @@ function sameRule(r: FirewallRule, f: RuleFields): boolean {
   });
 }
 
-/** Rules only act on NICs with firewall=1. */
-async function nicWarning(
-  { pve }: ToolContext,
+/** Rules only act on the NICs with firewall=1: `filtered` of `nics`. */
+function nicWarning(
   g: GuestRef,
   iface: string | undefined,
-): Promise<string | undefined> {
-  const { nics, filtered } = await firewallNics(pve, g);
+  { nics, filtered }: { nics: string[]; filtered: string[] },
+): string | undefined {
   if (iface && !nics.includes(iface)) {
     return `Guest ${g.vmid} has no ${iface} (it has ${
       nics.join(", ") || "no NIC"

@@ -1,7 +1,14 @@
 /** The `nodes` toolset: cluster nodes. */
 import { z } from "zod";
 import { listNodes as readNodes } from "../proxmox/api/nodes.ts";
-import { across, defineTool, gib, node, READ_ONLY } from "./define.ts";
+import {
+  across,
+  defineTool,
+  fieldsOf,
+  gib,
+  node,
+  READ_ONLY,
+} from "./define.ts";
 
 const pct = (f: unknown): number | undefined =>
   typeof f === "number" ? Math.round(f * 1000) / 10 : undefined;
@@ -16,13 +23,17 @@ export const listNodes = defineTool({
     nodes: z.array(z.object({
       node: z.string(),
       status: z.string(),
-      cpu_pct: z.number().optional(),
-      cores: z.number().optional(),
-      mem_gib: z.number().optional(),
-      maxmem_gib: z.number().optional(),
-      disk_gib: z.number().optional(),
-      maxdisk_gib: z.number().optional(),
-      uptime_s: z.number().optional(),
+      // What a node reports only while it is online.
+      ...fieldsOf(
+        z.number().optional(),
+        "cpu_pct",
+        "cores",
+        "mem_gib",
+        "maxmem_gib",
+        "disk_gib",
+        "maxdisk_gib",
+        "uptime_s",
+      ),
     })),
   }),
   annotations: READ_ONLY,

@@ -7,6 +7,7 @@ import {
   locate,
 } from "../proxmox/api/guests.ts";
 import * as snapshots from "../proxmox/api/snapshots.ts";
+import type { PveClient } from "../proxmox/client.ts";
 import { failureKind } from "../proxmox/api/tasks.ts";
 import {
   CREATES,
@@ -22,6 +23,7 @@ import {
   startTask,
   TaskOutcome,
   TaskWait,
+  type ToolContext,
   ToolError,
   vm,
   Vmid,
@@ -61,40 +63,79 @@ function advise(g: GuestRef, e: unknown, namesSnapshot = false): never {
   throw e;
 }
 
+/** What a snapshot tool takes: `own` between the snapshot's name and node. */
+function snapshotInput<I extends z.ZodRawShape>(own: I) {
+  return {
+    vmid: Vmid,
+    name: SnapName,
+    ...own,
+    node: GuestNode,
+    ...TaskWait,
+  };
+}
+
+/** A snapshot task: what it is called in messages, and how it starts. */
+interface SnapshotTask {
+  what: string;
+  start: () => Promise<string>;
+  /** The call names an existing snapshot, which may be missing. */
+  namesSnapshot?: boolean;
+}
+
+/**
+ * Starts a snapshot task on `g` and follows it as the call asks (wait,
+ * timeout_s); refusals and failures get advice.
+ */
+function snapshotTask(
+  ctx: ToolContext,
+  g: GuestRef,
+  a: { wait: boolean; timeout_s: number },
+  task: SnapshotTask,
+): Promise<TaskOutcome> {
+  return startTask(ctx, task.start, {
+    wait: a.wait,
+    timeoutS: a.timeout_s,
+    what: task.what,
+    advise: (e) => advise(g, e, task.namesSnapshot),
+  });
+}
+
+/**
+ * The run of a tool that starts one snapshot task on a guest and returns
+ * its outcome: `task` says which, for the guest and the call.
+ */
+function runOneTask<
+  A extends { vmid: number; node?: string; wait: boolean; timeout_s: number },
+>(
+  task: (g: GuestRef, a: A, pve: PveClient) => SnapshotTask,
+): (a: A, ctx: ToolContext) => Promise<TaskOutcome> {
+  return async (a, ctx) => {
+    const g = await locate(ctx.pve, a.vmid, a.node);
+    return await snapshotTask(ctx, g, a, task(g, a, ctx.pve));
+  };
+}
+
 export const createSnapshot = defineTool({
   name: "proxmox_create_snapshot",
   toolset: "snapshots",
   title: "Create a snapshot",
   description: "Snapshot a guest; vmstate also saves VM RAM.",
-  input: {
-    vmid: Vmid,
-    name: SnapName,
+  input: snapshotInput({
     description: z.string().optional(),
     vmstate: z.boolean().optional(),
-    node: GuestNode,
-    ...TaskWait,
-  },
+  }),
   output: TaskOutcome,
   annotations: CREATES,
   privileges: [vm("VM.Snapshot"), vm("VM.Audit")],
-  async run(a, ctx) {
-    const g = await locate(ctx.pve, a.vmid, a.node);
-    return await startTask(
-      ctx,
-      () =>
-        snapshots.createSnapshot(ctx.pve, g, {
-          name: a.name,
-          description: a.description,
-          vmstate: a.vmstate,
-        }),
-      {
-        wait: a.wait,
-        timeoutS: a.timeout_s,
-        what: `snapshot ${label(g)} as '${a.name}'`,
-        advise: (e) => advise(g, e),
-      },
-    );
-  },
+  run: runOneTask((g, a, pve) => ({
+    what: `snapshot ${label(g)} as '${a.name}'`,
+    start: () =>
+      snapshots.createSnapshot(pve, g, {
+        name: a.name,
+        description: a.description,
+        vmstate: a.vmstate,
+      }),
+  })),
 });
 
 export const listSnapshots = defineTool({
@@ -158,13 +199,7 @@ export const rollbackSnapshot = defineTool({
   toolset: "snapshots",
   title: "Roll back to a snapshot",
   description: "Roll a guest back to a snapshot.",
-  input: {
-    vmid: Vmid,
-    name: SnapName,
-    start: z.boolean().optional(),
-    node: GuestNode,
-    ...TaskWait,
-  },
+  input: snapshotInput({ start: z.boolean().optional() }),
   output: TaskOutcome.extend({
     guest_status: z.string().optional(),
     started: z.boolean().optional(),
@@ -173,16 +208,12 @@ export const rollbackSnapshot = defineTool({
   privileges: [vm(["VM.Snapshot", "VM.Snapshot.Rollback"]), vm("VM.Audit")],
   async run(a, ctx) {
     const g = await locate(ctx.pve, a.vmid, a.node);
-    const outcome = await startTask(
-      ctx,
-      () => snapshots.rollbackSnapshot(ctx.pve, g, a.name, { start: a.start }),
-      {
-        wait: a.wait,
-        timeoutS: a.timeout_s,
-        what: `roll back ${label(g)} to '${a.name}'`,
-        advise: (e) => advise(g, e, true),
-      },
-    );
+    const outcome = await snapshotTask(ctx, g, a, {
+      what: `roll back ${label(g)} to '${a.name}'`,
+      start: () =>
+        snapshots.rollbackSnapshot(ctx.pve, g, a.name, { start: a.start }),
+      namesSnapshot: true,
+    });
     if (outcome.status === "running") return outcome;
     // Step 2 reads the result; the rollback itself is done either way.
     let status: string;
@@ -217,26 +248,13 @@ export const deleteSnapshot = defineTool({
   toolset: "snapshots",
   title: "Delete a snapshot",
   description: "Delete a guest's snapshot.",
-  input: {
-    vmid: Vmid,
-    name: SnapName,
-    node: GuestNode,
-    ...TaskWait,
-  },
+  input: snapshotInput({}),
   output: TaskOutcome,
   annotations: DESTRUCTIVE,
   privileges: [vm("VM.Snapshot"), vm("VM.Audit")],
-  async run(a, ctx) {
-    const g = await locate(ctx.pve, a.vmid, a.node);
-    return await startTask(
-      ctx,
-      () => snapshots.deleteSnapshot(ctx.pve, g, a.name),
-      {
-        wait: a.wait,
-        timeoutS: a.timeout_s,
-        what: `delete snapshot '${a.name}' of ${label(g)}`,
-        advise: (e) => advise(g, e, true),
-      },
-    );
-  },
+  run: runOneTask((g, a, pve) => ({
+    what: `delete snapshot '${a.name}' of ${label(g)}`,
+    start: () => snapshots.deleteSnapshot(pve, g, a.name),
+    namesSnapshot: true,
+  })),
 });

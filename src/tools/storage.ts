@@ -15,7 +15,7 @@ import {
   across,
   defineTool,
   gib,
-  MIB,
+  mib,
   NodeName,
   page,
   pagedOutput,
@@ -145,7 +145,7 @@ export const listContent = defineTool({
           volid: v.volid,
           content: v.content ?? "",
           format: v.format ?? "",
-          size_mib: round((v.size ?? 0) / MIB),
+          size_mib: mib(v.size ?? 0),
           // The node matters for local storage: the volume exists only there.
           node: places[i].shared ? undefined : places[i].node,
           vmid: v.vmid,

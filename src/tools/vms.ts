@@ -60,12 +60,14 @@ import {
   defineTool,
   DESTRUCTIVE,
   DnsName,
+  fieldsOf,
   GIB,
   GuestNode,
   IDEMPOTENT_CHANGE,
   IDEMPOTENT_DESTRUCTIVE,
   messageOf,
   MIB,
+  mib,
   newVm,
   NodeName,
   page,
@@ -225,25 +227,31 @@ export const getVmStats = defineTool({
     status: z.string(),
     qmpstatus: z.string().optional(),
     lock: z.string().optional(),
-    uptime_s: z.number(),
-    cpu_pct: z.number(),
-    cores: z.number(),
-    mem_mib: z.number(),
-    maxmem_mib: z.number(),
-    disk_gib: z.number(),
-    maxdisk_gib: z.number(),
-    netin_mib: z.number(),
-    netout_mib: z.number(),
-    diskread_mib: z.number(),
-    diskwrite_mib: z.number(),
-    hour_avg: z.object({
-      cpu_pct: z.number().optional(),
-      mem_mib: z.number().optional(),
-      netin_kibps: z.number().optional(),
-      netout_kibps: z.number().optional(),
-      diskread_kibps: z.number().optional(),
-      diskwrite_kibps: z.number().optional(),
-    }).optional(),
+    // Its figures now; hour_avg averages the last hour.
+    ...fieldsOf(
+      z.number(),
+      "uptime_s",
+      "cpu_pct",
+      "cores",
+      "mem_mib",
+      "maxmem_mib",
+      "disk_gib",
+      "maxdisk_gib",
+      "netin_mib",
+      "netout_mib",
+      "diskread_mib",
+      "diskwrite_mib",
+    ),
+    // Each average is left out when the hour has no value for it.
+    hour_avg: z.object(fieldsOf(
+      z.number().optional(),
+      "cpu_pct",
+      "mem_mib",
+      "netin_kibps",
+      "netout_kibps",
+      "diskread_kibps",
+      "diskwrite_kibps",
+    )).optional(),
   }),
   annotations: READ_ONLY,
   privileges: [vm("VM.Audit")],
@@ -273,10 +281,10 @@ export const getVmStats = defineTool({
       maxmem_mib: Math.round(num(cur.maxmem) / MIB),
       disk_gib: round(num(cur.disk) / GIB),
       maxdisk_gib: round(num(cur.maxdisk) / GIB),
-      netin_mib: round(num(cur.netin) / MIB),
-      netout_mib: round(num(cur.netout) / MIB),
-      diskread_mib: round(num(cur.diskread) / MIB),
-      diskwrite_mib: round(num(cur.diskwrite) / MIB),
+      netin_mib: mib(num(cur.netin)),
+      netout_mib: mib(num(cur.netout)),
+      diskread_mib: mib(num(cur.diskread)),
+      diskwrite_mib: mib(num(cur.diskwrite)),
       hour_avg: rrd.length
         ? {
           cpu_pct: cpuAvg === undefined ? undefined : round(cpuAvg * 100),
@@ -791,14 +799,15 @@ type Chain = ReturnType<typeof stepper>;
 
 /**
  * The last steps of a create call: start the new guest, then wait for its
- * addresses (with progress while it polls). No addresses while the start
- * task still runs (`started.status` is `running`).
+ * addresses (with progress while it polls). Returns the state it leaves the
+ * guest in, with its addresses and a note: why there are none yet, or, while
+ * the start task still runs (`starting`), how to follow the task.
  */
 async function startAndAddresses(
   ctx: ToolContext,
   chain: Chain,
   o: { guest: GuestRef; wait: boolean; timeoutS: number; deadline: number },
-): Promise<{ started: TaskOutcome; ips?: string[]; why?: string }> {
+): Promise<{ state: "starting" | "running"; ips?: string[]; note?: string }> {
   const g = o.guest;
   const started = await chain.run(
     "start",
@@ -806,17 +815,23 @@ async function startAndAddresses(
     () => start(ctx.pve, g),
     { wait: o.wait, timeoutS: o.timeoutS },
   );
-  if (started.status === "running") return { started };
+  if (started.status === "running") {
+    return {
+      state: "starting",
+      note: started.note ?? "Start still running: no addresses yet",
+    };
+  }
   await chain.begin("addresses");
   // A dry run started nothing: no address to wait for.
-  if (ctx.dryRun) return { started, why: "dry run" };
-  const ips = await waitForAddresses(ctx.pve, g, {
-    deadline: o.deadline,
-    signal: ctx.signal,
-    onPoll: (polls) =>
-      chain.tick(`waiting for an address (${polls})`, polls / (polls + 10)),
-  });
-  return { started, ...ips };
+  const { ips, why }: { ips?: string[]; why?: string } = ctx.dryRun
+    ? { why: "dry run" }
+    : await waitForAddresses(ctx.pve, g, {
+      deadline: o.deadline,
+      signal: ctx.signal,
+      onPoll: (polls) =>
+        chain.tick(`waiting for an address (${polls})`, polls / (polls + 10)),
+    });
+  return { state: "running", ips, note: why && `No IPs yet: ${why}` };
 }
 
 /**
@@ -1047,24 +1062,17 @@ export const createVmFromTemplate = defineTool({
       }
 
       // 4. Start, then 5. wait for the agent to report addresses.
-      const ips = await startAndAddresses(ctx, chain, {
+      const { state, ...up } = await startAndAddresses(ctx, chain, {
         guest: vm,
         wait: a.wait,
         timeoutS: left(),
         deadline,
       });
-      if (ips.started.status === "running") {
-        return result({ ...base, state: "starting" }, {
-          disk,
-          note: ips.started.note ?? "Start still running: no addresses yet",
-        });
+      // Once the VM runs, the note is the resize's and the addresses'.
+      if (state === "running") {
+        up.note = [note, up.note].filter(Boolean).join("; ") || undefined;
       }
-      return result({ ...base, state: "running" }, {
-        disk,
-        ips: ips.ips,
-        note: [note, ips.why && `No IPs yet: ${ips.why}`].filter(Boolean)
-          .join("; ") || undefined,
-      });
+      return result({ ...base, state }, { disk, ...up });
     } catch (e) {
       return await createdButFailed(
         ctx,
@@ -1181,19 +1189,13 @@ export const createLxc = defineTool({
     }
     if (!a.start) return result("stopped");
     try {
-      const ips = await startAndAddresses(ctx, chain, {
+      const { state, ...up } = await startAndAddresses(ctx, chain, {
         guest: ct,
         wait: a.wait,
         timeoutS: left(),
         deadline,
       });
-      if (ips.started.status === "running") {
-        return result("starting", { note: ips.started.note });
-      }
-      return result("running", {
-        ips: ips.ips,
-        note: ips.why && `No IPs yet: ${ips.why}`,
-      });
+      return result(state, up);
     } catch (e) {
       return await createdButFailed(
         ctx,

@@ -136,12 +136,8 @@ export interface FirewallRule {
 /** The fields of a rule a caller sets (all but pos and enable). */
 export type RuleFields = Omit<FirewallRule, "pos" | "enable">;
 
-/** Every key of FirewallRule, in the order a rule is shown. */
-export const RULE_KEYS = [
-  "pos",
-  "type",
-  "action",
-  "enable",
+/** The keys of FirewallRule a rule may lack, all text, in the order shown. */
+export const RULE_TEXT_KEYS = [
   "macro",
   "proto",
   "dport",
@@ -152,6 +148,15 @@ export const RULE_KEYS = [
   "log",
   "comment",
   "icmp-type",
+] as const satisfies readonly (keyof FirewallRule)[];
+
+/** Every key of FirewallRule, in the order a rule is shown. */
+export const RULE_KEYS = [
+  "pos",
+  "type",
+  "action",
+  "enable",
+  ...RULE_TEXT_KEYS,
 ] as const satisfies readonly (keyof FirewallRule)[];
 
 function ruleOf(raw: Record<string, unknown>): FirewallRule {

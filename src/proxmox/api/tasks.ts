@@ -12,6 +12,7 @@ import {
   taskLogTail,
   type TaskStatus,
   taskSucceeded,
+  type Upid,
 } from "../tasks.ts";
 
 export {
@@ -40,21 +41,17 @@ export interface TaskInfo {
 }
 
 /**
- * Reads a task's status and the last `lines` lines of its log, on the node
- * named in the UPID (two or three GETs, in parallel).
+ * The task a UPID names, refused when the text is not a UPID or the task is
+ * outside this server's scope: on a node outside it, or of a guest outside
+ * it (a guest's task names its VMID as the task id: qmstart:100).
  */
-export async function readTask(
-  pve: PveClient,
-  upid: string,
-  lines: number,
-): Promise<TaskInfo> {
+async function taskInScope(pve: PveClient, upid: string): Promise<Upid> {
   const u = parseUpid(upid);
   if (!u) {
     throw new ToolError(
       `Not a UPID: '${upid}'. A UPID looks like UPID:pve1:0000A1B2:0012C3D4:66A1B2C3:qmstart:100:root@pam: (tools that start tasks return it)`,
     );
   }
-  // A guest's task names its VMID as the task id (qmstart:100).
   const scope = scopeOf(pve);
   scope.checkNode(u.node);
   if (/^\d+$/.test(u.id) && Number(u.id) >= 100) {
@@ -65,6 +62,19 @@ export async function readTask(
         | undefined,
     );
   }
+  return u;
+}
+
+/**
+ * Reads a task's status and the last `lines` lines of its log, on the node
+ * named in the UPID (two or three GETs, in parallel).
+ */
+export async function readTask(
+  pve: PveClient,
+  upid: string,
+  lines: number,
+): Promise<TaskInfo> {
+  const u = await taskInScope(pve, upid);
   const [st, log] = await Promise.all([
     pve.get<TaskStatus>(
       pvePath`/nodes/${seg.node(u.node)}/tasks/${seg.upid(u.upid)}/status`,
