@@ -6,6 +6,7 @@ import {
   sizeBytes,
 } from "../src/proxmox/api/create.ts";
 import { call, callOk, connect, simEnv, startSim } from "./helpers.ts";
+import { cluster, holdTasks, sideBySide } from "./tool_helpers.ts";
 
 const KEYS = [
   "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHh4+/k9= ops@laptop",
@@ -110,59 +111,8 @@ Deno.test("create_vm_from_template clones, configures cloud-init, grows the boot
   assert.ok(s.stderr().includes("proxmox_create_vm_from_template ok"));
 });
 
-Deno.test("a cloning VM is locked (clone): other tools get PVE's lock error until the clone ends", async () => {
-  await using sim = await startSim();
-  await using s = await connect({ env: simEnv(sim) });
-  sim.cluster.taskMs = 150;
-  const creating = call(s.client, "proxmox_create_vm_from_template", {
-    template: 9000,
-    newid: 150,
-    name: "slow-clone",
-  });
-  for (let i = 0; i < 100 && !sim.cluster.guests.get(150); i++) {
-    await new Promise((res) => setTimeout(res, 20));
-  }
-  assert.equal(sim.cluster.guests.get(150)?.lock, "clone");
-  const start = await call(s.client, "proxmox_start_vm", { vmid: 150 });
-  assert.equal(start.isError, true);
-  assert.match(start.text, /VM is locked \(clone\)/);
-  assert.match(start.text, /wait for it to end/);
-  const del = await call(s.client, "proxmox_delete_vm", { vmid: 150 });
-  assert.equal(del.isError, true);
-  assert.match(del.text, /VM is locked \(clone\)/);
-  const r = await creating;
-  assert.ok(!r.isError, r.text);
-  assert.equal(r.data.vmid, 150);
-  assert.equal(r.data.state, "stopped");
-  assert.equal(sim.cluster.guests.get(150)!.lock, undefined);
-  assert.equal(sim.cluster.guests.get(150)!.status, "stopped");
-});
-
-Deno.test("a clone that outlives timeout_s returns its UPID as running and says what was not done", async () => {
-  await using sim = await startSim();
-  await using s = await connect({ env: simEnv(sim) });
-  sim.cluster.taskMs = 1500;
-  const out = await callOk(s.client, "proxmox_create_vm_from_template", {
-    template: 9000,
-    start: true,
-    timeout_s: 1,
-  });
-  assert.equal(out.vmid, 107);
-  assert.equal(out.state, "locked (clone)");
-  assert.equal(out.password, undefined, "no password: none was set");
-  assert.equal(out.tasks.length, 1);
-  assert.equal(out.tasks[0].status, "running");
-  assert.match(out.tasks[0].upid, /:qmclone:9000:/);
-  assert.match(out.note, /proxmox_get_task.*NOT applied to VM 107/);
-  assert.equal(sim.cluster.guests.get(107)!.lock, "clone");
-  const t = await callOk(s.client, "proxmox_get_task", {
-    upid: out.tasks[0].upid,
-  });
-  assert.equal(t.status, "running");
-});
-
 Deno.test("linked clones share the template's base disk, which then cannot be deleted (task error with log tail)", async () => {
-  await using sim = await startSim();
+  await using sim = await startSim({ taskMs: 1 });
   await using s = await connect({ env: simEnv(sim) });
   const out = await callOk(s.client, "proxmox_create_vm_from_template", {
     template: 9000,
@@ -197,7 +147,7 @@ Deno.test("linked clones share the template's base disk, which then cannot be de
 });
 
 Deno.test("a step failing after the clone names the VM that exists and its state", async () => {
-  await using sim = await startSim();
+  await using sim = await startSim({ taskMs: 1 });
   await using s = await connect({ env: simEnv(sim) });
   const r = await call(s.client, "proxmox_create_vm_from_template", {
     template: 9000,
@@ -313,7 +263,7 @@ Deno.test("create_lxc makes an unprivileged container on a rootdir storage, star
 });
 
 Deno.test("create_lxc: a missing template fails in the task with tar's log tail and leaves nothing; storage 'local' is refused with a hint", async () => {
-  await using sim = await startSim();
+  await using sim = await startSim({ taskMs: 1 });
   await using s = await connect({ env: simEnv(sim) });
   const r = await call(s.client, "proxmox_create_lxc", {
     ostemplate: "local:vztmpl/nope-1.0_amd64.tar.zst",
@@ -384,7 +334,7 @@ Deno.test("helpers: CSPRNG passwords, sizes, and the boot disk read from the con
 });
 
 Deno.test("create_vm_from_template: a resize failing after clone and configure says which steps were applied", async () => {
-  await using sim = await startSim();
+  await using sim = await startSim({ taskMs: 1 });
   await using s = await connect({ env: simEnv(sim) });
   sim.faults.inject({
     method: "PUT",
@@ -409,7 +359,7 @@ Deno.test("create_vm_from_template: a resize failing after clone and configure s
 });
 
 Deno.test("create_vm_from_template: a start task failing names the steps done before it and keeps the task's UPID", async () => {
-  await using sim = await startSim();
+  await using sim = await startSim({ taskMs: 1 });
   await using s = await connect({ env: simEnv(sim) });
   sim.faults.task({ type: "qmstart", fail: "start failed: out of memory" });
   const r = await call(s.client, "proxmox_create_vm_from_template", {
@@ -425,143 +375,225 @@ Deno.test("create_vm_from_template: a start task failing names the steps done be
   assert.equal(sim.cluster.guests.get(107)!.status, "stopped");
 });
 
-Deno.test("waiting for a new guest's addresses stops at the first permanent error (403, 501, agent not configured) and says why", async () => {
-  await using sim = await startSim();
-  await using s = await connect({ env: simEnv(sim) });
-  const cases = [
+sideBySide(
+  "creates that wait (for a lock, timeout_s, a guest's addresses), side by side",
+  [
     {
-      fault: {
-        kind: "status" as const,
-        status: 403,
-        message: "Permission check failed (/vms/107, VM.Monitor)",
+      name:
+        "a cloning VM is locked (clone): other tools get PVE's lock error until the clone ends",
+      setup: () => cluster(),
+      async run({ sim, s }) {
+        // The clone does its work only once released: it holds the lock meanwhile.
+        using clone = holdTasks(sim, "qmclone");
+        const creating = call(s.client, "proxmox_create_vm_from_template", {
+          template: 9000,
+          newid: 150,
+          name: "slow-clone",
+        });
+        for (let i = 0; i < 100 && !sim.cluster.guests.get(150); i++) {
+          await new Promise((res) => setTimeout(res, 20));
+        }
+        assert.equal(sim.cluster.guests.get(150)?.lock, "clone");
+        const start = await call(s.client, "proxmox_start_vm", { vmid: 150 });
+        assert.equal(start.isError, true);
+        assert.match(start.text, /VM is locked \(clone\)/);
+        assert.match(start.text, /wait for it to end/);
+        const del = await call(s.client, "proxmox_delete_vm", { vmid: 150 });
+        assert.equal(del.isError, true);
+        assert.match(del.text, /VM is locked \(clone\)/);
+        clone.release();
+        const r = await creating;
+        assert.ok(!r.isError, r.text);
+        assert.equal(r.data.vmid, 150);
+        assert.equal(r.data.state, "stopped");
+        assert.equal(sim.cluster.guests.get(150)!.lock, undefined);
+        assert.equal(sim.cluster.guests.get(150)!.status, "stopped");
       },
-      why:
-        /the Proxmox user or token may not read them \(403\): Permission check failed/,
     },
     {
-      fault: {
-        kind: "status" as const,
-        status: 501,
-        message:
-          "Method 'GET /nodes/pve1/qemu/108/agent/network-get-interfaces' not implemented",
+      name:
+        "a clone that outlives timeout_s returns its UPID as running and says what was not done",
+      setup: () => cluster(),
+      async run({ sim, s }) {
+        sim.cluster.taskMs = 1500;
+        const out = await callOk(s.client, "proxmox_create_vm_from_template", {
+          template: 9000,
+          start: true,
+          timeout_s: 1,
+        });
+        assert.equal(out.vmid, 107);
+        assert.equal(out.state, "locked (clone)");
+        assert.equal(out.password, undefined, "no password: none was set");
+        assert.equal(out.tasks.length, 1);
+        assert.equal(out.tasks[0].status, "running");
+        assert.match(out.tasks[0].upid, /:qmclone:9000:/);
+        assert.match(out.note, /proxmox_get_task.*NOT applied to VM 107/);
+        assert.equal(sim.cluster.guests.get(107)!.lock, "clone");
+        const t = await callOk(s.client, "proxmox_get_task", {
+          upid: out.tasks[0].upid,
+        });
+        assert.equal(t.status, "running");
       },
-      why: /this Proxmox does not offer that endpoint \(501\)/,
     },
     {
-      fault: {
-        kind: "status" as const,
-        status: 500,
-        message: "No QEMU guest agent configured",
+      name:
+        "waiting for a new guest's addresses stops at the first permanent error (403, 501, agent not configured) and says why",
+      setup: () => cluster(),
+      async run({ sim, s }) {
+        const cases = [
+          {
+            fault: {
+              kind: "status" as const,
+              status: 403,
+              message: "Permission check failed (/vms/107, VM.Monitor)",
+            },
+            why:
+              /the Proxmox user or token may not read them \(403\): Permission check failed/,
+          },
+          {
+            fault: {
+              kind: "status" as const,
+              status: 501,
+              message:
+                "Method 'GET /nodes/pve1/qemu/108/agent/network-get-interfaces' not implemented",
+            },
+            why: /this Proxmox does not offer that endpoint \(501\)/,
+          },
+          {
+            fault: {
+              kind: "status" as const,
+              status: 500,
+              message: "No QEMU guest agent configured",
+            },
+            why: /the guest agent is not enabled in its config/,
+          },
+        ];
+        for (const c of cases) {
+          sim.faults.clear();
+          sim.faults.inject({
+            method: "GET",
+            path: /\/agent\/network-get-interfaces$/,
+            times: Infinity,
+            fault: c.fault,
+          });
+          const t0 = performance.now();
+          const out = await callOk(
+            s.client,
+            "proxmox_create_vm_from_template",
+            {
+              template: 9000,
+              start: true,
+              timeout_s: 40,
+            },
+          );
+          const seconds = (performance.now() - t0) / 1000;
+          assert.ok(seconds < 10, `returned after ${seconds} s, not timeout_s`);
+          assert.equal(out.state, "running");
+          assert.equal(out.ips, undefined);
+          assert.match(out.note, /^No IPs yet: /);
+          assert.match(out.note, c.why);
+          const polls = sim.requests.filter((q) =>
+            q.path.endsWith("/network-get-interfaces") &&
+            q.params.vmid === String(out.vmid)
+          );
+          assert.equal(polls.length, 1, "no retry after a permanent error");
+        }
+        sim.faults.clear();
+
+        // LXC: a 403 on interfaces stops the wait as well.
+        sim.faults.inject({
+          method: "GET",
+          path: /\/lxc\/\d+\/interfaces$/,
+          times: Infinity,
+          fault: {
+            kind: "status",
+            status: 403,
+            message: "Permission check failed",
+          },
+        });
+        const ct = await callOk(s.client, "proxmox_create_lxc", {
+          ostemplate: "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst",
+          node: "pve1",
+          start: true,
+          timeout_s: 40,
+        });
+        assert.match(ct.note, /may not read them \(403\)/);
       },
-      why: /the guest agent is not enabled in its config/,
     },
-  ];
-  for (const c of cases) {
-    sim.faults.clear();
-    sim.faults.inject({
-      method: "GET",
-      path: /\/agent\/network-get-interfaces$/,
-      times: Infinity,
-      fault: c.fault,
-    });
-    const t0 = performance.now();
-    const out = await callOk(s.client, "proxmox_create_vm_from_template", {
-      template: 9000,
-      start: true,
-      timeout_s: 40,
-    });
-    const seconds = (performance.now() - t0) / 1000;
-    assert.ok(seconds < 10, `returned after ${seconds} s, not timeout_s`);
-    assert.equal(out.state, "running");
-    assert.equal(out.ips, undefined);
-    assert.match(out.note, /^No IPs yet: /);
-    assert.match(out.note, c.why);
-    const polls = sim.requests.filter((q) =>
-      q.path.endsWith("/network-get-interfaces") &&
-      q.params.vmid === String(out.vmid)
-    );
-    assert.equal(polls.length, 1, "no retry after a permanent error");
-  }
-  sim.faults.clear();
-
-  // LXC: a 403 on interfaces stops the wait as well.
-  sim.faults.inject({
-    method: "GET",
-    path: /\/lxc\/\d+\/interfaces$/,
-    times: Infinity,
-    fault: { kind: "status", status: 403, message: "Permission check failed" },
-  });
-  const ct = await callOk(s.client, "proxmox_create_lxc", {
-    ostemplate: "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst",
-    node: "pve1",
-    start: true,
-    timeout_s: 40,
-  });
-  assert.match(ct.note, /may not read them \(403\)/);
-});
-
-Deno.test("addresses that take a few polls: progress continues while waiting", async () => {
-  await using sim = await startSim();
-  await using s = await connect({ env: simEnv(sim) });
-  sim.faults.inject({
-    method: "GET",
-    path: /\/agent\/network-get-interfaces$/,
-    times: 2,
-    fault: {
-      kind: "status",
-      status: 500,
-      message: "QEMU guest agent is not running",
-    },
-  });
-  const progress: { progress: number; message?: string }[] = [];
-  const r = await call(s.client, "proxmox_create_vm_from_template", {
-    template: 9000,
-    start: true,
-  }, { onprogress: (p) => progress.push(p) });
-  assert.ok(!r.isError, r.text);
-  assert.ok(r.data.ips.length > 0);
-  const waits = progress.filter((p) =>
-    /^addresses: waiting for an address/.test(p.message ?? "")
-  );
-  assert.ok(waits.length >= 2, progress.map((p) => p.message).join(" | "));
-  for (let i = 1; i < progress.length; i++) {
-    assert.ok(progress[i].progress > progress[i - 1].progress, "increasing");
-  }
-});
-
-Deno.test("a cancelled create stops polling for addresses at once (the guest stays as created)", async () => {
-  await using sim = await startSim();
-  await using s = await connect({ env: simEnv(sim) });
-  sim.faults.inject({
-    method: "GET",
-    path: /\/agent\/network-get-interfaces$/,
-    times: Infinity,
-    fault: {
-      kind: "status",
-      status: 500,
-      message: "QEMU guest agent is not running",
-    },
-  });
-  const polls = () =>
-    sim.requests.filter((q) => q.path.endsWith("/network-get-interfaces"))
-      .length;
-  const abort = new AbortController();
-  const pending = s.client.callTool(
     {
-      name: "proxmox_create_vm_from_template",
-      arguments: { template: 9000, start: true, timeout_s: 40 },
+      name: "addresses that take a few polls: progress continues while waiting",
+      setup: () => cluster(),
+      async run({ sim, s }) {
+        sim.faults.inject({
+          method: "GET",
+          path: /\/agent\/network-get-interfaces$/,
+          times: 2,
+          fault: {
+            kind: "status",
+            status: 500,
+            message: "QEMU guest agent is not running",
+          },
+        });
+        const progress: { progress: number; message?: string }[] = [];
+        const r = await call(s.client, "proxmox_create_vm_from_template", {
+          template: 9000,
+          start: true,
+        }, { onprogress: (p) => progress.push(p) });
+        assert.ok(!r.isError, r.text);
+        assert.ok(r.data.ips.length > 0);
+        const waits = progress.filter((p) =>
+          /^addresses: waiting for an address/.test(p.message ?? "")
+        );
+        assert.ok(
+          waits.length >= 2,
+          progress.map((p) => p.message).join(" | "),
+        );
+        for (let i = 1; i < progress.length; i++) {
+          assert.ok(
+            progress[i].progress > progress[i - 1].progress,
+            "increasing",
+          );
+        }
+      },
     },
-    { signal: abort.signal, timeout: 60_000 },
-  );
-  for (let i = 0; i < 100 && polls() < 2; i++) {
-    await new Promise((res) => setTimeout(res, 50));
-  }
-  assert.ok(polls() >= 2, "polling before the cancel");
-  abort.abort();
-  await assert.rejects(pending);
-  await new Promise((res) => setTimeout(res, 300));
-  const after = polls();
-  await new Promise((res) => setTimeout(res, 1500));
-  assert.equal(polls(), after, "no poll after the cancel");
-  assert.equal(sim.cluster.guests.get(107)?.status, "running");
-});
+    {
+      name:
+        "a cancelled create stops polling for addresses at once (the guest stays as created)",
+      setup: () => cluster(),
+      async run({ sim, s }) {
+        sim.faults.inject({
+          method: "GET",
+          path: /\/agent\/network-get-interfaces$/,
+          times: Infinity,
+          fault: {
+            kind: "status",
+            status: 500,
+            message: "QEMU guest agent is not running",
+          },
+        });
+        const polls = () =>
+          sim.requests.filter((q) => q.path.endsWith("/network-get-interfaces"))
+            .length;
+        const abort = new AbortController();
+        const pending = s.client.callTool(
+          {
+            name: "proxmox_create_vm_from_template",
+            arguments: { template: 9000, start: true, timeout_s: 40 },
+          },
+          { signal: abort.signal, timeout: 60_000 },
+        );
+        for (let i = 0; i < 100 && polls() < 2; i++) {
+          await new Promise((res) => setTimeout(res, 50));
+        }
+        assert.ok(polls() >= 2, "polling before the cancel");
+        abort.abort();
+        await assert.rejects(pending);
+        await new Promise((res) => setTimeout(res, 300));
+        const after = polls();
+        await new Promise((res) => setTimeout(res, 1500));
+        assert.equal(polls(), after, "no poll after the cancel");
+        assert.equal(sim.cluster.guests.get(107)?.status, "running");
+      },
+    },
+  ],
+);

@@ -10,6 +10,14 @@
  * once every case is done (a disposal's failure, such as a simulator's schema
  * violations, fails the test).
  */
+import type { SimOptions } from "../sim/mod.ts";
+import {
+  connect,
+  type Connected,
+  simEnv,
+  startSim,
+  type TestSim,
+} from "./helpers.ts";
 
 /** One case: its step's name, its environment, and what it does there. */
 export interface SideCase<E extends AsyncDisposable> {
@@ -67,4 +75,68 @@ export function clockAhead(ms: number): Disposable {
       Date.now = now;
     },
   };
+}
+
+/**
+ * Tasks of `type` that `sim` starts from now on do their work only once
+ * released (or disposed): a test sees a task running, and what it holds
+ * (a guest's lock), for as long as it needs, however busy the machine.
+ */
+export function holdTasks(
+  sim: TestSim,
+  type: string,
+): { release(): void } & Disposable {
+  const cluster = sim.cluster;
+  const { promise, resolve } = Promise.withResolvers<void>();
+  const startTask = cluster.startTask;
+  cluster.startTask = function (opts, work) {
+    return startTask.call(
+      this,
+      opts,
+      opts.type === type
+        ? async (t) => {
+          await promise;
+          await work(t);
+        }
+        : work,
+    );
+  };
+  return {
+    release: () => resolve(),
+    [Symbol.dispose]: () => {
+      resolve();
+      cluster.startTask = startTask;
+    },
+  };
+}
+
+/** A simulator and an in-process server logged in to it; both stop on dispose. */
+export interface Cluster extends AsyncDisposable {
+  sim: TestSim;
+  s: Connected;
+}
+
+/**
+ * A fresh simulator (`options`) and an in-process server logged in to it
+ * with a ticket (`env` added to its environment).
+ */
+export async function cluster(
+  options: SimOptions = {},
+  env: Record<string, string> = {},
+): Promise<Cluster> {
+  const sim = await startSim(options);
+  try {
+    const s = await connect({ env: { ...simEnv(sim), ...env } });
+    return {
+      sim,
+      s,
+      async [Symbol.asyncDispose]() {
+        await s.close();
+        await sim.close();
+      },
+    };
+  } catch (e) {
+    await sim.close().catch(() => {});
+    throw e;
+  }
 }
