@@ -7,7 +7,6 @@ import {
   locate,
 } from "../proxmox/api/guests.ts";
 import * as snapshots from "../proxmox/api/snapshots.ts";
-import type { PveClient } from "../proxmox/client.ts";
 import { failureKind } from "../proxmox/api/tasks.ts";
 import {
   CREATES,
@@ -107,7 +106,7 @@ function snapshotTask(
 function runOneTask<
   A extends { vmid: number; node?: string; wait: boolean; timeout_s: number },
 >(
-  task: (g: GuestRef, a: A, pve: PveClient) => SnapshotTask,
+  task: (g: GuestRef, a: A, pve: ToolContext["pve"]) => SnapshotTask,
 ): (a: A, ctx: ToolContext) => Promise<TaskOutcome> {
   return async (a, ctx) => {
     const g = await locate(ctx.pve, a.vmid, a.node);
