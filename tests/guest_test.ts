@@ -9,6 +9,7 @@ import {
   recipeFor,
 } from "../src/tools/guest.ts";
 import { call, callOk, connect, simEnv, startSim } from "./helpers.ts";
+import { cluster, sideBySide } from "./tool_helpers.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -88,53 +89,10 @@ Deno.test("execute_command caps output per stream, keeping head and tail", async
   // The default cap keeps one call small too.
   const d = await callOk(s.client, "proxmox_execute_command", {
     vmid: 100,
-    command: ["seq", "100000"],
+    command: ["seq", "20000"], // about 108 KB: far over the default 8000
   });
   assert.equal(d.stdout_truncated, true);
   assert.ok(d.stdout.length <= 8100);
-});
-
-Deno.test("execute_command stops waiting at timeout_s with status running, the guest pid and how to follow it; a call with that pid collects the output without running it again", async () => {
-  await using sim = await startSim();
-  await using s = await connect({ env: simEnv(sim) });
-  const t0 = performance.now();
-  const progress: string[] = [];
-  const r = await call(s.client, "proxmox_execute_command", {
-    vmid: 100,
-    command: "sleep 2; echo late",
-    timeout_s: 1,
-  }, { onprogress: (p) => progress.push(p.message ?? "") });
-  assert.ok(
-    progress.some((m) => /^Command in VM 100: running \d+ s$/.test(m)),
-    `progress while waiting: ${progress.join("|")}`,
-  );
-  const took = performance.now() - t0;
-  assert.ok(!r.isError, r.text);
-  assert.equal(r.data.status, "running");
-  assert.equal(r.data.exitcode, undefined);
-  assert.match(
-    r.data.note,
-    /still running in VM 100 after 1(\.\d)? s \(guest pid (\d+)\); it keeps running in the guest: call proxmox_execute_command again with the same arguments plus pid: \d+/,
-  );
-  assert.ok(took < 4000, `returned after ${took} ms`);
-  // The process is still there in the guest.
-  const os = sim.cluster.guests.get(100)!.guestOs!;
-  assert.equal([...os.processes.values()].length, 1);
-
-  const execs = () =>
-    sim.requests.filter((q) => q.path.endsWith("/agent/exec")).length;
-  const before = execs();
-  const done = await callOk(s.client, "proxmox_execute_command", {
-    vmid: 100,
-    command: "sleep 2; echo late",
-    pid: r.data.pid,
-    timeout_s: 10,
-  });
-  assert.equal(done.status, "exited");
-  assert.equal(done.pid, r.data.pid);
-  assert.equal(done.exitcode, 0);
-  assert.equal(done.stdout, "late\n");
-  assert.equal(execs(), before, "not started again");
 });
 
 Deno.test("guest commands wait 45 s by default, not longer (clients give up after 60 s)", () => {
@@ -226,91 +184,6 @@ Deno.test("read_file_vm and write_file_vm round-trip text and binary, with PVE's
     sim.requests.filter((q) => q.path.endsWith("/file-write")).length,
     writes,
     "refused before any file-write request",
-  );
-});
-
-Deno.test("install_software runs the apt recipe on Debian and apk on Alpine with progress; unknown distros are refused", async () => {
-  await using sim = await startSim();
-  await using s = await connect({ env: simEnv(sim) });
-  const progress: string[] = [];
-  const r = await call(s.client, "proxmox_install_software", {
-    vmid: 100,
-    software: "nginx",
-  }, { onprogress: (p) => progress.push(p.message ?? "") });
-  assert.ok(!r.isError, r.text);
-  assert.equal(r.data.package_manager, "apt");
-  assert.equal(r.data.distro, "Debian GNU/Linux 12 (bookworm)");
-  assert.equal(r.data.exitcode, 0);
-  assert.match(r.data.output_tail, /Setting up nginx \(1\.22\.1/);
-  assert.match(r.data.output_tail, /Created symlink/, "stderr is in the tail");
-  assert.match(progress[0], /Installing nginx in VM 100 .* with apt/);
-  assert.ok(progress.some((m) => /running \d+ s/.test(m)), progress.join("|"));
-  const debian = sim.cluster.guests.get(100)!.guestOs!;
-  assert.ok(debian.files.has("/usr/sbin/nginx"));
-  assert.ok(
-    debian.files.has(
-      "/etc/systemd/system/multi-user.target.wants/nginx.service",
-    ),
-  );
-  const exec = sim.requests.filter((q) => q.path.endsWith("/agent/exec")).at(
-    -1,
-  )!;
-  assert.deepEqual((exec.params.command as string[]).slice(0, 2), [
-    "/bin/sh",
-    "-c",
-  ]);
-  assert.match(
-    (exec.params.command as string[])[2],
-    /^exec 2>&1; export DEBIAN_FRONTEND=noninteractive; apt-get update && apt-get install -y nginx/,
-  );
-
-  const a = await callOk(s.client, "proxmox_install_software", {
-    vmid: 103,
-    software: "docker",
-  });
-  assert.equal(a.package_manager, "apk");
-  assert.match(a.output_tail, /Installing docker \(26\.1\.5-r0\)/);
-  const alpine = sim.cluster.guests.get(103)!.guestOs!;
-  assert.ok(alpine.files.has("/usr/bin/docker"));
-  assert.ok(alpine.files.has("/etc/runlevels/default/docker"));
-
-  const up = await callOk(s.client, "proxmox_install_software", {
-    vmid: 101,
-    software: "update",
-  });
-  assert.equal(up.package_manager, "apt");
-  assert.match(up.output_tail, /Setting up openssl/);
-
-  // The RHEL family, once its VM runs.
-  const rocky = sim.cluster.guests.get(106)!;
-  rocky.status = "running";
-  rocky.startedAt = Date.now() - 60_000;
-  const d = await callOk(s.client, "proxmox_install_software", {
-    vmid: 106,
-    software: "docker",
-  });
-  assert.equal(d.package_manager, "dnf");
-  assert.match(d.output_tail, /Complete!/);
-  assert.ok(
-    rocky.guestOs!.files.has("/etc/yum.repos.d/docker-ce.repo"),
-    "the docker-ce repository was added",
-  );
-
-  const execs = sim.requests.filter((q) => q.path.endsWith("/agent/exec"))
-    .length;
-  const arch = await call(s.client, "proxmox_install_software", {
-    vmid: 105,
-    software: "nginx",
-  });
-  assert.ok(arch.isError);
-  assert.match(
-    arch.text,
-    /^Unsupported distribution in VM 105: Arch Linux \(ID=arch\); .*Debian\/Ubuntu \(apt\), the RHEL family \(dnf\/yum\) and Alpine \(apk\)/,
-  );
-  assert.equal(
-    sim.requests.filter((q) => q.path.endsWith("/agent/exec")).length,
-    execs,
-    "nothing ran in the unknown guest",
   );
 });
 
@@ -695,72 +568,6 @@ Deno.test("hostile strings in every string argument of the guest tools reach onl
   assert.equal(sim.cluster.guests.get(100)!.status, "running");
 });
 
-Deno.test("one failed exec-status read is read again; when the status stays unreadable the error says the command may still run, with its pid", async () => {
-  await using sim = await startSim();
-  await using s = await connect({ env: simEnv(sim) });
-  sim.faults.inject({
-    method: "GET",
-    path: /\/agent\/exec-status$/,
-    fault: { kind: "status", status: 502 },
-  });
-  const r = await callOk(s.client, "proxmox_execute_command", {
-    vmid: 100,
-    command: "echo once",
-  });
-  assert.equal(r.stdout, "once\n");
-
-  sim.faults.inject({
-    method: "GET",
-    path: /\/agent\/exec-status$/,
-    times: 2,
-    fault: { kind: "status", status: 503 },
-  });
-  const lost = await call(s.client, "proxmox_execute_command", {
-    vmid: 100,
-    command: "echo twice",
-  });
-  assert.ok(lost.isError);
-  assert.match(
-    lost.text,
-    /^Cannot read the state of guest pid (\d+) in VM 100 \(.*503.*\); it may still be running in the guest: ask again with pid: \1/,
-  );
-  const pid = Number(/pid: (\d+)/.exec(lost.text)![1]);
-  const later = await callOk(s.client, "proxmox_execute_command", {
-    vmid: 100,
-    command: "echo twice",
-    pid,
-  });
-  assert.equal(later.stdout, "twice\n");
-});
-
-Deno.test("a cancelled execute_command stops polling the guest at once (the process goes on in the guest)", async () => {
-  await using sim = await startSim();
-  await using s = await connect({ env: simEnv(sim) });
-  const ac = new AbortController();
-  const started = performance.now();
-  const pending = s.client.callTool(
-    {
-      name: "proxmox_execute_command",
-      arguments: { vmid: 100, command: "sleep 30", timeout_s: 20 },
-    },
-    { signal: ac.signal },
-  );
-  const polls = () =>
-    sim.requests.filter((q) => q.path.endsWith("/agent/exec-status")).length;
-  while (polls() < 2) await delay(20);
-  ac.abort();
-  await assert.rejects(pending);
-  assert.ok(performance.now() - started < 5000);
-  const after = polls();
-  // The first polls come 100 ms apart, then 150 ms (growing by half each
-  // time): a poll that outlived the cancel would arrive well inside this
-  // window.
-  await delay(1000);
-  assert.equal(polls(), after, "no exec-status read after the cancel");
-  const os = sim.cluster.guests.get(100)!.guestOs!;
-  assert.equal(os.processes.size, 1, "the process still runs in the guest");
-});
-
 Deno.test("following a pid the agent no longer knows says why", async () => {
   await using sim = await startSim();
   await using s = await connect({ env: simEnv(sim) });
@@ -777,39 +584,6 @@ Deno.test("following a pid the agent no longer knows says why", async () => {
   assert.ok(
     !sim.requests.some((q) => q.path.endsWith("/agent/exec")),
     "nothing was started",
-  );
-});
-
-Deno.test("install_software returns running with the pid at timeout_s; a call with that pid waits for the same run and reports it", async () => {
-  // Slow steps: the guest takes several seconds to install.
-  await using sim = await startSim({ taskMs: 150 });
-  await using s = await connect({ env: simEnv(sim) });
-  const r = await callOk(s.client, "proxmox_install_software", {
-    vmid: 100,
-    software: "nginx",
-    timeout_s: 1,
-  });
-  assert.equal(r.status, "running");
-  assert.equal(r.exitcode, undefined);
-  assert.match(
-    r.note,
-    /^Installing nginx \(apt\) is still running in VM 100 after 1(\.\d)? s \(guest pid \d+\); .*plus pid: \d+/,
-  );
-  const execs = sim.requests.filter((q) => q.path.endsWith("/agent/exec"))
-    .length;
-  const done = await callOk(s.client, "proxmox_install_software", {
-    vmid: 100,
-    software: "nginx",
-    pid: r.pid,
-    timeout_s: 30,
-  });
-  assert.equal(done.status, "ok");
-  assert.equal(done.exitcode, 0);
-  assert.match(done.output_tail, /Setting up nginx/);
-  assert.equal(
-    sim.requests.filter((q) => q.path.endsWith("/agent/exec")).length,
-    execs,
-    "not started again",
   );
 });
 
@@ -850,3 +624,259 @@ Deno.test("an exec or file write whose answer never came is sent once and report
     );
   }
 });
+
+sideBySide(
+  "guest commands that wait (timeout_s, installs, unreadable or cancelled exec status), side by side",
+  [
+    {
+      name:
+        "execute_command stops waiting at timeout_s with status running, the guest pid and how to follow it; a call with that pid collects the output without running it again",
+      setup: () => cluster(),
+      async run({ sim, s }) {
+        const t0 = performance.now();
+        const progress: string[] = [];
+        const r = await call(s.client, "proxmox_execute_command", {
+          vmid: 100,
+          command: "sleep 2; echo late",
+          timeout_s: 1,
+        }, { onprogress: (p) => progress.push(p.message ?? "") });
+        assert.ok(
+          progress.some((m) => /^Command in VM 100: running \d+ s$/.test(m)),
+          `progress while waiting: ${progress.join("|")}`,
+        );
+        const took = performance.now() - t0;
+        assert.ok(!r.isError, r.text);
+        assert.equal(r.data.status, "running");
+        assert.equal(r.data.exitcode, undefined);
+        assert.match(
+          r.data.note,
+          /still running in VM 100 after 1(\.\d)? s \(guest pid (\d+)\); it keeps running in the guest: call proxmox_execute_command again with the same arguments plus pid: \d+/,
+        );
+        assert.ok(took < 4000, `returned after ${took} ms`);
+        // The process is still there in the guest.
+        const os = sim.cluster.guests.get(100)!.guestOs!;
+        assert.equal([...os.processes.values()].length, 1);
+
+        const execs = () =>
+          sim.requests.filter((q) => q.path.endsWith("/agent/exec")).length;
+        const before = execs();
+        const done = await callOk(s.client, "proxmox_execute_command", {
+          vmid: 100,
+          command: "sleep 2; echo late",
+          pid: r.data.pid,
+          timeout_s: 10,
+        });
+        assert.equal(done.status, "exited");
+        assert.equal(done.pid, r.data.pid);
+        assert.equal(done.exitcode, 0);
+        assert.equal(done.stdout, "late\n");
+        assert.equal(execs(), before, "not started again");
+      },
+    },
+    {
+      name:
+        "install_software runs the apt recipe on Debian and apk on Alpine with progress; unknown distros are refused",
+      setup: () => cluster(),
+      async run({ sim, s }) {
+        const progress: string[] = [];
+        const r = await call(s.client, "proxmox_install_software", {
+          vmid: 100,
+          software: "nginx",
+        }, { onprogress: (p) => progress.push(p.message ?? "") });
+        assert.ok(!r.isError, r.text);
+        assert.equal(r.data.package_manager, "apt");
+        assert.equal(r.data.distro, "Debian GNU/Linux 12 (bookworm)");
+        assert.equal(r.data.exitcode, 0);
+        assert.match(r.data.output_tail, /Setting up nginx \(1\.22\.1/);
+        assert.match(
+          r.data.output_tail,
+          /Created symlink/,
+          "stderr is in the tail",
+        );
+        assert.match(progress[0], /Installing nginx in VM 100 .* with apt/);
+        assert.ok(
+          progress.some((m) => /running \d+ s/.test(m)),
+          progress.join("|"),
+        );
+        const debian = sim.cluster.guests.get(100)!.guestOs!;
+        assert.ok(debian.files.has("/usr/sbin/nginx"));
+        assert.ok(
+          debian.files.has(
+            "/etc/systemd/system/multi-user.target.wants/nginx.service",
+          ),
+        );
+        const exec = sim.requests.filter((q) => q.path.endsWith("/agent/exec"))
+          .at(
+            -1,
+          )!;
+        assert.deepEqual((exec.params.command as string[]).slice(0, 2), [
+          "/bin/sh",
+          "-c",
+        ]);
+        assert.match(
+          (exec.params.command as string[])[2],
+          /^exec 2>&1; export DEBIAN_FRONTEND=noninteractive; apt-get update && apt-get install -y nginx/,
+        );
+
+        const a = await callOk(s.client, "proxmox_install_software", {
+          vmid: 103,
+          software: "docker",
+        });
+        assert.equal(a.package_manager, "apk");
+        assert.match(a.output_tail, /Installing docker \(26\.1\.5-r0\)/);
+        const alpine = sim.cluster.guests.get(103)!.guestOs!;
+        assert.ok(alpine.files.has("/usr/bin/docker"));
+        assert.ok(alpine.files.has("/etc/runlevels/default/docker"));
+
+        const up = await callOk(s.client, "proxmox_install_software", {
+          vmid: 101,
+          software: "update",
+        });
+        assert.equal(up.package_manager, "apt");
+        assert.match(up.output_tail, /Setting up openssl/);
+
+        // The RHEL family, once its VM runs.
+        const rocky = sim.cluster.guests.get(106)!;
+        rocky.status = "running";
+        rocky.startedAt = Date.now() - 60_000;
+        const d = await callOk(s.client, "proxmox_install_software", {
+          vmid: 106,
+          software: "docker",
+        });
+        assert.equal(d.package_manager, "dnf");
+        assert.match(d.output_tail, /Complete!/);
+        assert.ok(
+          rocky.guestOs!.files.has("/etc/yum.repos.d/docker-ce.repo"),
+          "the docker-ce repository was added",
+        );
+
+        const execs = sim.requests.filter((q) => q.path.endsWith("/agent/exec"))
+          .length;
+        const arch = await call(s.client, "proxmox_install_software", {
+          vmid: 105,
+          software: "nginx",
+        });
+        assert.ok(arch.isError);
+        assert.match(
+          arch.text,
+          /^Unsupported distribution in VM 105: Arch Linux \(ID=arch\); .*Debian\/Ubuntu \(apt\), the RHEL family \(dnf\/yum\) and Alpine \(apk\)/,
+        );
+        assert.equal(
+          sim.requests.filter((q) => q.path.endsWith("/agent/exec")).length,
+          execs,
+          "nothing ran in the unknown guest",
+        );
+      },
+    },
+    {
+      name:
+        "one failed exec-status read is read again; when the status stays unreadable the error says the command may still run, with its pid",
+      setup: () => cluster(),
+      async run({ sim, s }) {
+        sim.faults.inject({
+          method: "GET",
+          path: /\/agent\/exec-status$/,
+          fault: { kind: "status", status: 502 },
+        });
+        const r = await callOk(s.client, "proxmox_execute_command", {
+          vmid: 100,
+          command: "echo once",
+        });
+        assert.equal(r.stdout, "once\n");
+
+        sim.faults.inject({
+          method: "GET",
+          path: /\/agent\/exec-status$/,
+          times: 2,
+          fault: { kind: "status", status: 503 },
+        });
+        const lost = await call(s.client, "proxmox_execute_command", {
+          vmid: 100,
+          command: "echo twice",
+        });
+        assert.ok(lost.isError);
+        assert.match(
+          lost.text,
+          /^Cannot read the state of guest pid (\d+) in VM 100 \(.*503.*\); it may still be running in the guest: ask again with pid: \1/,
+        );
+        const pid = Number(/pid: (\d+)/.exec(lost.text)![1]);
+        const later = await callOk(s.client, "proxmox_execute_command", {
+          vmid: 100,
+          command: "echo twice",
+          pid,
+        });
+        assert.equal(later.stdout, "twice\n");
+      },
+    },
+    {
+      name:
+        "a cancelled execute_command stops polling the guest at once (the process goes on in the guest)",
+      setup: () => cluster(),
+      async run({ sim, s }) {
+        const ac = new AbortController();
+        const started = performance.now();
+        const pending = s.client.callTool(
+          {
+            name: "proxmox_execute_command",
+            arguments: { vmid: 100, command: "sleep 30", timeout_s: 20 },
+          },
+          { signal: ac.signal },
+        );
+        const polls = () =>
+          sim.requests.filter((q) => q.path.endsWith("/agent/exec-status"))
+            .length;
+        while (polls() < 2) await delay(20);
+        ac.abort();
+        await assert.rejects(pending);
+        assert.ok(performance.now() - started < 5000);
+        const after = polls();
+        // The first polls come 100 ms apart, then 150 ms (growing by half each
+        // time): a poll that outlived the cancel would arrive well inside this
+        // window.
+        await delay(1000);
+        assert.equal(polls(), after, "no exec-status read after the cancel");
+        const os = sim.cluster.guests.get(100)!.guestOs!;
+        assert.equal(
+          os.processes.size,
+          1,
+          "the process still runs in the guest",
+        );
+      },
+    },
+    {
+      name:
+        "install_software returns running with the pid at timeout_s; a call with that pid waits for the same run and reports it",
+      // Slow steps: the guest takes several seconds to install.
+      setup: () => cluster({ taskMs: 150 }),
+      async run({ sim, s }) {
+        const r = await callOk(s.client, "proxmox_install_software", {
+          vmid: 100,
+          software: "nginx",
+          timeout_s: 1,
+        });
+        assert.equal(r.status, "running");
+        assert.equal(r.exitcode, undefined);
+        assert.match(
+          r.note,
+          /^Installing nginx \(apt\) is still running in VM 100 after 1(\.\d)? s \(guest pid \d+\); .*plus pid: \d+/,
+        );
+        const execs = sim.requests.filter((q) => q.path.endsWith("/agent/exec"))
+          .length;
+        const done = await callOk(s.client, "proxmox_install_software", {
+          vmid: 100,
+          software: "nginx",
+          pid: r.pid,
+          timeout_s: 30,
+        });
+        assert.equal(done.status, "ok");
+        assert.equal(done.exitcode, 0);
+        assert.match(done.output_tail, /Setting up nginx/);
+        assert.equal(
+          sim.requests.filter((q) => q.path.endsWith("/agent/exec")).length,
+          execs,
+          "not started again",
+        );
+      },
+    },
+  ],
+);
