@@ -269,6 +269,8 @@ async function runCall(
     : undefined;
   // What a human's answer is bound to: with several clusters, the cluster too.
   const bound = named ? { cluster: named, ...args } : args;
+  // How log lines name the call: with several clusters, its cluster too.
+  const label = named ? `${tool.name} on cluster '${named}'` : tool.name;
   const started = performance.now();
   const token = ctx.mcpReq._meta?.progressToken;
   const progress: ToolContext["progress"] = async (message, p, total) => {
@@ -347,12 +349,12 @@ async function runCall(
       }));
     facts.confirmation = gate.kind === "ask" ? "asked" : gate.outcome;
     if (gate.kind === "ask") {
-      log.info(`${tool.name} asks the human to confirm`);
+      log.info(`${label} asks the human to confirm`);
       return gate.result;
     }
     if (gate.kind === "refuse") {
       facts.refused = true;
-      log.info(`${tool.name} not done: ${gate.outcome}`);
+      log.info(`${label} not done: ${gate.outcome}`);
       return {
         content: [{ type: "text", text: gate.text }],
         isError: true,
@@ -366,7 +368,7 @@ async function runCall(
       throw e;
     });
     const record = callRecord.getStore();
-    const out = dryRun && record ? dryRunResult(record) : ran;
+    const out = dryRun && record ? dryRunResult(record, named) : ran;
     let structured = JSON.parse(JSON.stringify(out)) as Record<
       string,
       unknown
@@ -388,13 +390,13 @@ async function runCall(
       );
       if (release.kind === "ask") {
         facts.lockdown = "asked";
-        log.info(`${tool.name} asks the human to release guest output`);
+        log.info(`${label} asks the human to release guest output`);
         return release.result;
       }
       facts.lockdown = "withheld";
       structured = release.result;
     }
-    log.info(`${tool.name} ok ${Math.round(performance.now() - started)}ms`);
+    log.info(`${label} ok ${Math.round(performance.now() - started)}ms`);
     return {
       content: [{ type: "text", text: JSON.stringify(structured) }],
       structuredContent: structured,
@@ -446,12 +448,13 @@ async function runCall(
     const planned = callRecord.getStore();
     if (dryRun && planned?.writes.length) {
       // A step needs what an earlier, unsent one would have made.
-      text =
-        `Dry run: planning stopped after ${planned.writes.length} request(s): ${text}\n${
-          JSON.stringify(dryRunResult(planned).requests)
-        }`;
+      text = `Dry run${
+        named ? ` on cluster '${named}'` : ""
+      }: planning stopped after ${planned.writes.length} request(s): ${text}\n${
+        JSON.stringify(dryRunResult(planned).requests)
+      }`;
     }
-    log.info(`${tool.name} error ${ms}ms: ${text.split("\n")[0]}`);
+    log.info(`${label} error ${ms}ms: ${text.split("\n")[0]}`);
     return { content: [{ type: "text", text }], isError: true };
   }
 }

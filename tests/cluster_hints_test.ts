@@ -73,3 +73,25 @@ Deno.test("without PROXMOX_CONFIG the same advice names the variables", async ()
     /Check PROXMOX_USER \(root@pam, with its realm\) and PROXMOX_PASSWORD/,
   );
 });
+
+Deno.test("among several clusters, a dry run's note and the call's log line name the cluster", async () => {
+  await using a = await startSim();
+  await using b = await startSim();
+  await using file = await configFile({
+    clusters: { home: entry(a), lab: entry(b) },
+  });
+  await using s = await connect({ env: { PROXMOX_CONFIG: file.path } });
+  const planned = await call(s.client, "proxmox_start_vm", {
+    cluster: "lab",
+    vmid: 101,
+    dry_run: true,
+  });
+  assert.equal(planned.isError, undefined, planned.text);
+  assert.match(planned.text, /Dry run on cluster 'lab': nothing was sent/);
+  assert.match(s.stderr(), /proxmox_start_vm on cluster 'lab' ok \d+ms/);
+  assert.equal(
+    b.requests.filter((r) => r.method !== "GET").length,
+    1,
+    "login only",
+  );
+});

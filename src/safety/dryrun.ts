@@ -54,15 +54,22 @@ function plannedRequests(record: CallRecord): PlannedRequest[] {
   });
 }
 
-/** The result of a dry run that went through. */
-export function dryRunResult(record: CallRecord): DryRunResult {
+/**
+ * The result of a dry run that went through; `cluster`: among several, the
+ * one it planned on, named in the note.
+ */
+export function dryRunResult(
+  record: CallRecord,
+  cluster?: string,
+): DryRunResult {
   const requests = plannedRequests(record);
+  const on = cluster === undefined ? "" : ` on cluster '${cluster}'`;
   return {
     dry_run: true,
     requests,
     note: requests.length
-      ? `Dry run: nothing was sent. These ${requests.length} request(s) would be sent to Proxmox, in this order (tasks not waited for; task-dependent values such as a digest are read at run time)`
-      : "Dry run: nothing was sent, and this call would send no change to Proxmox (the guest is already as asked)",
+      ? `Dry run${on}: nothing was sent. These ${requests.length} request(s) would be sent to Proxmox, in this order (tasks not waited for; task-dependent values such as a digest are read at run time)`
+      : `Dry run${on}: nothing was sent, and this call would send no change to Proxmox (the guest is already as asked)`,
   };
 }
 
