@@ -6,7 +6,7 @@ import {
   sizeBytes,
 } from "../src/proxmox/api/create.ts";
 import { call, callOk, connect, simEnv, startSim } from "./helpers.ts";
-import { cluster, holdTasks, sideBySide } from "./tool_helpers.ts";
+import { cluster, holdNextTask, sideBySide } from "./tool_helpers.ts";
 
 const KEYS = [
   "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHh4+/k9= ops@laptop",
@@ -384,7 +384,7 @@ sideBySide(
       setup: () => cluster(),
       async run({ sim, s }) {
         // The clone does its work only once released: it holds the lock meanwhile.
-        using clone = holdTasks(sim, "qmclone");
+        using clone = holdNextTask(sim, "qmclone");
         const creating = call(s.client, "proxmox_create_vm_from_template", {
           template: 9000,
           newid: 150,

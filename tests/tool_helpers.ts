@@ -78,11 +78,12 @@ export function clockAhead(ms: number): Disposable {
 }
 
 /**
- * Tasks of `type` that `sim` starts from now on do their work only once
- * released (or disposed): a test sees a task running, and what it holds
- * (a guest's lock), for as long as it needs, however busy the machine.
+ * The next task of `type` that `sim` starts stops at the first step of its
+ * work until released (or disposed): a test sees the task running, and what
+ * it holds (a guest's lock), for as long as it needs, however busy the
+ * machine. Other tasks run as usual.
  */
-export function holdTasks(
+export function holdNextTask(
   sim: TestSim,
   type: string,
 ): { release(): void } & Disposable {
@@ -90,16 +91,16 @@ export function holdTasks(
   const { promise, resolve } = Promise.withResolvers<void>();
   const startTask = cluster.startTask;
   cluster.startTask = function (opts, work) {
-    return startTask.call(
-      this,
-      opts,
-      opts.type === type
-        ? async (t) => {
+    if (opts.type !== type) return startTask.call(this, opts, work);
+    cluster.startTask = startTask;
+    return startTask.call(this, opts, (t) =>
+      work({
+        ...t,
+        step: async (ms) => {
           await promise;
-          await work(t);
-        }
-        : work,
-    );
+          await t.step(ms);
+        },
+      }));
   };
   return {
     release: () => resolve(),
