@@ -7,6 +7,7 @@ import { createBackup, restoreBackup } from "../src/tools/backups.ts";
 import type { TestSim } from "./helpers.ts";
 import { call, callOk, connect, simEnv, startSim } from "./helpers.ts";
 import { HOSTILE_SEGMENTS } from "./path_strings.ts";
+import { cluster, holdNextTask, sideBySide } from "./tool_helpers.ts";
 
 /** The config minus disks (renamed on restore) and the snapshot parent. */
 function comparable(
@@ -283,8 +284,10 @@ Deno.test("restore with force overwrites a stopped guest with the backed-up conf
 });
 
 Deno.test("a guest being backed up is locked: snapshots and a second backup are refused with PVE's message", async () => {
-  await using sim = await startSim({ taskMs: 100 });
+  await using sim = await startSim();
   await using s = await connect({ env: simEnv(sim) });
+  // The first backup's work stops after it locks the VM, until released.
+  using backup = holdNextTask(sim, "vzdump");
   const first = await callOk(s.client, "proxmox_create_backup", {
     vmid: 101,
     wait: false,
@@ -310,6 +313,7 @@ Deno.test("a guest being backed up is locked: snapshots and a second backup are 
     /ERROR: Backup of VM 101 failed - VM is locked \(backup\)/,
   );
 
+  backup.release();
   await until("the lock is released", () => vm.lock === undefined);
   await until(
     "the first backup ends OK",
@@ -350,33 +354,6 @@ Deno.test("vzdump answers OK when no listed guest is on the node, and PVE's rest
   });
   assert.equal(disk.status, 400);
   assert.equal(sim.cluster.guests.has(120), false);
-});
-
-Deno.test("backup and restore wait at most 45 s by default, then answer running with the UPID and the storage; progress goes on while waiting", async () => {
-  assert.equal(z.object(createBackup.input).parse({ vmid: 100 }).timeout_s, 45);
-  assert.equal(
-    z.object(restoreBackup.input).parse({ volid: "local:backup/x" }).timeout_s,
-    45,
-  );
-  await using sim = await startSim();
-  await using s = await connect({ env: simEnv(sim) });
-  sim.faults.task({ type: "vzdump", vmid: 101, endless: true });
-  const progress: string[] = [];
-  const r = await call(s.client, "proxmox_create_backup", {
-    vmid: 101,
-    timeout_s: 2,
-  }, { onprogress: (p) => progress.push(p.message ?? "") });
-  assert.ok(!r.isError, r.text);
-  assert.equal(r.data.status, "running");
-  assert.equal(r.data.storage, "local");
-  assert.equal(r.data.volid, undefined);
-  assert.match(r.data.upid, /:vzdump:101:/);
-  assert.match(
-    r.data.note,
-    /follow it with proxmox_get_task; once it ends, the archive shows in proxmox_list_backups$/,
-  );
-  assert.ok(progress.length >= 2, `progress while waiting: ${progress.length}`);
-  assert.match(progress.at(-1)!, /back up VM 101: running/);
 });
 
 Deno.test("a backup whose task log cannot be read finds its archive by listing; when that fails too, it says the backup is made and which step failed", async () => {
@@ -493,62 +470,111 @@ Deno.test("backup tools refuse storage ids, node names and volids that could cha
   assert.deepEqual([...sim.cluster.guests.keys()], guests);
 });
 
-Deno.test("a backup or restore request whose answer never comes is sent once and reported as possibly applied, with where to look", async () => {
-  await using sim = await startSim();
-  await using s = await connect({
-    env: { ...simEnv(sim), PROXMOX_TIMEOUT: "1" },
-  });
-  sim.faults.inject({
-    method: "POST",
-    path: "/nodes/pve1/vzdump",
-    fault: { kind: "hang", apply: true },
-  });
-  const b = await call(s.client, "proxmox_create_backup", { vmid: 100 });
-  assert.equal(b.isError, true);
-  assert.match(b.text, /the request may have been applied/);
-  assert.match(
-    b.text,
-    /Whether it was applied: a new archive of VM 100 in proxmox_list_backups/,
-  );
-  sim.faults.inject({
-    method: "POST",
-    path: "/nodes/pve1/qemu",
-    fault: { kind: "hang", apply: true },
-  });
-  const r = await call(s.client, "proxmox_restore_backup", {
-    volid: "local:backup/vzdump-qemu-101-2026_11_20-03_00_00.vma.zst",
-    vmid: 150,
-  });
-  assert.equal(r.isError, true);
-  assert.match(r.text, /Whether it was applied: VM 150 in proxmox_list_vms/);
-  const posts = sim.requests.filter((x) =>
-    x.method === "POST" && x.path !== "/access/ticket"
-  ).map((x) => x.path);
-  assert.deepEqual(posts, ["/nodes/{node}/vzdump", "/nodes/{node}/qemu"]);
-  await until("the restore goes on", () => sim.cluster.guests.has(150));
-});
-
-Deno.test("a cancelled backup stops following its task at once; the vzdump task goes on in Proxmox", async () => {
-  await using sim = await startSim();
-  await using s = await connect({ env: simEnv(sim) });
-  sim.faults.task({ type: "vzdump", vmid: 100, endless: true });
-  const polls = () =>
-    sim.requests.filter((q) => q.path === "/nodes/{node}/tasks/{upid}/status")
-      .length;
-  const abort = new AbortController();
-  const pending = s.client.callTool(
-    { name: "proxmox_create_backup", arguments: { vmid: 100 } },
-    { signal: abort.signal, timeout: 60_000 },
-  );
-  await until("polling the task", () => polls() >= 2);
-  abort.abort();
-  await assert.rejects(pending);
-  await new Promise((res) => setTimeout(res, 300));
-  const after = polls();
-  await new Promise((res) => setTimeout(res, 1000));
-  assert.equal(polls(), after, "no poll after the cancel");
-  const task = [...sim.cluster.tasks.values()].find((t) =>
-    t.type === "vzdump"
-  )!;
-  assert.equal(task.status, "running", "the task itself is not stopped");
-});
+sideBySide(
+  "backups that wait (timeout_s, PROXMOX_TIMEOUT, a cancel), side by side",
+  [
+    {
+      name:
+        "a cancelled backup stops following its task at once; the vzdump task goes on in Proxmox",
+      setup: () => cluster(),
+      async run({ sim, s }) {
+        sim.faults.task({ type: "vzdump", vmid: 100, endless: true });
+        const polls = () =>
+          sim.requests.filter((q) =>
+            q.path === "/nodes/{node}/tasks/{upid}/status"
+          )
+            .length;
+        const abort = new AbortController();
+        const pending = s.client.callTool(
+          { name: "proxmox_create_backup", arguments: { vmid: 100 } },
+          { signal: abort.signal, timeout: 60_000 },
+        );
+        await until("polling the task", () => polls() >= 2);
+        abort.abort();
+        await assert.rejects(pending);
+        await new Promise((res) => setTimeout(res, 300));
+        const after = polls();
+        await new Promise((res) => setTimeout(res, 1000));
+        assert.equal(polls(), after, "no poll after the cancel");
+        const task = [...sim.cluster.tasks.values()].find((t) =>
+          t.type === "vzdump"
+        )!;
+        assert.equal(task.status, "running", "the task itself is not stopped");
+      },
+    },
+    {
+      name:
+        "backup and restore wait at most 45 s by default, then answer running with the UPID and the storage; progress goes on while waiting",
+      setup: () => cluster(),
+      async run({ sim, s }) {
+        assert.equal(
+          z.object(createBackup.input).parse({ vmid: 100 }).timeout_s,
+          45,
+        );
+        assert.equal(
+          z.object(restoreBackup.input).parse({ volid: "local:backup/x" })
+            .timeout_s,
+          45,
+        );
+        sim.faults.task({ type: "vzdump", vmid: 101, endless: true });
+        const progress: string[] = [];
+        const r = await call(s.client, "proxmox_create_backup", {
+          vmid: 101,
+          timeout_s: 2,
+        }, { onprogress: (p) => progress.push(p.message ?? "") });
+        assert.ok(!r.isError, r.text);
+        assert.equal(r.data.status, "running");
+        assert.equal(r.data.storage, "local");
+        assert.equal(r.data.volid, undefined);
+        assert.match(r.data.upid, /:vzdump:101:/);
+        assert.match(
+          r.data.note,
+          /follow it with proxmox_get_task; once it ends, the archive shows in proxmox_list_backups$/,
+        );
+        assert.ok(
+          progress.length >= 2,
+          `progress while waiting: ${progress.length}`,
+        );
+        assert.match(progress.at(-1)!, /back up VM 101: running/);
+      },
+    },
+    {
+      name:
+        "a backup or restore request whose answer never comes is sent once and reported as possibly applied, with where to look",
+      setup: () => cluster({}, { PROXMOX_TIMEOUT: "1" }),
+      async run({ sim, s }) {
+        sim.faults.inject({
+          method: "POST",
+          path: "/nodes/pve1/vzdump",
+          fault: { kind: "hang", apply: true },
+        });
+        const b = await call(s.client, "proxmox_create_backup", { vmid: 100 });
+        assert.equal(b.isError, true);
+        assert.match(b.text, /the request may have been applied/);
+        assert.match(
+          b.text,
+          /Whether it was applied: a new archive of VM 100 in proxmox_list_backups/,
+        );
+        sim.faults.inject({
+          method: "POST",
+          path: "/nodes/pve1/qemu",
+          fault: { kind: "hang", apply: true },
+        });
+        const r = await call(s.client, "proxmox_restore_backup", {
+          volid: "local:backup/vzdump-qemu-101-2026_11_20-03_00_00.vma.zst",
+          vmid: 150,
+        });
+        assert.equal(r.isError, true);
+        assert.match(
+          r.text,
+          /Whether it was applied: VM 150 in proxmox_list_vms/,
+        );
+        const posts = sim.requests.filter((x) =>
+          x.method === "POST" && x.path !== "/access/ticket"
+        ).map((x) => x.path);
+        assert.deepEqual(posts, ["/nodes/{node}/vzdump", "/nodes/{node}/qemu"]);
+        await until("the restore goes on", () => sim.cluster.guests.has(150));
+      },
+    },
+  ],
+);
