@@ -146,3 +146,27 @@ Deno.test("MCP_LOCKDOWN: the command's line records the exec and the question; t
     );
   });
 });
+
+Deno.test("an audit file that exists with a loose mode is appended to, kept, and the log says to chmod 600 it; a second server appends after the first (the real processes: tests/e2e/safety_process_test.ts)", async () => {
+  await withAuditFile(async (file, sim) => {
+    await Deno.writeTextFile(file, '{"earlier":true}\n', { mode: 0o644 });
+    await Deno.chmod(file, 0o644);
+    for (const vmid of [102, 106]) {
+      await using s = await connect({
+        env: { ...simEnv(sim), MCP_AUDIT_FILE: file, LOG_LEVEL: "INFO" },
+      });
+      await callOk(s.client, "proxmox_start_vm", { vmid });
+      assert.equal(stderrAudit(s.stderr()).length, 1, s.stderr());
+      if (vmid === 102) {
+        assert.match(s.stderr(), /readable by others \(mode 644\): chmod 600/);
+      }
+      // As at a process's exit: the next server opens the file anew.
+      closeAuditFiles();
+    }
+    const lines = await auditLines(file);
+    assert.deepEqual(lines[0], { earlier: true });
+    assert.deepEqual(lines.slice(1).map((l) => l.args.vmid), [102, 106]);
+    assert.ok(lines.slice(1).every((l) => l.result === "ok"));
+    assert.equal((await Deno.stat(file)).mode! & 0o777, 0o644, "kept");
+  });
+});
