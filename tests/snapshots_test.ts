@@ -8,6 +8,7 @@ import {
 } from "../src/tools/snapshots.ts";
 import { call, callOk, connect, simEnv, startSim } from "./helpers.ts";
 import { HOSTILE_SEGMENTS } from "./path_strings.ts";
+import { cluster, holdNextTask, sideBySide } from "./tool_helpers.ts";
 
 /** Strings that change a path when put into one unchecked. */
 
@@ -304,8 +305,10 @@ Deno.test("the simulator refuses reserved names itself, and snapshots on storage
 });
 
 Deno.test("wait: false returns the running task's UPID at once", async () => {
-  await using sim = await startSim({ taskMs: 200 });
+  await using sim = await startSim();
   await using s = await connect({ env: simEnv(sim) });
+  // The snapshot's work waits until the test is done.
+  using _held = holdNextTask(sim, "qmsnapshot");
   const r = await callOk(s.client, "proxmox_create_snapshot", {
     vmid: 101,
     name: "quick",
@@ -360,34 +363,6 @@ Deno.test("delete and rollback with '..' or any path-changing name reach no snap
   assert.ok(sim.cluster.guests.get(100)!.snapshots.has("keep"));
 });
 
-Deno.test("snapshot task tools wait at most 45 s by default, then answer running with the UPID and how to follow it; progress goes on while waiting", async () => {
-  for (const tool of [createSnapshot, rollbackSnapshot, deleteSnapshot]) {
-    const args = z.object(tool.input).parse({ vmid: 100, name: "s1" });
-    assert.equal(args.timeout_s, 45, tool.name);
-  }
-  await using sim = await startSim();
-  await using s = await connect({ env: simEnv(sim) });
-  sim.faults.task({ type: "qmsnapshot", vmid: 101, endless: true });
-  const progress: string[] = [];
-  const started = Date.now();
-  const r = await call(s.client, "proxmox_create_snapshot", {
-    vmid: 101,
-    name: "slow",
-    timeout_s: 2,
-  }, { onprogress: (p) => progress.push(p.message ?? "") });
-  assert.ok(!r.isError, r.text);
-  assert.equal(r.data.status, "running");
-  assert.match(r.data.upid, /:qmsnapshot:101:/);
-  assert.match(
-    r.data.note,
-    /Still running after \d+(\.\d)? s; follow it with proxmox_get_task/,
-  );
-  assert.ok(Date.now() - started < 10_000, "answered soon after timeout_s");
-  assert.ok(progress.length >= 2, `progress while waiting: ${progress.length}`);
-  assert.match(progress.at(-1)!, /snapshot VM 101 as 'slow': running/);
-  assert.equal(sim.cluster.tasks.get(r.data.upid)!.status, "running");
-});
-
 Deno.test("rollback that succeeded but whose status read fails says the rollback is done and which step failed", async () => {
   await using sim = await startSim();
   await using s = await connect({ env: simEnv(sim) });
@@ -419,33 +394,77 @@ Deno.test("rollback that succeeded but whose status read fails says the rollback
   );
 });
 
-Deno.test("a snapshot request whose answer never comes is sent once, reported as possibly applied, with where to look", async () => {
-  await using sim = await startSim();
-  await using s = await connect({
-    env: { ...simEnv(sim), PROXMOX_TIMEOUT: "1" },
-  });
-  sim.faults.inject({
-    method: "POST",
-    path: "/nodes/pve1/qemu/100/snapshot",
-    fault: { kind: "hang", apply: true },
-  });
-  const r = await call(s.client, "proxmox_create_snapshot", {
-    vmid: 100,
-    name: "maybe",
-  });
-  assert.equal(r.isError, true);
-  assert.match(r.text, /the request may have been applied/);
-  assert.match(r.text, /Whether it was applied: proxmox_list_snapshots/);
-  assert.equal(
-    sim.requests.filter((x) =>
-      x.method === "POST" && x.path.endsWith("/snapshot")
-    ).length,
-    1,
-    "never sent again",
-  );
-  const list = await callOk(s.client, "proxmox_list_snapshots", { vmid: 100 });
-  assert.ok(
-    list.snapshots.some((x: { name: string }) => x.name === "maybe"),
-    "it was applied",
-  );
-});
+sideBySide(
+  "snapshot calls that wait (timeout_s, PROXMOX_TIMEOUT), side by side",
+  [
+    {
+      name:
+        "snapshot task tools wait at most 45 s by default, then answer running with the UPID and how to follow it; progress goes on while waiting",
+      setup: () => cluster(),
+      async run({ sim, s }) {
+        for (const tool of [createSnapshot, rollbackSnapshot, deleteSnapshot]) {
+          const args = z.object(tool.input).parse({ vmid: 100, name: "s1" });
+          assert.equal(args.timeout_s, 45, tool.name);
+        }
+        sim.faults.task({ type: "qmsnapshot", vmid: 101, endless: true });
+        const progress: string[] = [];
+        const started = Date.now();
+        const r = await call(s.client, "proxmox_create_snapshot", {
+          vmid: 101,
+          name: "slow",
+          timeout_s: 2,
+        }, { onprogress: (p) => progress.push(p.message ?? "") });
+        assert.ok(!r.isError, r.text);
+        assert.equal(r.data.status, "running");
+        assert.match(r.data.upid, /:qmsnapshot:101:/);
+        assert.match(
+          r.data.note,
+          /Still running after \d+(\.\d)? s; follow it with proxmox_get_task/,
+        );
+        assert.ok(
+          Date.now() - started < 10_000,
+          "answered soon after timeout_s",
+        );
+        assert.ok(
+          progress.length >= 2,
+          `progress while waiting: ${progress.length}`,
+        );
+        assert.match(progress.at(-1)!, /snapshot VM 101 as 'slow': running/);
+        assert.equal(sim.cluster.tasks.get(r.data.upid)!.status, "running");
+      },
+    },
+    {
+      name:
+        "a snapshot request whose answer never comes is sent once, reported as possibly applied, with where to look",
+      setup: () => cluster({}, { PROXMOX_TIMEOUT: "1" }),
+      async run({ sim, s }) {
+        sim.faults.inject({
+          method: "POST",
+          path: "/nodes/pve1/qemu/100/snapshot",
+          fault: { kind: "hang", apply: true },
+        });
+        const r = await call(s.client, "proxmox_create_snapshot", {
+          vmid: 100,
+          name: "maybe",
+        });
+        assert.equal(r.isError, true);
+        assert.match(r.text, /the request may have been applied/);
+        assert.match(r.text, /Whether it was applied: proxmox_list_snapshots/);
+        assert.equal(
+          sim.requests.filter((x) =>
+            x.method === "POST" && x.path.endsWith("/snapshot")
+          ).length,
+          1,
+          "never sent again",
+        );
+        const list = await callOk(s.client, "proxmox_list_snapshots", {
+          vmid: 100,
+        });
+        assert.ok(
+          list.snapshots.some((x: { name: string }) => x.name === "maybe"),
+          "it was applied",
+        );
+      },
+    },
+  ],
+);
