@@ -4,6 +4,7 @@ import { PveClient } from "../src/proxmox/client.ts";
 import { PveError } from "../src/proxmox/errors.ts";
 import { waitForTask } from "../src/proxmox/tasks.ts";
 import { call, callOk, connect, simEnv, startSim } from "./helpers.ts";
+import { cluster, holdNextTask, sideBySide } from "./tool_helpers.ts";
 
 /** The UPID inside an isError result's JSON detail. */
 function upidIn(text: string): string {
@@ -131,43 +132,6 @@ Deno.test("a locked guest: start returns isError with PVE's lock message and how
   const bad = await call(s.client, "proxmox_get_task", { upid: "nope" });
   assert.equal(bad.isError, true);
   assert.match(bad.text, /use the UPID exactly as a tool returned it/);
-});
-
-Deno.test("a task that outlives timeout_s returns its UPID as running; get_task follows it to the end", async () => {
-  await using sim = await startSim();
-  await using s = await connect({ env: simEnv(sim) });
-  sim.cluster.taskMs = 1500;
-  const r = await callOk(s.client, "proxmox_start_vm", {
-    vmid: 106,
-    timeout_s: 1,
-  });
-  sim.cluster.taskMs = 20;
-  assert.equal(r.task.status, "running");
-  assert.equal(r.state, undefined, "state unknown while the task runs");
-  assert.match(r.task.note, /Still running after .* proxmox_get_task/);
-  const upid = r.task.upid;
-  const running = await callOk(s.client, "proxmox_get_task", { upid });
-  assert.equal(running.status, "running");
-  assert.equal(running.ok, undefined);
-  assert.equal(running.id, "106");
-  let t = running;
-  for (let i = 0; i < 50 && t.status === "running"; i++) {
-    await new Promise((res) => setTimeout(res, 100));
-    t = await callOk(s.client, "proxmox_get_task", { upid });
-  }
-  assert.equal(t.status, "stopped");
-  assert.equal(t.ok, true);
-  assert.equal(t.exitstatus, "OK");
-  assert.equal(t.log.at(-1), "TASK OK");
-  assert.equal(sim.cluster.guests.get(106)!.status, "running");
-
-  // wait=false returns the UPID at once.
-  const nowait = await callOk(s.client, "proxmox_stop_vm", {
-    vmid: 106,
-    wait: false,
-  });
-  assert.equal(nowait.task.status, "running");
-  assert.match(nowait.task.note, /proxmox_get_task/);
 });
 
 Deno.test("delete_vm refuses a running guest and destroys a stopped one with its disks", async () => {
@@ -494,31 +458,6 @@ Deno.test("every task tool of the vms toolset waits at most 45 s by default; lon
   }
 });
 
-Deno.test("start_vm whose task outlives timeout_s returns 'running' with the UPID and how to follow it; progress continues while waiting", async () => {
-  await using sim = await startSim();
-  await using s = await connect({ env: simEnv(sim) });
-  sim.faults.task({ type: "qmstart", vmid: 106, endless: true });
-  const progress: { message?: string }[] = [];
-  const r = await call(
-    s.client,
-    "proxmox_start_vm",
-    { vmid: 106, timeout_s: 2 },
-    { onprogress: (p) => progress.push(p) },
-  );
-  assert.ok(!r.isError, r.text);
-  assert.equal(r.data.task.status, "running");
-  assert.match(r.data.task.upid, /:qmstart:106:/);
-  assert.match(r.data.task.note, /follow it with proxmox_get_task/);
-  assert.ok(
-    progress.filter((p) =>
-      /start VM 106 \(rocky-ci\): running/.test(
-        p.message ?? "",
-      )
-    ).length >= 2,
-    "progress while waiting",
-  );
-});
-
 Deno.test("a guest started or stopped by someone else meanwhile: PVE's 'already' answers (in a task or a refused call) are plain answers", async () => {
   await using sim = await startSim();
   await using s = await connect({ env: simEnv(sim) });
@@ -558,3 +497,73 @@ Deno.test("a guest started or stopped by someone else meanwhile: PVE's 'already'
     /Task failed: start VM 106 \(rocky-ci\): start failed/,
   );
 });
+
+sideBySide("tasks that outlive timeout_s, side by side", [
+  {
+    name:
+      "a task that outlives timeout_s returns its UPID as running; get_task follows it to the end",
+    setup: () => cluster(),
+    async run({ sim, s }) {
+      // The start does nothing until the test has seen it running.
+      using start = holdNextTask(sim, "qmstart", "work");
+      const r = await callOk(s.client, "proxmox_start_vm", {
+        vmid: 106,
+        timeout_s: 1,
+      });
+      assert.equal(r.task.status, "running");
+      assert.equal(r.state, undefined, "state unknown while the task runs");
+      assert.match(r.task.note, /Still running after .* proxmox_get_task/);
+      const upid = r.task.upid;
+      const running = await callOk(s.client, "proxmox_get_task", { upid });
+      assert.equal(running.status, "running");
+      assert.equal(running.ok, undefined);
+      assert.equal(running.id, "106");
+      start.release();
+      let t = running;
+      for (let i = 0; i < 50 && t.status === "running"; i++) {
+        await new Promise((res) => setTimeout(res, 100));
+        t = await callOk(s.client, "proxmox_get_task", { upid });
+      }
+      assert.equal(t.status, "stopped");
+      assert.equal(t.ok, true);
+      assert.equal(t.exitstatus, "OK");
+      assert.equal(t.log.at(-1), "TASK OK");
+      assert.equal(sim.cluster.guests.get(106)!.status, "running");
+
+      // wait=false returns the UPID at once.
+      const nowait = await callOk(s.client, "proxmox_stop_vm", {
+        vmid: 106,
+        wait: false,
+      });
+      assert.equal(nowait.task.status, "running");
+      assert.match(nowait.task.note, /proxmox_get_task/);
+    },
+  },
+  {
+    name:
+      "start_vm whose task outlives timeout_s returns 'running' with the UPID and how to follow it; progress continues while waiting",
+    setup: () => cluster(),
+    async run({ sim, s }) {
+      sim.faults.task({ type: "qmstart", vmid: 106, endless: true });
+      const progress: { message?: string }[] = [];
+      const r = await call(
+        s.client,
+        "proxmox_start_vm",
+        { vmid: 106, timeout_s: 2 },
+        { onprogress: (p) => progress.push(p) },
+      );
+      assert.ok(!r.isError, r.text);
+      assert.equal(r.data.task.status, "running");
+      assert.match(r.data.task.upid, /:qmstart:106:/);
+      assert.match(r.data.task.note, /follow it with proxmox_get_task/);
+      assert.ok(
+        progress.filter((p) =>
+          /start VM 106 \(rocky-ci\): running/.test(
+            p.message ?? "",
+          )
+        ).length >= 2,
+        "progress while waiting",
+      );
+    },
+  },
+]);

@@ -78,14 +78,16 @@ export function clockAhead(ms: number): Disposable {
 }
 
 /**
- * The next task of `type` that `sim` starts stops at the first step of its
- * work until released (or disposed): a test sees the task running, and what
- * it holds (a guest's lock), for as long as it needs, however busy the
- * machine. Other tasks run as usual.
+ * The next task of `type` that `sim` starts is held until released (or
+ * disposed): at the first step of its work (`at: "step"`, the default: what
+ * its work does first, such as locking a guest, is done) or before any of its
+ * work (`at: "work"`). A test sees the task running, and what it holds, for
+ * as long as it needs, however busy the machine. Other tasks run as usual.
  */
 export function holdNextTask(
   sim: TestSim,
   type: string,
+  at: "step" | "work" = "step",
 ): { release(): void } & Disposable {
   const cluster = sim.cluster;
   const { promise, resolve } = Promise.withResolvers<void>();
@@ -93,14 +95,16 @@ export function holdNextTask(
   cluster.startTask = function (opts, work) {
     if (opts.type !== type) return startTask.call(this, opts, work);
     cluster.startTask = startTask;
-    return startTask.call(this, opts, (t) =>
-      work({
+    return startTask.call(this, opts, async (t) => {
+      if (at === "work") await promise;
+      await work({
         ...t,
         step: async (ms) => {
           await promise;
           await t.step(ms);
         },
-      }));
+      });
+    });
   };
   return {
     release: () => resolve(),
