@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { simTls } from "../sim/tls.ts";
 import { call, callOk, connect, simEnv, startSim } from "./helpers.ts";
-import { clockAhead } from "./tool_helpers.ts";
+import { movableClock } from "./tool_helpers.ts";
 
 Deno.test("inventory tools over stdio with ticket auth", async () => {
   await using sim = await startSim();
@@ -197,7 +197,8 @@ Deno.test("an expired ticket is renewed by logging in again mid-session", async 
   await using sim = await startSim({ ticketLifetimeS: 1 });
   await using s = await connect({ env: simEnv(sim) });
   await callOk(s.client, "proxmox_list_nodes");
-  using _later = clockAhead(1100);
+  using clock = movableClock();
+  clock.advance(1100);
   const nodes = await callOk(s.client, "proxmox_list_nodes");
   assert.equal(nodes.nodes.length, 3);
   const logins = sim.requests.filter((r) => r.path === "/access/ticket");

@@ -5,7 +5,6 @@
  * cursor that is not the tool's own is a clear error. And list_backups lists
  * what it can read when one storage fails, naming that one in unreachable.
  */
-import { setTimeout as delay } from "node:timers/promises";
 import assert from "node:assert/strict";
 import { newGuest } from "../sim/seed.ts";
 import type { Simulator } from "../sim/mod.ts";
@@ -22,10 +21,11 @@ import {
   simEnv,
   startSim,
 } from "./helpers.ts";
+import { movableClock } from "./tool_helpers.ts";
 
 const KIB16 = 16 * 1024;
 const bytes = (text: string) => new TextEncoder().encode(text).length;
-/** The client's /cluster/resources cache (src/proxmox/client.ts), and a bit. */
+/** The client's /cluster/resources cache (src/proxmox/client.ts, by Date.now), and a bit. */
 const PAST_RESOURCE_CACHE_MS = 1600;
 
 interface Answer {
@@ -158,6 +158,7 @@ Deno.test("guests created and deleted between pages: no guest twice, and every g
     deleted.push(vmid);
   };
   const calls = resourceCalls(sim);
+  using clock = movableClock();
   const pages = await walk(
     s,
     "proxmox_list_vms",
@@ -171,7 +172,7 @@ Deno.test("guests created and deleted between pages: no guest twice, and every g
       remove(10299 - n); // not yet listed
       add(150 + n); // behind the cursor: not listed, and nothing repeats
       add(20000 + n); // ahead: listed
-      await delay(PAST_RESOURCE_CACHE_MS); // the next page reads PVE afresh
+      clock.advance(PAST_RESOURCE_CACHE_MS); // the next page reads PVE afresh
     },
   );
   assert.equal(
@@ -587,7 +588,8 @@ Deno.test("list_vms across two clusters (ctx.clusters, as across() reads them): 
     times: Infinity,
     fault: { kind: "status", status: 500, message: "cluster lab is down" },
   });
-  await delay(PAST_RESOURCE_CACHE_MS);
+  using clock = movableClock();
+  clock.advance(PAST_RESOURCE_CACHE_MS);
   const half = await listVms.run({ limit: 1000 }, ctx);
   assert.equal(half.total, a.cluster.guests.size);
   assert.equal(half.unreachable?.length, 1);

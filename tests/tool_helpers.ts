@@ -63,14 +63,19 @@ export function sideBySide<E extends AsyncDisposable>(
 }
 
 /**
- * Date.now runs `ms` ahead until disposed (`using _later = clockAhead(1100)`):
- * for the simulator and the server in this process, that much time has
- * passed, without waiting for it (timers are not affected).
+ * Date.now moves ahead when told, until disposed (`using clock =
+ * movableClock(); clock.advance(1100)`): for the simulator and the server in
+ * this process, that much time has passed, without waiting for it (timers
+ * are not affected).
  */
-export function clockAhead(ms: number): Disposable {
+export function movableClock(): { advance(ms: number): void } & Disposable {
   const now = Date.now;
-  Date.now = () => now() + ms;
+  let ahead = 0;
+  Date.now = () => now() + ahead;
   return {
+    advance: (ms) => {
+      ahead += ms;
+    },
     [Symbol.dispose]: () => {
       Date.now = now;
     },
