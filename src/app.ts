@@ -72,11 +72,6 @@ export async function boot(
   });
   // The line names the toolsets: an unknown one stops the start first.
   selectBy([], () => ({ toolset: "", readOnly: true }), config);
-  if (many && config.hideUnpermitted) {
-    log.warning(
-      "MCP_HIDE_UNPERMITTED hides tools by one credential's rights: with several clusters, every tool stays listed",
-    );
-  }
   for (const c of clusters) {
     log.info(
       `${many ? `Cluster '${c.name}' (${c.config.proxmoxUrl}): ` : ""}${

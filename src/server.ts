@@ -571,10 +571,7 @@ export function createServer(deps: ServerDeps): McpServer {
       // The tool list changes only when MCP_HIDE_UNPERMITTED hides tools
       // after the first login: declare only what is sent.
       capabilities: {
-        tools: {
-          listChanged: deps.config.hideUnpermitted === true &&
-            clustersOf(deps).length < 2,
-        },
+        tools: { listChanged: deps.config.hideUnpermitted === true },
         // Resources (src/resources.ts), not on a per-tools/call server.
         ...(deps.onlyTool === undefined ? RESOURCE_CAPABILITIES : {}),
       },
@@ -601,10 +598,9 @@ export function createServer(deps: ServerDeps): McpServer {
       ),
     ]);
   }
-  // With several clusters (one credential each) no tool is hidden (app.ts
-  // says so at start).
-  if (deps.config.hideUnpermitted && names.length < 2) {
-    hideUnpermitted(server, deps.pve, registered);
+  // With several clusters (a credential each), what none of them can use.
+  if (deps.config.hideUnpermitted) {
+    hideUnpermitted(server, clustersOf(deps).map((c) => c.pve), registered);
   }
   if (deps.onlyTool === undefined) registerResources(server, deps);
   return server;

@@ -611,28 +611,3 @@ Deno.test("each call runs with its cluster's login: whoami on a password cluster
     assert.match(missing.text, /needs cluster.*home, lab/);
   }
 });
-
-Deno.test("MCP_HIDE_UNPERMITTED with two clusters hides nothing, declares no list change, and says so at start", async () => {
-  await using a = await startSim();
-  await using b = await startSim();
-  await using f = await configFile({
-    clusters: { home: entry(a), lab: entry(b) },
-  });
-  const opening = await sdkOpening({
-    PROXMOX_CONFIG: f.path,
-    MCP_HIDE_UNPERMITTED: "true",
-  });
-  assert.equal(opening.tools.length, CATALOG.tools.length);
-  assert.deepEqual(
-    (opening.initialize as { capabilities: { tools: unknown } }).capabilities
-      .tools,
-    { listChanged: false },
-  );
-  await using s = await connect({
-    env: { PROXMOX_CONFIG: f.path, MCP_HIDE_UNPERMITTED: "true" },
-  });
-  assert.match(
-    s.stderr(),
-    /MCP_HIDE_UNPERMITTED hides tools by one credential's rights: with several clusters, every tool stays listed/,
-  );
-});

@@ -305,7 +305,8 @@ interface Watch {
 }
 
 const watches = new WeakMap<object, Watch>();
-const onKnown = new WeakMap<Hideable, (k: Known) => void>();
+/** What each waiting server does once a credential's permissions are read. */
+const onKnown = new WeakMap<Hideable, Map<PveClient, (k: Known) => void>>();
 
 /**
  * Reads the permissions of the credential behind `pve` in one loop per
@@ -321,7 +322,9 @@ function whenKnown(
   server: Hideable,
   then: (k: Known) => void,
 ): void {
-  onKnown.set(server, then);
+  let mine = onKnown.get(server);
+  if (!mine) onKnown.set(server, mine = new Map());
+  mine.set(pve, then);
   let w = watches.get(pve);
   if (!w) {
     w = { waiting: new Set(), failures: 0, retryAt: 0, busy: false };
@@ -353,7 +356,7 @@ function whenKnown(
         const s = ref.deref();
         if (!s) continue;
         try {
-          onKnown.get(s)?.(k);
+          onKnown.get(s)?.get(pve)?.(k);
         } catch (e) {
           // One server's failure (a transport closing as it is told) is
           // no reason to leave the others untold, or to reject unhandled.
@@ -396,43 +399,53 @@ export function waitingServers(pve: PveClient): number {
 
 /**
  * MCP_HIDE_UNPERMITTED: disables the tools the credential cannot use
- * anywhere. Known permissions apply at once (nothing was listed yet);
- * otherwise they are read after the first login (one loop per credential,
- * see whenKnown) and one notifications/tools/list_changed tells a connected
- * client.
+ * anywhere; with several clusters (a credential each), the tools no
+ * cluster's credential can use. Known permissions apply at once (nothing was
+ * listed yet); otherwise they are read after the first login (one loop per
+ * credential, see whenKnown), nothing is hidden until every credential's are
+ * known, and one notifications/tools/list_changed tells a connected client.
  */
 export function hideUnpermitted(
   server: Hideable,
-  pve: PveClient,
+  pve: PveClient | readonly PveClient[],
   registered: readonly [
     { name: string; privileges?: readonly Privilege[] },
     { enabled: boolean },
   ][],
 ): void {
-  const apply = (k: Known): string[] => {
+  const pves = Array.isArray(pve) ? pve : [pve as PveClient];
+  const known = pves.map(peekPermissions);
+  const apply = (): string[] => {
     const hidden: string[] = [];
     for (const [tool, rt] of registered) {
-      if (rt.enabled && !permitted(tool, k)) {
+      if (rt.enabled && !known.some((k) => permitted(tool, k))) {
         rt.enabled = false;
         hidden.push(tool.name);
       }
     }
     return hidden;
   };
-  const now = peekPermissions(pve);
-  if (now) {
-    apply(now);
+  const ready = () => known.every((k) => k !== undefined);
+  if (ready()) {
+    apply();
     return;
   }
-  whenKnown(pve, server, (k) => {
-    const hidden = apply(k);
-    // A closed server (a stateless request's, long answered) tells no one.
-    if (!hidden.length || !server.isConnected()) return;
-    log.info(
-      `Hiding ${hidden.length} tools the Proxmox credential cannot use: ${
-        hidden.join(", ")
-      }`,
-    );
-    server.sendToolListChanged();
+  pves.forEach((p, i) => {
+    if (known[i]) return;
+    whenKnown(p, server, (k) => {
+      known[i] = k;
+      if (!ready()) return;
+      const hidden = apply();
+      // A closed server (a stateless request's, long answered) tells no one.
+      if (!hidden.length || !server.isConnected()) return;
+      log.info(
+        `Hiding ${hidden.length} tools ${
+          pves.length > 1
+            ? "no cluster's Proxmox credential can use"
+            : "the Proxmox credential cannot use"
+        }: ${hidden.join(", ")}`,
+      );
+      server.sendToolListChanged();
+    });
   });
 }
