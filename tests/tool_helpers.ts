@@ -41,22 +41,22 @@ export function sideBySide<E extends AsyncDisposable>(
     sanitizeExit: false,
     async fn(t) {
       const envs = await Promise.allSettled(cases.map((c) => c.setup()));
-      try {
-        await Promise.all(cases.map((c, i) =>
+      const ran = await Promise.allSettled([
+        Promise.all(cases.map((c, i) =>
           t.step(c.name, async () => {
             const env = envs[i];
             if (env.status === "rejected") throw env.reason;
             await c.run(env.value);
           })
-        ));
-      } finally {
-        const closed = await Promise.allSettled(
-          envs.flatMap((e) =>
-            e.status === "fulfilled" ? [e.value[Symbol.asyncDispose]()] : []
-          ),
-        );
-        const failed = closed.find((c) => c.status === "rejected");
-        if (failed) throw failed.reason;
+        )),
+      ]);
+      const closed = await Promise.allSettled(
+        envs.flatMap((e) =>
+          e.status === "fulfilled" ? [e.value[Symbol.asyncDispose]()] : []
+        ),
+      );
+      for (const r of [...ran, ...closed]) {
+        if (r.status === "rejected") throw r.reason;
       }
     },
   });
