@@ -66,7 +66,10 @@ export async function boot(
       ...(c ? { cluster: name } : {}),
     });
     // The API layer keeps every tool inside the scope bound to this client.
-    const scope = Scope.of(view, c ? name : undefined);
+    const scope = Scope.of(
+      view,
+      c ? { name, inFile: c.scopeInFile } : undefined,
+    );
     setScope(pve, scope);
     return { name, pve, config: view, scope };
   });

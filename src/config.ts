@@ -252,6 +252,11 @@ export interface ClusterConfig {
   allowedVmids?: [number, number][];
   allowedNodes?: string[];
   protectedTag?: string;
+  /**
+   * The scope keys the file sets for this cluster; the others come from
+   * MCP_ALLOWED_VMIDS / MCP_ALLOWED_NODES (refusals name where each did).
+   */
+  scopeInFile: { allowedVmids: boolean; allowedNodes: boolean };
 }
 
 /** A config as one cluster sees it: its connection and scope in the top-level fields. */
@@ -886,6 +891,10 @@ function parseClusterFile(
         c.allowedNodes === undefined ? undefined : of("allowedNodes"),
       ),
       protectedTag: c.protectedTag ?? defaults.protectedTag,
+      scopeInFile: {
+        allowedVmids: c.allowedVmids !== undefined,
+        allowedNodes: c.allowedNodes !== undefined,
+      },
     };
   });
 }

@@ -95,3 +95,27 @@ Deno.test("among several clusters, a dry run's note and the call's log line name
     "login only",
   );
 });
+
+Deno.test("a file cluster whose limits come from MCP_ALLOWED_VMIDS / MCP_ALLOWED_NODES: the refusal names the variables", async () => {
+  await using sim = await startSim();
+  await using file = await configFile({ clusters: { lab: entry(sim) } });
+  await using s = await connect({
+    env: {
+      PROXMOX_CONFIG: file.path,
+      MCP_ALLOWED_VMIDS: "100-199",
+      MCP_ALLOWED_NODES: "pve2",
+    },
+  });
+  const vmid = await call(s.client, "proxmox_get_vm_stats", { vmid: 200 });
+  assert.match(
+    vmid.text,
+    /VMID 200 is outside this server's scope of cluster 'lab' \(MCP_ALLOWED_VMIDS=100-199\)/,
+  );
+  const node = await call(s.client, "proxmox_start_vm", {
+    vmid: 100,
+    dry_run: true,
+  });
+  assert.equal(node.isError, true);
+  assert.match(node.text, /not in MCP_ALLOWED_NODES=pve2/);
+  assert.doesNotMatch(vmid.text + node.text, /allowedVmids|allowedNodes/);
+});

@@ -21,8 +21,12 @@ async function sources(dir: URL): Promise<URL[]> {
 /** The specifiers `file` imports, statically or dynamically. */
 async function imports(file: URL): Promise<string[]> {
   const text = await Deno.readTextFile(file);
-  const re = /(?:\bfrom\s+|\bimport\s*\(\s*|^import\s+)["']([^"']+)["']/gm;
-  return [...text.matchAll(re)].map((m) => m[1]);
+  const statements = [
+    /^(?:import|export)\b[^;]*?\bfrom\s*["']([^"']+)["']/gm,
+    /^import\s*["']([^"']+)["']/gm,
+    /\bimport\(\s*["']([^"']+)["']\s*\)/g,
+  ];
+  return statements.flatMap((re) => [...text.matchAll(re)].map((m) => m[1]));
 }
 
 Deno.test("the simulator imports only its own modules and node: built-ins", async () => {
@@ -32,6 +36,14 @@ Deno.test("the simulator imports only its own modules and node: built-ins", asyn
   for (const f of files) {
     for (const spec of await imports(f)) {
       if (spec.startsWith("node:")) continue;
+      // A bare name (a package, the root's import map) is outside sim/ too.
+      assert.match(
+        spec,
+        /^\.\.?\//,
+        `${
+          f.pathname.slice(ROOT.pathname.length)
+        } imports ${spec}, not a module of sim/`,
+      );
       const target = new URL(spec, f);
       assert.ok(
         target.href.startsWith(sim.href),
@@ -48,7 +60,10 @@ Deno.test("the product reaches the simulator only through --demo's import of sim
   const uses: string[] = [];
   for (const f of await sources(src)) {
     for (const spec of await imports(f)) {
-      if (new URL(spec, f).href.startsWith(new URL("sim/", ROOT).href)) {
+      const bySim = spec.startsWith("@proxmox-mcp/sim") ||
+        /^\.\.?\//.test(spec) &&
+          new URL(spec, f).href.startsWith(new URL("sim/", ROOT).href);
+      if (bySim) {
         uses.push(`${f.pathname.slice(ROOT.pathname.length)} -> ${spec}`);
       }
     }

@@ -28,10 +28,13 @@ export interface ScopeSettings {
   /** A guest carrying this tag is read-only to this server. */
   protectedTag?: string;
   /**
-   * The cluster this scope is of, when there are several (PROXMOX_CONFIG):
-   * refusals name it, and its settings as the file does.
+   * The PROXMOX_CONFIG cluster this scope is of: refusals name it, and each
+   * limit by where it was set (the file's key, or the variable it falls
+   * back to).
    */
   cluster?: string;
+  /** Which limits the file sets for `cluster` (default: both). */
+  inFile?: { allowedVmids: boolean; allowedNodes: boolean };
 }
 
 /** `100-199,250`: ranges as MCP_ALLOWED_VMIDS writes them. */
@@ -47,32 +50,48 @@ export class Scope {
   readonly nodes?: ReadonlySet<string>;
   readonly protectedTag: string;
   readonly cluster?: string;
+  readonly #inFile: { allowedVmids: boolean; allowedNodes: boolean };
 
   constructor(settings: ScopeSettings = {}) {
     this.vmids = settings.vmids?.length ? settings.vmids : undefined;
     this.nodes = settings.nodes?.length ? new Set(settings.nodes) : undefined;
     this.protectedTag = settings.protectedTag ?? DEFAULT_PROTECTED_TAG;
     this.cluster = settings.cluster;
+    this.#inFile = settings.inFile ??
+      { allowedVmids: true, allowedNodes: true };
   }
 
-  /** The scope a configuration sets (of `cluster`, when there are several). */
+  /** The scope a configuration sets (of a PROXMOX_CONFIG `cluster`). */
   static of(
     config: Pick<Config, "allowedVmids" | "allowedNodes" | "protectedTag">,
-    cluster?: string,
+    cluster?: {
+      name: string;
+      inFile: { allowedVmids: boolean; allowedNodes: boolean };
+    },
   ): Scope {
     return new Scope({
       vmids: config.allowedVmids,
       nodes: config.allowedNodes,
       protectedTag: config.protectedTag,
-      cluster,
+      cluster: cluster?.name,
+      inFile: cluster?.inFile,
     });
   }
 
-  /** `(MCP_ALLOWED_VMIDS=…)`, or of a cluster `of cluster 'lab' (allowedVmids …)`. */
-  #setting(env: string, key: string, value: string): string {
-    return this.cluster === undefined
-      ? `(${env}=${value})`
-      : `of cluster '${this.cluster}' (${key} ${value})`;
+  /**
+   * `(MCP_ALLOWED_VMIDS=…)`; of a cluster `of cluster 'lab' (allowedVmids
+   * …)`, or `of cluster 'lab' (MCP_ALLOWED_VMIDS=…)` when the file leaves it
+   * to the variable.
+   */
+  #setting(
+    env: string,
+    key: "allowedVmids" | "allowedNodes",
+    value: string,
+  ): string {
+    if (this.cluster === undefined) return `(${env}=${value})`;
+    return `of cluster '${this.cluster}' (${
+      this.#inFile[key] ? `${key} ${value}` : `${env}=${value}`
+    })`;
   }
 
   /** True when the scope leaves something out. */
@@ -165,7 +184,9 @@ export class Scope {
         `Guest ${vmid} is outside this server's scope${
           this.cluster === undefined ? "" : ` of cluster '${this.cluster}'`
         }: it is on a node not in ${
-          this.cluster === undefined ? "MCP_ALLOWED_NODES=" : "allowedNodes "
+          this.cluster === undefined || !this.#inFile.allowedNodes
+            ? "MCP_ALLOWED_NODES="
+            : "allowedNodes "
         }${
           [...this.nodes!].join(",")
         }; this server neither shows nor changes it`,
