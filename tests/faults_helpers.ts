@@ -1,10 +1,10 @@
 /**
  * Fault injection, tool by tool (issue 9, item 9): the shared part of the
- * fault suites (faults_test.ts: request faults × tools; faults_wait_test.ts:
- * latency and hangs × tools; faults_tasks_test.ts: task faults;
- * faults_transport_test.ts: every way of reaching Proxmox, lost
- * authentication). Split so that `deno test --parallel` runs their waits side
- * by side; each file is seeded the same way.
+ * fault suites (faults_test.ts: request faults × tools, latency and hangs
+ * included; faults_tasks_test.ts: task faults; faults_transport_test.ts:
+ * every way of reaching Proxmox, lost authentication). The cases of a table
+ * run side by side (tool_helpers.ts's sideBySide), so that their waits
+ * overlap; each file is seeded the same way.
  *
  * Every fault the simulator injects (latency, hang, PVE error statuses, a
  * dropped connection, a cut JSON body, a proxy's HTML page, a ticket that
