@@ -1,4 +1,5 @@
 /** Pieces the start-up tests share in process and through the real entry point. */
+import assert from "node:assert/strict";
 import { ENV_VARS } from "../src/config.ts";
 import { MAIN } from "./server_args.ts";
 
@@ -86,3 +87,25 @@ export const BAD_SETTINGS: [Record<string, string>, RegExp][] = [
     /Cannot read PROXMOX_CA_FILE \/nonexistent\/ca.pem/,
   ],
 ];
+
+/**
+ * Asserts a start refused as main.ts refuses a bad setting: exit code 2 and
+ * one stderr line matching `expected`, with no configured secret echoed.
+ */
+export function assertRefused(
+  r: { code: number; stderr: string },
+  env: Record<string, string>,
+  expected: RegExp,
+): void {
+  assert.equal(r.code, 2, `exit code for ${JSON.stringify(env)}: ${r.stderr}`);
+  assert.match(r.stderr, expected);
+  assert.equal(r.stderr.trim().split("\n").length, 1, `one line: ${r.stderr}`);
+  for (const secret of ["s3cret-passw0rd", "tok-secret-1234", "short"]) {
+    if (env.MCP_AUTH_TOKEN === secret || env.PROXMOX_PASSWORD === secret) {
+      assert.ok(
+        !r.stderr.includes(`: ${secret}`) && !r.stderr.includes(`'${secret}'`),
+        "secret echoed",
+      );
+    }
+  }
+}
