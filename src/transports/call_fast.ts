@@ -7,7 +7,7 @@
  * answered here: its arguments checked with the same schema the SDK is given
  * (server.ts's registration()), the same callTool() run, its output checked,
  * and the answer written as the SDK writes it, byte for byte
- * (tests/call_fast_test.ts compares both on the same calls, errors included).
+ * (tests/e2e/call_fast_test.ts compares both on the same calls, errors included).
  *
  * What could need the SDK is left to it: a tool that changes anything (it may
  * ask the human), MCP_LOCKDOWN (a read may ask too), and any request whose

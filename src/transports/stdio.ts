@@ -10,7 +10,7 @@
  * `serveStdio`: the opening is replayed to it (its duplicate answers dropped),
  * and from then on every message passes straight through.
  *
- * What this layer guarantees, whoever answers (tests/stdio_test.ts):
+ * What this layer guarantees, whoever answers (tests/e2e/stdio_test.ts):
  * - Every line gets a JSON-RPC answer or is ignored as JSON-RPC says (bad
  *   notifications and responses): not JSON → -32700; not a message object, a
  *   batch, no method, a bad `jsonrpc`/`method`/`params`, an id that is not a
