@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { ConfigError, loadConfig } from "../src/config.ts";
 import { closeAuditFiles } from "../src/safety/audit.ts";
 import { INSTRUCTIONS } from "../src/server.ts";
-import { call, callOk, connect, startSim, type TestSim } from "./helpers.ts";
+import { call, callOk, connect, startSim, writes } from "./helpers.ts";
 import { configFile, entry, sdkOpening } from "./cluster_helpers.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -27,9 +27,6 @@ const LISTINGS = [
   "proxmox_list_content",
   "proxmox_list_backups",
 ];
-
-const writes = (sim: TestSim) =>
-  sim.requests.filter((r) => r.method !== "GET" && r.path !== "/access/ticket");
 
 /** loadConfig's error for this file (and environment). */
 async function configError(

@@ -11,6 +11,7 @@ import {
   appTransport,
   call,
   connect,
+  execPosts,
   simEnv,
   startSim,
   testClient,
@@ -207,13 +208,6 @@ async function answeringApp(
       setLogWriter();
     },
   };
-}
-
-/** How many guest-agent exec POSTs reached `sim`. */
-function execPosts(sim: Awaited<ReturnType<typeof startSim>>): number {
-  return sim.requests.filter((r) =>
-    r.method === "POST" && r.path.endsWith("/agent/exec")
-  ).length;
 }
 
 Deno.test("2026-07-28: the answer round posted again is refused as already used, nothing sent: execute_command, write_file_vm, add_firewall_rule, restore_backup without vmid", async () => {

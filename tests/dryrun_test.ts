@@ -13,12 +13,10 @@ import {
   type ElicitParams,
   simEnv,
   startSim,
+  writes,
 } from "./helpers.ts";
 
 type Req = { method: string; path: string; rawPath: string; params: unknown };
-const writes = (sim: { requests: Req[] }) =>
-  sim.requests.filter((r) => r.method !== "GET" && r.path !== "/access/ticket");
-
 /** Valid arguments for every changing tool against the seeded simulator. */
 const VALID: Record<string, Record<string, unknown>> = {
   proxmox_start_vm: { vmid: 102 },

@@ -24,9 +24,11 @@ export { MAIN } from "./server_args.ts";
 
 export {
   defaultPveVersion,
+  execPosts,
   officialSchema,
   startSim,
   type TestSim,
+  writes,
 } from "./sim_helpers.ts";
 
 /** An MCP client's initialize parameters (protocol 2025-06-18), as client `name`. */

@@ -25,20 +25,15 @@ import {
   assertNoSecrets,
   call,
   type ElicitAnswer,
+  execPosts,
   simEnv,
   startSim,
   testClient,
+  writes,
 } from "./helpers.ts";
 
 const SECRET = "replica-state-secret-0123456789abcdef";
 const OTHER = "another-state-secret-0123456789abcdef";
-
-const writes = (sim: { requests: { method: string; path: string }[] }) =>
-  sim.requests.filter((r) => r.method !== "GET" && r.path !== "/access/ticket");
-const execs = (sim: { requests: { method: string; path: string }[] }) =>
-  sim.requests.filter((r) =>
-    r.method === "POST" && r.path.endsWith("/agent/exec")
-  ).length;
 
 interface Replicas extends AsyncDisposable {
   client: Client;
@@ -155,7 +150,7 @@ Deno.test("replicas with different MCP_STATE_SECRETs: B refuses the confirmation
     assert.match(res.text, /cannot be released: .*another key/);
     assert.match(res.text, /calling again runs it again/);
     assert.ok(!res.text.includes("held-on-A"), "the output stays held");
-    assert.equal(execs(sim), 1, "B ran nothing");
+    assert.equal(execPosts(sim), 1, "B ran nothing");
   }
 });
 

@@ -15,9 +15,7 @@ import {
 } from "./helpers.ts";
 import { startSim, type TestSim } from "./sim_helpers.ts";
 
-/** Requests that change something (the login excepted). */
-export const writes = (sim: { requests: { method: string; path: string }[] }) =>
-  sim.requests.filter((r) => r.method !== "GET" && r.path !== "/access/ticket");
+export { writes } from "./sim_helpers.ts";
 
 /** A client whose human answers with `answer`, recording each question. */
 export function human(

@@ -21,13 +21,10 @@ import {
   simEnv,
   startSim,
   testClient,
+  writes,
 } from "./helpers.ts";
 
 type Sim = Awaited<ReturnType<typeof startSim>>;
-
-/** Requests that change something (the login excepted). */
-const writes = (sim: Sim) =>
-  sim.requests.filter((r) => r.method !== "GET" && r.path !== "/access/ticket");
 
 const SEEDED_BACKUP =
   "local:backup/vzdump-qemu-101-2026_11_20-03_00_00.vma.zst";

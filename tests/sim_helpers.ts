@@ -128,3 +128,21 @@ export async function startCli(
     },
   };
 }
+
+/** The requests to a simulator that change something (the login excepted). */
+export function writes<R extends { method: string; path: string }>(
+  sim: { requests: readonly R[] },
+): R[] {
+  return sim.requests.filter((r) =>
+    r.method !== "GET" && r.path !== "/access/ticket"
+  );
+}
+
+/** How many guest-agent exec POSTs reached a simulator. */
+export function execPosts(
+  sim: { requests: readonly { method: string; path: string }[] },
+): number {
+  return sim.requests.filter((r) =>
+    r.method === "POST" && r.path.endsWith("/agent/exec")
+  ).length;
+}

@@ -19,13 +19,10 @@ import {
   openingRequests,
   simEnv,
   startSim,
-  type TestSim,
+  writes,
 } from "../helpers.ts";
 import { configFile, entry, sdkOpening } from "../cluster_helpers.ts";
 import { assertRefused, BAD_SETTINGS, BASE, start } from "../config_helpers.ts";
-
-const writes = (sim: TestSim) =>
-  sim.requests.filter((r) => r.method !== "GET" && r.path !== "/access/ticket");
 
 Deno.test("a bad or missing setting stops the process with one line naming it, exit code 2", async () => {
   for (const [env, expected] of BAD_SETTINGS) {

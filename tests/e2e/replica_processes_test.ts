@@ -12,20 +12,15 @@ import assert from "node:assert/strict";
 import {
   call,
   type ElicitAnswer,
+  execPosts,
   simEnv,
   startSim,
   testClient,
+  writes,
 } from "../helpers.ts";
 import { spawnHttp } from "../http_server.ts";
 
 const SECRET = "replica-state-secret-0123456789abcdef";
-
-const writes = (sim: { requests: { method: string; path: string }[] }) =>
-  sim.requests.filter((r) => r.method !== "GET" && r.path !== "/access/ticket");
-const execs = (sim: { requests: { method: string; path: string }[] }) =>
-  sim.requests.filter((r) =>
-    r.method === "POST" && r.path.endsWith("/agent/exec")
-  ).length;
 
 /**
  * A 2026-07-28 client of two server processes whose human accepts every
@@ -105,7 +100,7 @@ Deno.test("two server processes sharing MCP_STATE_SECRET: each answer taken by t
     "one delete, one exec: nothing twice",
   );
   assert.ok(!sim.cluster.guests.has(106));
-  assert.equal(execs(sim), 1, "the command ran once, in B");
+  assert.equal(execPosts(sim), 1, "the command ran once, in B");
   assert.match(b.stderr(), /proxmox_delete_vm ok/);
   assert.match(b.stderr(), /proxmox_execute_command asks the human to release/);
   assert.doesNotMatch(a.stderr(), /proxmox_execute_command ok/);
