@@ -4,10 +4,12 @@
  * questions, restricted tokens, the audit trail's lines and the secrets a
  * run must never show.
  */
+import type { Client } from "@modelcontextprotocol/client";
 import assert from "node:assert/strict";
 import { closeAuditFiles } from "../src/safety/audit.ts";
 import {
   call,
+  callOk,
   type Connected,
   type ElicitAnswer,
   type ElicitParams,
@@ -154,4 +156,17 @@ export function assertNowhere(
       assert.ok(!out.includes(sec), `a secret (${tag}) in ${tool}'s result`);
     }
   }
+}
+
+/** The VMIDs proxmox_list_vms lists, in order. */
+export async function listedVmids(client: Client): Promise<unknown[]> {
+  const vms = await callOk(client, "proxmox_list_vms");
+  return vms.rows.map((r: unknown[]) => r[0]);
+}
+
+/** The INFO line that states the scope: there is exactly one. */
+export function scopeLine(log: string): string {
+  const lines = log.split("\n").filter((l) => l.includes("Scope: "));
+  assert.equal(lines.length, 1, log);
+  return lines[0];
 }

@@ -4,7 +4,6 @@
  * listing and refused by every tool before any write; a protected guest is
  * read-only to the server. Driven by the SDK client against the simulator.
  */
-import type { Client } from "@modelcontextprotocol/client";
 import assert from "node:assert/strict";
 import { boot } from "../src/app.ts";
 import { loadConfig } from "../src/config.ts";
@@ -23,6 +22,7 @@ import {
   testClient,
   writes,
 } from "./helpers.ts";
+import { listedVmids, scopeLine } from "./safety_helpers.ts";
 
 type Sim = Awaited<ReturnType<typeof startSim>>;
 
@@ -88,19 +88,6 @@ function acceptingHuman() {
       return { action: "accept" as const, content: { confirm: true } };
     },
   };
-}
-
-/** The VMIDs proxmox_list_vms lists, in order. */
-async function listedVmids(client: Client): Promise<unknown[]> {
-  const vms = await callOk(client, "proxmox_list_vms");
-  return vms.rows.map((r: unknown[]) => r[0]);
-}
-
-/** The INFO line that states the scope: there is exactly one. */
-function scopeLine(log: string): string {
-  const lines = log.split("\n").filter((l) => l.includes("Scope: "));
-  assert.equal(lines.length, 1, log);
-  return lines[0];
 }
 
 Deno.test("every tool that changes something has a case in this file's table", () => {

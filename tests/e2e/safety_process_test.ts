@@ -11,7 +11,16 @@
  */
 import assert from "node:assert/strict";
 import { GUEST_OUTPUT } from "../../src/safety/untrusted.ts";
-import { call, callOk, connect, MAIN, simEnv, startSim } from "../helpers.ts";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/client";
+import {
+  call,
+  callOk,
+  connect,
+  MAIN,
+  simEnv,
+  startSim,
+  testClient,
+} from "../helpers.ts";
 import { CONFIG, readError, readJson, SUMMARY } from "../resource_helpers.ts";
 import {
   assertNowhere,
@@ -19,9 +28,11 @@ import {
   commandSecrets,
   human,
   linesOf,
+  listedVmids,
   operatorOf105,
   type Run,
   run,
+  scopeLine,
   secret,
   stderrAudit,
   tokenEnv,
@@ -29,6 +40,7 @@ import {
   writes,
 } from "../safety_helpers.ts";
 import { serverArgs } from "../server_args.ts";
+import { spawnHttp } from "../http_server.ts";
 
 Deno.test("through the real entry point over stdio: the question reaches the client and a decline sends nothing", async () => {
   await using sim = await startSim();
@@ -288,4 +300,54 @@ Deno.test("real entry point: an audit file that exists with a loose mode is appe
     assert.deepEqual(lines[0], { earlier: true });
     assert.equal(lines[1].tool, "proxmox_start_vm");
   });
+});
+
+Deno.test("the real entry point over stdio: scope filters and refuses with 0 writes, the INFO line appears once", async () => {
+  await using sim = await startSim();
+  await using s = await connect({
+    process: true,
+    env: {
+      ...simEnv(sim),
+      LOG_LEVEL: "INFO",
+      MCP_ALLOWED_VMIDS: "100-105",
+      MCP_ALLOWED_NODES: "pve1,pve2",
+    },
+  });
+  // The first calls are answered before the SDK loads (call_fast.ts).
+  assert.deepEqual(await listedVmids(s.client), [100, 101, 102, 103, 104, 105]);
+  sim.cluster.guests.get(104)!.config.tags = "mcp-protected";
+  sim.requests.length = 0;
+  const outside = await call(s.client, "proxmox_delete_vm", { vmid: 106 });
+  assert.match(outside.text, /VMID 106 is outside this server's scope/);
+  const prot = await call(s.client, "proxmox_stop_vm", { vmid: 104 });
+  assert.match(prot.text, /carries the tag 'mcp-protected'/);
+  assert.deepEqual(writes(sim), []);
+  await callOk(s.client, "proxmox_get_vm_stats", { vmid: 104 });
+  assert.match(
+    scopeLine(s.stderr()),
+    /Scope: VMIDs 100-105; nodes pve1,pve2\./,
+  );
+});
+
+Deno.test("the real entry point over HTTP: one INFO line for the process, however many clients and calls", async () => {
+  await using sim = await startSim();
+  const token = "scope-test-token-0123456789";
+  await using server = await spawnHttp({
+    ...simEnv(sim),
+    MCP_AUTH_TOKEN: token,
+    LOG_LEVEL: "INFO",
+    MCP_ALLOWED_VMIDS: "100-105",
+  });
+  for (const era of ["2026-07-28", "2025-11-25"] as const) {
+    const client = testClient({ era }, "scope-test");
+    await client.connect(
+      new StreamableHTTPClientTransport(new URL(`${server.base}/mcp`), {
+        authProvider: { token: () => Promise.resolve(token) },
+      }),
+    );
+    const vms = await callOk(client, "proxmox_list_vms");
+    assert.equal(vms.total, 6, era);
+    await client.close();
+  }
+  assert.match(scopeLine(server.stderr()), /INFO main: Scope: VMIDs 100-105\./);
 });
