@@ -71,12 +71,19 @@ export function sideBySide<E extends AsyncDisposable>(
 export function movableClock(): { advance(ms: number): void } & Disposable {
   const now = Date.now;
   let ahead = 0;
-  Date.now = () => now() + ahead;
+  const moved = () => now() + ahead;
+  Date.now = moved;
   return {
     advance: (ms) => {
       ahead += ms;
     },
     [Symbol.dispose]: () => {
+      // Another patch over this one would be undone (or redone) by restoring.
+      if (Date.now !== moved) {
+        throw new Error(
+          "movableClock: Date.now was replaced again; clocks must end in reverse order",
+        );
+      }
       Date.now = now;
     },
   };
@@ -97,7 +104,11 @@ export function holdNextTask(
   const cluster = sim.cluster;
   const { promise, resolve } = Promise.withResolvers<void>();
   const startTask = cluster.startTask;
-  cluster.startTask = function (opts, work) {
+  const holding: typeof startTask = function (
+    this: typeof cluster,
+    opts,
+    work,
+  ) {
     if (opts.type !== type) return startTask.call(this, opts, work);
     cluster.startTask = startTask;
     return startTask.call(this, opts, async (t) => {
@@ -111,10 +122,18 @@ export function holdNextTask(
       });
     });
   };
+  cluster.startTask = holding;
   return {
     release: () => resolve(),
     [Symbol.dispose]: () => {
       resolve();
+      // Held and restored already, or still waiting: anything else is a
+      // second hold on this simulator that restoring would drop.
+      if (cluster.startTask !== holding && cluster.startTask !== startTask) {
+        throw new Error(
+          "holdNextTask: another hold on this simulator is still in place",
+        );
+      }
       cluster.startTask = startTask;
     },
   };

@@ -9,3 +9,4 @@ import "../resources_test.ts";
 import "../ip_test.ts";
 import "../base64url_test.ts";
 import "../suites_test.ts";
+import "../tool_helpers_test.ts";
