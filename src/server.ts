@@ -53,7 +53,12 @@ import {
   untrustedFields,
   withholdError,
 } from "./safety/untrusted.ts";
-import { DryRunResult, dryRunResult, maskArgs } from "./safety/dryrun.ts";
+import {
+  DryRunResult,
+  dryRunResult,
+  dryRunStopped,
+  maskArgs,
+} from "./safety/dryrun.ts";
 
 const log = logger("tool");
 
@@ -447,12 +452,7 @@ async function runCall(
     }
     const planned = callRecord.getStore();
     if (dryRun && planned?.writes.length) {
-      // A step needs what an earlier, unsent one would have made.
-      text = `Dry run${
-        named ? ` on cluster '${named}'` : ""
-      }: planning stopped after ${planned.writes.length} request(s): ${text}\n${
-        JSON.stringify(dryRunResult(planned).requests)
-      }`;
+      text = dryRunStopped(planned, text, named);
     }
     log.info(`${label} error ${ms}ms: ${text.split("\n")[0]}`);
     return { content: [{ type: "text", text }], isError: true };

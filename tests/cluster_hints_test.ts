@@ -119,3 +119,28 @@ Deno.test("a file cluster whose limits come from MCP_ALLOWED_VMIDS / MCP_ALLOWED
   assert.match(node.text, /not in MCP_ALLOWED_NODES=pve2/);
   assert.doesNotMatch(vmid.text + node.text, /allowedVmids|allowedNodes/);
 });
+
+Deno.test("among several clusters, a dry run whose planning stops names the cluster", async () => {
+  await using a = await startSim();
+  await using b = await startSim();
+  await using file = await configFile({
+    clusters: { home: entry(a), lab: entry(b) },
+  });
+  await using s = await connect({ env: { PROXMOX_CONFIG: file.path } });
+  b.faults.inject({
+    method: "GET",
+    path: "/nodes/pve1/qemu/100/pending",
+    fault: { kind: "status", status: 500, message: "boom" },
+  });
+  const r = await call(s.client, "proxmox_update_vm", {
+    cluster: "lab",
+    vmid: 100,
+    cores: 4,
+    dry_run: true,
+  });
+  assert.equal(r.isError, true);
+  assert.match(
+    r.text,
+    /^Dry run on cluster 'lab': planning stopped after 1 request\(s\)/,
+  );
+});

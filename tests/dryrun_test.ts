@@ -281,3 +281,27 @@ for (const era of ["2025-11-25", "2026-07-28"] as const) {
     assert.deepEqual(writes(sim).length, 1);
   });
 }
+
+Deno.test("a dry run whose planning fails after a planned write says so, lists the requests planned so far, and sends nothing", async () => {
+  await using sim = await startSim();
+  await using s = await connect({ env: simEnv(sim) });
+  // update_vm reads the pending changes after its (planned) PUT.
+  sim.faults.inject({
+    method: "GET",
+    path: "/nodes/pve1/qemu/100/pending",
+    fault: { kind: "status", status: 500, message: "boom" },
+  });
+  const r = await call(s.client, "proxmox_update_vm", {
+    vmid: 100,
+    cores: 4,
+    dry_run: true,
+  });
+  assert.equal(r.isError, true);
+  assert.match(
+    r.text,
+    /^Dry run: planning stopped after 1 request\(s\): .*boom/,
+  );
+  const planned = JSON.parse(r.text.split("\n").at(-1)!);
+  assert.deepEqual(planned.map((q: { method: string }) => q.method), ["PUT"]);
+  assert.deepEqual(writes(sim), []);
+});

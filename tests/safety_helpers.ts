@@ -13,11 +13,13 @@ import {
   type Connected,
   type ElicitAnswer,
   type ElicitParams,
+  testClient,
   type ToolResult,
 } from "./helpers.ts";
 import { startSim, type TestSim } from "./sim_helpers.ts";
 
-export { writes } from "./sim_helpers.ts";
+import { writes } from "./sim_helpers.ts";
+export { writes };
 
 /** A client whose human answers with `answer`, recording each question. */
 export function human(
@@ -169,4 +171,48 @@ export function scopeLine(log: string): string {
   const lines = log.split("\n").filter((l) => l.includes("Scope: "));
   assert.equal(lines.length, 1, log);
   return lines[0];
+}
+
+/** The scope the entry-point scope scenario runs under (with simEnv). */
+export const SCOPE_ENV = {
+  LOG_LEVEL: "INFO",
+  MCP_ALLOWED_VMIDS: "100-105",
+  MCP_ALLOWED_NODES: "pve1,pve2",
+};
+
+/**
+ * A server started with SCOPE_ENV lists only 100-105, refuses a guest
+ * outside and a protected one with 0 writes, still reads the protected one,
+ * and logs its Scope line once.
+ */
+export async function scopeScenario(s: Connected, sim: TestSim): Promise<void> {
+  assert.deepEqual(await listedVmids(s.client), [100, 101, 102, 103, 104, 105]);
+  sim.cluster.guests.get(104)!.config.tags = "mcp-protected";
+  sim.requests.length = 0;
+  const outside = await call(s.client, "proxmox_delete_vm", { vmid: 106 });
+  assert.match(outside.text, /VMID 106 is outside this server's scope/);
+  const prot = await call(s.client, "proxmox_stop_vm", { vmid: 104 });
+  assert.match(prot.text, /carries the tag 'mcp-protected'/);
+  assert.deepEqual(writes(sim), []);
+  await callOk(s.client, "proxmox_get_vm_stats", { vmid: 104 });
+  assert.match(
+    scopeLine(s.stderr()),
+    /Scope: VMIDs 100-105; nodes pve1,pve2\./,
+  );
+}
+
+/**
+ * A client of each era connects over `transport()` (a server with
+ * MCP_ALLOWED_VMIDS=100-105) and lists the 6 guests in scope.
+ */
+export async function listInScopeEachEra(
+  transport: () => Parameters<Client["connect"]>[0],
+): Promise<void> {
+  for (const era of ["2026-07-28", "2025-11-25"] as const) {
+    const client = testClient({ era }, "scope-test");
+    await client.connect(transport());
+    const vms = await callOk(client, "proxmox_list_vms");
+    assert.equal(vms.total, 6, era);
+    await client.close();
+  }
 }

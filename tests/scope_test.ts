@@ -19,10 +19,15 @@ import {
   type ElicitParams,
   simEnv,
   startSim,
-  testClient,
   writes,
 } from "./helpers.ts";
-import { listedVmids, scopeLine } from "./safety_helpers.ts";
+import {
+  listedVmids,
+  listInScopeEachEra,
+  SCOPE_ENV,
+  scopeLine,
+  scopeScenario,
+} from "./safety_helpers.ts";
 
 type Sim = Awaited<ReturnType<typeof startSim>>;
 
@@ -498,34 +503,8 @@ Deno.test("one INFO line at start states scope, protection, read-only, toolsets 
 
 Deno.test("at INFO, scope filters and refuses with 0 writes, a protected guest is still read, and the INFO line appears once", async () => {
   await using sim = await startSim();
-  await using s = await connect({
-    env: {
-      ...simEnv(sim),
-      LOG_LEVEL: "INFO",
-      MCP_ALLOWED_VMIDS: "100-105",
-      MCP_ALLOWED_NODES: "pve1,pve2",
-    },
-  });
-  assert.deepEqual(await listedVmids(s.client), [
-    100,
-    101,
-    102,
-    103,
-    104,
-    105,
-  ]);
-  sim.cluster.guests.get(104)!.config.tags = "mcp-protected";
-  sim.requests.length = 0;
-  const outside = await call(s.client, "proxmox_delete_vm", { vmid: 106 });
-  assert.match(outside.text, /VMID 106 is outside this server's scope/);
-  const prot = await call(s.client, "proxmox_stop_vm", { vmid: 104 });
-  assert.match(prot.text, /carries the tag 'mcp-protected'/);
-  assert.deepEqual(writes(sim), []);
-  await callOk(s.client, "proxmox_get_vm_stats", { vmid: 104 });
-  assert.match(
-    scopeLine(s.stderr()),
-    /Scope: VMIDs 100-105; nodes pve1,pve2\./,
-  );
+  await using s = await connect({ env: { ...simEnv(sim), ...SCOPE_ENV } });
+  await scopeScenario(s, sim);
 });
 
 Deno.test("over HTTP: one INFO line for the server, however many clients (both eras) and calls", async () => {
@@ -547,19 +526,13 @@ Deno.test("over HTTP: one INFO line for the server, however many clients (both e
   try {
     const app = createHttpApp(await boot(parsed.config));
     try {
-      for (const era of ["2026-07-28", "2025-11-25"] as const) {
-        const client = testClient({ era }, "scope-test");
-        await client.connect(
-          appTransport(parsed.config.port, (url, init) => {
-            const headers = new Headers(init.headers);
-            headers.set("authorization", `Bearer ${token}`);
-            return app.fetch(new Request(url, { ...init, headers }));
-          }),
-        );
-        const vms = await callOk(client, "proxmox_list_vms");
-        assert.equal(vms.total, 6, era);
-        await client.close();
-      }
+      await listInScopeEachEra(() =>
+        appTransport(parsed.config.port, (url, init) => {
+          const headers = new Headers(init.headers);
+          headers.set("authorization", `Bearer ${token}`);
+          return app.fetch(new Request(url, { ...init, headers }));
+        })
+      );
     } finally {
       await app.shutdown();
     }

@@ -54,6 +54,11 @@ function plannedRequests(record: CallRecord): PlannedRequest[] {
   });
 }
 
+/** `Dry run`, or among several clusters `Dry run on cluster 'lab'`. */
+function dryRunOn(cluster?: string): string {
+  return cluster === undefined ? "Dry run" : `Dry run on cluster '${cluster}'`;
+}
+
 /**
  * The result of a dry run that went through; `cluster`: among several, the
  * one it planned on, named in the note.
@@ -63,14 +68,34 @@ export function dryRunResult(
   cluster?: string,
 ): DryRunResult {
   const requests = plannedRequests(record);
-  const on = cluster === undefined ? "" : ` on cluster '${cluster}'`;
   return {
     dry_run: true,
     requests,
     note: requests.length
-      ? `Dry run${on}: nothing was sent. These ${requests.length} request(s) would be sent to Proxmox, in this order (tasks not waited for; task-dependent values such as a digest are read at run time)`
-      : `Dry run${on}: nothing was sent, and this call would send no change to Proxmox (the guest is already as asked)`,
+      ? `${
+        dryRunOn(cluster)
+      }: nothing was sent. These ${requests.length} request(s) would be sent to Proxmox, in this order (tasks not waited for; task-dependent values such as a digest are read at run time)`
+      : `${
+        dryRunOn(cluster)
+      }: nothing was sent, and this call would send no change to Proxmox (the guest is already as asked)`,
   };
+}
+
+/**
+ * The error of a dry run whose planning stopped at `error` (a step needs
+ * what an earlier, unsent one would have made), with the requests planned
+ * so far.
+ */
+export function dryRunStopped(
+  record: CallRecord,
+  error: string,
+  cluster?: string,
+): string {
+  return `${
+    dryRunOn(cluster)
+  }: planning stopped after ${record.writes.length} request(s): ${error}\n${
+    JSON.stringify(plannedRequests(record))
+  }`;
 }
 
 /**

@@ -88,17 +88,14 @@ Deno.test("the bundle, started alone in an empty directory with the start task's
 });
 
 Deno.test("the bundle is built minified with code splitting for the deno platform, and run without a config", async () => {
-  assert.deepEqual(bundleArgs("out"), [
-    "bundle",
-    "--quiet",
-    "--platform",
-    "deno",
-    "--minify",
-    "--code-splitting",
-    "--outdir",
-    "out",
-    "src/main.ts",
-  ]);
+  const args = bundleArgs("out");
+  assert.equal(args[0], "bundle");
+  assert.equal(args[args.indexOf("--platform") + 1], "deno");
+  assert.equal(args[args.indexOf("--outdir") + 1], "out");
+  for (const flag of ["--minify", "--code-splitting"]) {
+    assert.ok(args.includes(flag), flag);
+  }
+  assert.equal(args.at(-1), "src/main.ts");
   const flags = await bundleRunFlags();
   assert.equal(flags[0], "--no-config");
   // deno.json's unstable features still apply.

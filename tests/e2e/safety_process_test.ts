@@ -12,15 +12,7 @@
 import assert from "node:assert/strict";
 import { GUEST_OUTPUT } from "../../src/safety/untrusted.ts";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/client";
-import {
-  call,
-  callOk,
-  connect,
-  MAIN,
-  simEnv,
-  startSim,
-  testClient,
-} from "../helpers.ts";
+import { call, callOk, connect, MAIN, simEnv, startSim } from "../helpers.ts";
 import { CONFIG, readError, readJson, SUMMARY } from "../resource_helpers.ts";
 import {
   assertNowhere,
@@ -28,11 +20,13 @@ import {
   commandSecrets,
   human,
   linesOf,
-  listedVmids,
+  listInScopeEachEra,
   operatorOf105,
   type Run,
   run,
+  SCOPE_ENV,
   scopeLine,
+  scopeScenario,
   secret,
   stderrAudit,
   tokenEnv,
@@ -304,29 +298,12 @@ Deno.test("real entry point: an audit file that exists with a loose mode is appe
 
 Deno.test("the real entry point over stdio: scope filters and refuses with 0 writes, the INFO line appears once", async () => {
   await using sim = await startSim();
+  // The first calls are answered before the SDK loads (call_fast.ts).
   await using s = await connect({
     process: true,
-    env: {
-      ...simEnv(sim),
-      LOG_LEVEL: "INFO",
-      MCP_ALLOWED_VMIDS: "100-105",
-      MCP_ALLOWED_NODES: "pve1,pve2",
-    },
+    env: { ...simEnv(sim), ...SCOPE_ENV },
   });
-  // The first calls are answered before the SDK loads (call_fast.ts).
-  assert.deepEqual(await listedVmids(s.client), [100, 101, 102, 103, 104, 105]);
-  sim.cluster.guests.get(104)!.config.tags = "mcp-protected";
-  sim.requests.length = 0;
-  const outside = await call(s.client, "proxmox_delete_vm", { vmid: 106 });
-  assert.match(outside.text, /VMID 106 is outside this server's scope/);
-  const prot = await call(s.client, "proxmox_stop_vm", { vmid: 104 });
-  assert.match(prot.text, /carries the tag 'mcp-protected'/);
-  assert.deepEqual(writes(sim), []);
-  await callOk(s.client, "proxmox_get_vm_stats", { vmid: 104 });
-  assert.match(
-    scopeLine(s.stderr()),
-    /Scope: VMIDs 100-105; nodes pve1,pve2\./,
-  );
+  await scopeScenario(s, sim);
 });
 
 Deno.test("the real entry point over HTTP: one INFO line for the process, however many clients and calls", async () => {
@@ -338,16 +315,10 @@ Deno.test("the real entry point over HTTP: one INFO line for the process, howeve
     LOG_LEVEL: "INFO",
     MCP_ALLOWED_VMIDS: "100-105",
   });
-  for (const era of ["2026-07-28", "2025-11-25"] as const) {
-    const client = testClient({ era }, "scope-test");
-    await client.connect(
-      new StreamableHTTPClientTransport(new URL(`${server.base}/mcp`), {
-        authProvider: { token: () => Promise.resolve(token) },
-      }),
-    );
-    const vms = await callOk(client, "proxmox_list_vms");
-    assert.equal(vms.total, 6, era);
-    await client.close();
-  }
+  await listInScopeEachEra(() =>
+    new StreamableHTTPClientTransport(new URL(`${server.base}/mcp`), {
+      authProvider: { token: () => Promise.resolve(token) },
+    })
+  );
   assert.match(scopeLine(server.stderr()), /INFO main: Scope: VMIDs 100-105\./);
 });
